@@ -1,0 +1,28 @@
+"""The original CASA-session API, on top of qa2: ``from QA2_Packaging_module import *``.
+
+Same behaviour as ``qa2 package`` / ``qa2 stage``; problems raise :class:`Qa2Error` (a
+``RuntimeError``-like exception whose message names the path or value and the rule).
+"""
+
+from __future__ import annotations
+
+from qa2core.engine import Report, package
+from qa2core.errors import Qa2Error
+
+__all__ = ["QA_Packager", "QA_Pipeline_Stager", "Qa2Error"]
+
+
+def QA_Packager(origpath, readme, packpath, PIscript="", style="", mode="fake",
+                append="", noms=True) -> Report:
+    """Package the reduction directory ``origpath`` into ``packpath`` (see ``qa2 package``)."""
+    return package(origpath, packpath, readme_path=readme or None, piscript=PIscript or None,
+                   style=style, mode=mode, append=append or "none", noms=noms)
+
+
+def QA_Pipeline_Stager(pipeline_root, staged_root, mode="copy", PIscript="",
+                       PIPE_README=""):
+    """Stage a pipeline run into a delivery tree (see ``qa2 stage``)."""
+    from qa2core.engine import stage
+
+    return stage(pipeline_root, staged_root, mode=mode, piscript=PIscript or None,
+                 pipe_readme=PIPE_README or None)

@@ -1,0 +1,60 @@
+"""What goes where in a manual interferometric package (domain.md §2.3, §2.5), as tables."""
+
+from __future__ import annotations
+
+from qa2core import ItemType
+from qa2core.rules import COMMON_SKIPS, NameRule
+
+TABLE = (ItemType.TABLE,)
+
+CALIBRATION_SCRIPT = "*.ms.scriptForCalibration.py"
+SD_SCRIPTS = ("*.scriptForSDCalibration.py", "scriptForSDimaging.py", "*.scriptForSDcalibration.py")
+PIPELINE_MARKERS = ("PPR_*.xml", "*pprequest.xml", "*casa_pipescript.py",
+                    "*casa_piperestorescript.py", "*pipeline_manifest.xml")
+
+# Where QA2 report material lives in manual reductions (es.generateQA2Report output dirs,
+# calibration plot dirs); files below such a directory go to qa/ with the directory kept.
+QA_DIRS = ("*.qa2", "qa2", "qa", "QA2", "*.calibration.plots", "*_qa2_*")
+
+# kind -> member subdirectory; kinds missing here are handled by the layout functions.
+DEST_DIR: dict[str, str] = {
+    "calibration_script": "script",
+    "flux_script": "script",
+    "imagingprep_script": "script",
+    "pol_script": "script",
+    "imaging_script": "script",
+    "ephemeris": "calibration",
+    "fits_image": "product",
+    "casa_log": "log",
+    "qa_report": "qa",
+}
+
+RULES: tuple[NameRule, ...] = (
+    NameRule("calibration_script", (CALIBRATION_SCRIPT,)),
+    NameRule("flux_script", ("scriptForFluxCalibration.py",)),
+    NameRule("imagingprep_script", ("scriptForImagingPrep.py",), requires="accepts_imagingprep"),
+    NameRule("imagingprep_script", ("scriptForImagingPrep.py",),
+             skip="scriptForImagingPrep.py is not recognised by this style (cycle3 and later)"),
+    NameRule("pol_script", ("scriptForPolCalibration.py",)),
+    NameRule("imaging_script", ("scriptForImaging.py",)),
+    NameRule("ephemeris", ("*.eph",)),
+    NameRule("fluxscale", ("*.fluxscale",)),
+    NameRule("fits_image", ("*.fits", "*.fits.gz")),
+    NameRule("casa_log", ("*.log",)),
+    NameRule("qa_report", ("*qa2_report*", "*.qa2.pdf", "*.qa2.txt")),
+    # Tables are recognised by what they are (table.info), not by where they sit.
+    NameRule("calibrated_ms", ("*.ms.split.cal", "calibrated*.ms"), TABLE, ("Measurement Set",),
+             unless="noms"),
+    NameRule("measurement_set", types=TABLE, table_types=("Measurement Set",),
+             skip="measurement set: not delivered (noms)"),
+    NameRule("caltable", types=TABLE, table_types=("Calibration",)),
+    NameRule("image", types=TABLE, table_types=("Image",)),
+    *COMMON_SKIPS,
+)
+
+# Per-EB scripts whose EBs scriptForPI needs (§8.2).
+SCRIPT_GLOBS = {
+    "flux": "script/scriptForFluxCalibration.py",
+    "imagingprep": "script/scriptForImagingPrep.py",
+    "imaging": "script/scriptForImaging.py",
+}

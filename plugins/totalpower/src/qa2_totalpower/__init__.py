@@ -1,0 +1,1 @@
+"""qa2 plugin: Total Power (single-dish) manual reductions."""

@@ -1,0 +1,249 @@
+"""The ``qa2`` command: a thin Typer layer over the engine.
+
+stdout carries results (one JSON object with ``--json``); stderr carries progress, warnings
+and errors. Exit 0 done, 1 refused or failed, 2 usage (contract.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from qa2core.errors import Qa2Error
+
+app = typer.Typer(
+    name="qa2",
+    help="Package ALMA QA2 reductions into delivery trees (QA_Packager / QA_Pipeline_Stager).",
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+)
+
+
+class Mode(StrEnum):
+    fake = "fake"
+    ticket = "ticket"
+    copy = "copy"
+    hard = "hard"
+
+
+class Append(StrEnum):
+    none = "none"
+    group = "group"
+    member = "member"
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+@contextmanager
+def _boundary(as_json: bool, base: dict[str, Any] | None = None) -> Iterator[None]:
+    """Turn Qa2Error (and OSError) into one line per problem and the contract's exit code."""
+    try:
+        yield
+    except Qa2Error as exc:
+        for line in exc.lines:
+            _err(f"qa2: error: {line}")
+        if as_json:
+            _emit({**(base or {}), "errors": list(exc.lines), "exit_code": exc.exit_code})
+        raise typer.Exit(exc.exit_code) from None
+    except OSError as exc:
+        line = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
+        _err(f"qa2: error: {line}")
+        if as_json:
+            _emit({**(base or {}), "errors": [line], "exit_code": 1})
+        raise typer.Exit(1) from None
+
+
+def _plugins() -> Any:
+    from qa2core.manager import get_plugin_manager
+
+    return get_plugin_manager()
+
+
+@app.command()
+def package(
+    origpath: Annotated[Path, typer.Argument(help="Reduction directory of one SB (or staged tree).")],
+    packpath: Annotated[Path, typer.Argument(help="Package root, named after the project code.")],
+    readme: Annotated[Path | None, typer.Option(help="README header text file.")] = None,
+    piscript: Annotated[Path | None, typer.Option(help="scriptForPI.py, or its directory.")] = None,
+    style: Annotated[str, typer.Option(help="Packaging style (see 'qa2 styles').")] = "",
+    mode: Annotated[Mode, typer.Option(help="fake | ticket | copy | hard")] = Mode.fake,
+    append: Annotated[Append, typer.Option(help="none | group | member")] = Append.none,
+    noms: Annotated[bool | None, typer.Option("--noms/--ms",
+                                              help="Leave out (default) or ship calibrated MSs; "
+                                                   "decides when --style is empty.")] = None,
+    plugin: Annotated[str | None, typer.Option(help="Skip ranking; this plugin must claim.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the plan.")] = False,
+    as_json: JsonOpt = False,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Parallel copy/compress jobs.")] = None,
+) -> None:
+    """Package ORIGPATH into PACKPATH (QA_Packager)."""
+    from qa2core import engine
+
+    base = {"plugin": None, "style": style, "mode": mode.value, "files": [], "warnings": []}
+    with _boundary(as_json, base):
+        report = engine.package(
+            origpath, packpath, readme_path=readme, piscript=piscript, style=style,
+            mode=mode.value, append=append.value, noms=noms, plugin=plugin, dry_run=dry_run,
+            jobs=jobs, plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"),
+        )
+    for line in report.notes:
+        _err(f"qa2: note: {line}")
+    for line in report.warnings:
+        _err(f"qa2: warning: {line}")
+    if as_json:
+        _emit(report.to_json())
+        return
+    _print_package_summary(report)
+
+
+def _print_package_summary(report: Any) -> None:
+    from qa2core import readme
+
+    print(readme.tree_listing(report.member, report.listing), end="")
+    verb = "would write" if report.dry_run else "wrote"
+    _err(f"qa2: {report.plugin} {verb} {len(report.files)} entries ({report.package_bytes} bytes, "
+         f"mode {report.mode}) to {Path(report.packpath) / report.member}")
+    if report.ticket:
+        _err(f"qa2: ticket: {report.ticket}")
+
+
+@app.command()
+def detect(
+    origpath: Annotated[Path, typer.Argument(help="Reduction directory to look at.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the plugin that claims ORIGPATH, and every claim."""
+    from qa2core import engine
+
+    with _boundary(as_json, {"plugin": None, "claims": []}):
+        chosen, ranked = engine.detect(origpath, _plugins())
+    claims = [{"plugin": r.plugin, "score": r.claim.score, "reason": r.claim.reason,
+               "evidence": list(r.claim.evidence)} for r in ranked]
+    if as_json:
+        _emit({"plugin": chosen, "claims": claims})
+        return
+    print(f"{chosen}  (score {ranked[0].claim.score}: {ranked[0].claim.reason})")
+    for r in ranked[1:]:
+        print(f"  also: {r.line()}")
+
+
+@app.command()
+def plugins(as_json: JsonOpt = False) -> None:
+    """List installed plugins (entry-point group 'qa2')."""
+    with _boundary(as_json):
+        infos = _plugins().installed()
+    if as_json:
+        _emit({"plugins": [i.__dict__ | {"hooks": list(i.hooks)} for i in infos]})
+        return
+    for i in infos:
+        print(f"{i.name:<16} {i.distribution} {i.version}  hooks: {', '.join(i.hooks)}")
+
+
+@app.command()
+def styles(as_json: JsonOpt = False) -> None:
+    """List packaging styles and their switches."""
+    from dataclasses import asdict
+
+    from qa2core.styles import all_styles
+
+    rows = [asdict(s) for s in all_styles()]
+    if as_json:
+        _emit({"styles": rows})
+        return
+    for s in rows:
+        flags = [k for k, v in s.items() if v is True]
+        name = s["name"] or '""'
+        print(f"{name:<15} cycle {s['cycle']}  {', '.join(flags)}")
+        print(f"{'':<15} {s['description']}")
+
+
+@app.command()
+def inspect(
+    origpath: Annotated[Path, typer.Argument(help="Reduction directory to look at.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what qa2 sees in ORIGPATH: items, types, sizes, and how the winner classifies them."""
+    from qa2core import engine
+
+    with _boundary(as_json):
+        seen = engine.inspect(origpath, _plugins())
+    if as_json:
+        _emit(seen)
+        return
+    print(f"plugin: {seen['plugin']}")
+    for item in seen["items"]:
+        what = item["kind"] if not item["skip"] else f"skip ({item['skip']})"
+        table = f" [{item['table_type']}]" if item["table_type"] else ""
+        print(f"  {item['relpath']}{'/' if item['type'] != 'file' else ''}{table}  "
+              f"{item['size']} B  -> {what}")
+
+
+@app.command()
+def selftest(
+    workdir: Annotated[Path | None, typer.Option(help="Where to build (default: a new temp dir).")]
+    = None,
+    mode: Annotated[Mode, typer.Option(help="Packaging mode for the sample.")] = Mode.copy,
+) -> None:
+    """Build a real sample reduction (casatools + astropy), package it, and show the result."""
+    import shutil
+    import tempfile
+
+    from qa2core import engine, readme
+    from qa2core.sampledata import build_demo
+
+    work = workdir or Path(tempfile.mkdtemp(prefix="qa2-selftest-"))
+    marker = work / ".qa2-selftest"
+    if work.exists() and any(work.iterdir()):
+        if not marker.exists():
+            _err(f"qa2: error: {work}: not empty and not made by 'qa2 selftest'; choose another")
+            raise typer.Exit(1)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    _err(f"qa2: building a sample manual reduction in {work} (real MS, caltables, images)")
+    sample = build_demo(work)
+    packpath = work / sample.project
+    with _boundary(False):
+        report = engine.package(sample.root, packpath, readme_path=sample.readme_header,
+                                piscript=sample.piscript, style="cycle3-nopipe",
+                                mode=mode.value, plugins=_plugins(),
+                                progress=lambda msg: _err(f"qa2: {msg}"))
+    for line in report.warnings:
+        _err(f"qa2: warning: {line}")
+    print(readme.tree_listing(report.member, report.listing), end="")
+    print(f"\nsample reduction: {sample.root}")
+    print(f"package:          {packpath / report.member}")
+    print(f"ticket:           {report.ticket}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``qa2`` script. Unexpected errors become one line (QA2_DEBUG=1 for
+    the traceback): a reducer's terminal is no place for a stack dump."""
+    try:
+        app(args=argv)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        if os.environ.get("QA2_DEBUG"):
+            raise
+        _err(f"qa2: internal error: {exc!r} (set QA2_DEBUG=1 for the traceback; please report it)")
+        sys.exit(1)

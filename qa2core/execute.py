@@ -1,0 +1,150 @@
+"""Carry a plan out: fake, ticket, copy or hard, all-or-nothing.
+
+Everything is built under ``PACKPATH/.qa2-partial/`` (same file system, inside PACKPATH, so
+nothing is written outside it) and renamed into place at the end. The previous package is moved
+aside only once the new one is complete, and deleted only after the swap.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa2core import fileops
+from qa2core.model import Action, ItemType
+from qa2core.plan import PlannedFile
+
+PARTIAL = ".qa2-partial"
+
+
+@dataclass(frozen=True)
+class Written:
+    """One file on disk in the package (relative to PACKPATH)."""
+
+    path: str
+    sha256: str | None
+    size: int
+
+
+@dataclass
+class EntryResult:
+    entry: PlannedFile
+    action: str  # what was done: fake, copy, link, gzip, tgz, empty, mixed
+    written: list[Written] = field(default_factory=list)
+    link_fallback: bool = False  # hard mode wanted a link and the file system refused
+    copied_tables: bool = False  # hard mode copied a CASA table on purpose
+
+
+class Executor:
+    """Materialises planned files below ``member_dir`` (inside the partial directory)."""
+
+    def __init__(self, member_dir: Path, rel_prefix: str, mode: str) -> None:
+        self.member_dir = member_dir
+        self.rel_prefix = rel_prefix  # member path relative to PACKPATH, for manifest lines
+        self.mode = mode
+
+    def _rel(self, dst: Path) -> str:
+        return f"{self.rel_prefix}/{dst.relative_to(self.member_dir).as_posix()}"
+
+    def run(self, entries: tuple[PlannedFile, ...], jobs: int,
+            progress: Callable[[PlannedFile], None] | None = None) -> list[EntryResult]:
+        for sub in ("calibration", "log", "product", "qa", "script"):
+            (self.member_dir / sub).mkdir(parents=True, exist_ok=True)
+        # Big entries first so the pool's tail is short.
+        order = sorted(entries, key=lambda e: -e.bytes)
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            results = {}
+            for entry, result in zip(order, pool.map(self.one, order), strict=True):
+                results[entry.dest] = result
+                if progress:
+                    progress(entry)
+        return [results[e.dest] for e in entries]
+
+    def one(self, entry: PlannedFile) -> EntryResult:
+        dst = self.member_dir / entry.dest
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        real = self.mode in ("copy", "hard")
+        if entry.action is Action.EMPTY or not real:
+            if entry.whole_dir:
+                dst.mkdir()
+                return EntryResult(entry, "fake")
+            dst.touch(exist_ok=False)
+            return EntryResult(entry, "empty" if entry.action is Action.EMPTY else "fake",
+                               [Written(self._rel(dst), fileops.EMPTY_SHA256, 0)])
+        if entry.action is Action.GZIP:
+            sha = fileops.gzip_file(entry.sources[0], dst)
+            return EntryResult(entry, "gzip", [Written(self._rel(dst), sha, dst.stat().st_size)])
+        if entry.action is Action.TGZ:
+            sha = fileops.tgz(entry.sources, dst)
+            return EntryResult(entry, "tgz", [Written(self._rel(dst), sha, dst.stat().st_size)])
+        if entry.whole_dir:
+            return self._copy_tree(entry, dst)
+        return self._copy_or_link(entry, entry.sources[0], dst, EntryResult(entry, "copy"))
+
+    def _copy_or_link(self, entry: PlannedFile, src: Path, dst: Path,
+                      result: EntryResult) -> EntryResult:
+        if self.mode == "hard" and entry.linkable:
+            try:
+                sha = fileops.link_file(src, dst)
+                result.action = "link" if result.action in ("copy", "link") else result.action
+                result.written.append(Written(self._rel(dst), sha, dst.stat().st_size))
+                return result
+            except OSError as exc:
+                if exc.errno not in fileops.LINK_FALLBACK_ERRNOS:
+                    raise
+                result.link_fallback = True
+        sha = fileops.copy_file(src, dst)
+        result.written.append(Written(self._rel(dst), sha, dst.stat().st_size))
+        return result
+
+    def _copy_tree(self, entry: PlannedFile, dst: Path) -> EntryResult:
+        item = entry.items[0]
+        result = EntryResult(entry, "copy")
+        # casacore rewrites table files in place: a link would tie the package to the source.
+        if self.mode == "hard" and item.type is not ItemType.ASDM:
+            result.copied_tables = True
+        elif self.mode == "hard":
+            result.action = "link"
+        src_top = entry.sources[0]
+        dst.mkdir()
+        for src in fileops.iter_files(src_top):
+            target = dst / src.relative_to(src_top)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._copy_or_link(entry, src, target, result)
+        for dirpath, dirnames, _ in os.walk(src_top, followlinks=True):
+            for name in dirnames:  # empty subdirectories are part of a table too
+                (dst / Path(dirpath, name).relative_to(src_top)).mkdir(exist_ok=True)
+        return result
+
+
+def partial_dir(packpath: Path) -> Path:
+    return packpath / PARTIAL
+
+
+def recover(packpath: Path) -> str | None:
+    """Finish or undo a run that was killed, so PACKPATH holds a whole package or none.
+
+    Returns a line describing what was done, or ``None`` when there was nothing to do.
+    """
+    partial = partial_dir(packpath)
+    if not partial.exists():
+        return None
+    journal = partial / "swap"
+    note = f"{partial}: removed the leftovers of an interrupted run"
+    if journal.exists():
+        target_rel, _ = journal.read_text().split("\n", 1)
+        target = packpath / target_rel
+        previous = partial / "previous"
+        new_unit = partial / "unit"
+        if new_unit.exists() and previous.exists() and not target.exists():
+            os.rename(previous, target)  # the swap had not happened: keep the old package
+            note = f"{target}: restored the previous package after an interrupted run"
+        elif not new_unit.exists() and (partial / "manifest").exists():
+            os.replace(partial / "manifest", packpath / "manifest-sha256.txt")
+            note = f"{target}: completed an interrupted swap"
+    shutil.rmtree(partial)
+    return note

@@ -1,0 +1,62 @@
+"""Names of the OUS directory chain inside PACKPATH, and where an append puts the new unit.
+
+The packager writes placeholders (domain.md §2.2): ``sg_ouss_id/group_ouss_id/member_ouss_id``.
+Appended groups and members are numbered ``group_ouss_2_id``, ``member_ouss_2_id`` … after the
+only observed variant, Cycle 0's ``member_ouss_<date>_id`` (domain.md §9 Q2): the number keeps
+"the highest group" well defined.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa2core.errors import Qa2Error
+
+SG = "sg_ouss_id"
+_NUMBERED = re.compile(r"^(group|member)_ouss(?:_(\d+))?_id$")
+APPEND_MODES = ("none", "group", "member")
+
+
+def placeholder(level: str, number: int) -> str:
+    return f"{level}_ouss_id" if number == 1 else f"{level}_ouss_{number}_id"
+
+
+def numbers(directory: Path, level: str) -> list[int]:
+    """Numbers of the existing ``level`` placeholders in ``directory`` (1 for the bare name)."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for child in directory.iterdir():
+        m = _NUMBERED.match(child.name)
+        if m and m.group(1) == level and child.is_dir():
+            found.append(int(m.group(2) or 1))
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class Target:
+    """``unit``: the new top directory a run builds (relative to PACKPATH), renamed into place
+    in one step; ``member``: the member directory inside it (relative to PACKPATH)."""
+
+    unit: str
+    member: str
+
+
+def target(packpath: Path, append: str) -> Target:
+    sg = packpath / SG
+    groups = numbers(sg, "group")
+    if append == "none" or not sg.is_dir():
+        if append == "member":
+            raise Qa2Error(f"{packpath}: --append member needs an existing package with a group "
+                           "(none found); package it first with --append none")
+        return Target(SG, f"{SG}/{placeholder('group', 1)}/{placeholder('member', 1)}")
+    if append == "group":
+        group = placeholder("group", (groups[-1] if groups else 0) + 1)
+        return Target(f"{SG}/{group}", f"{SG}/{group}/{placeholder('member', 1)}")
+    if not groups:
+        raise Qa2Error(f"{sg}: --append member needs a group to add to, and there is none")
+    group = placeholder("group", groups[-1])
+    member = placeholder("member", (numbers(sg / group, "member") or [0])[-1] + 1)
+    return Target(f"{SG}/{group}/{member}", f"{SG}/{group}/{member}")

@@ -1,0 +1,83 @@
+"""A small toolkit for plugins that hold their domain rules as tables.
+
+A plugin lists :class:`NameRule` rows (first match wins) and calls :func:`classify`; rows can
+depend on a style switch by name, so styles stay data on both sides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from qa2core.model import UNCLASSIFIED, Collected, ItemType, SourceItem
+from qa2core.styles import Style
+
+EB_UID = re.compile(r"uid___A\d{3}_X[0-9a-f]+_X[0-9a-f]+")
+
+
+def eb_of(name: str) -> str | None:
+    """The sanitized EB (or OUS) UID in a name, e.g. ``uid___A002_Xb8e115_X1e3b``."""
+    m = EB_UID.search(name)
+    return m.group(0) if m else None
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """``kind`` for items whose base name matches one of ``patterns`` (fnmatch, case-sensitive).
+
+    ``types`` restricts the item types; ``table_types`` (for tables) the ``table.info`` Type;
+    ``requires``/``unless`` name a boolean :class:`~qa2core.styles.Style` switch that must be
+    on/off; ``skip`` makes matching items stay out with that reason.
+    """
+
+    kind: str
+    patterns: tuple[str, ...] = ("*",)
+    types: tuple[ItemType, ...] = (ItemType.FILE,)
+    table_types: tuple[str, ...] = ()
+    requires: str = ""
+    unless: str = ""
+    skip: str = ""
+
+    def matches(self, item: SourceItem, style: Style) -> bool:
+        if item.type not in self.types:
+            return False
+        if self.table_types and item.table_type not in self.table_types:
+            return False
+        if self.requires and not getattr(style, self.requires):
+            return False
+        if self.unless and getattr(style, self.unless):
+            return False
+        return any(fnmatchcase(item.name, p) for p in self.patterns)
+
+
+def classify(item: SourceItem, rules: Sequence[NameRule], style: Style) -> Collected:
+    for rule in rules:
+        if rule.matches(item, style):
+            return Collected(item, rule.kind, rule.skip)
+    return Collected(item, UNCLASSIFIED)
+
+
+def in_dir_matching(relpath: str, patterns: Iterable[str]) -> str | None:
+    """The part of ``relpath`` from the first directory whose name matches ``patterns``
+    (``a/X.qa2/p.png`` -> ``X.qa2/p.png``), or ``None``."""
+    parts = relpath.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if any(fnmatchcase(part, p) for p in patterns):
+            return "/".join(parts[i:])
+    return None
+
+
+# Rows every plugin can append: droppings of a CASA session that are never deliverables.
+COMMON_SKIPS: tuple[NameRule, ...] = (
+    NameRule("casa_task_parameters", ("*.last", "*.saved"), skip="CASA task parameter file"),
+    NameRule("python_cache", ("*.pyc", "*~", "*.swp"), skip="editor or interpreter leftover"),
+    NameRule("raw_asdm", types=(ItemType.ASDM,),
+             skip="raw ASDM: delivered in its own tarball, not in the package"),
+    NameRule("flagversions", types=(ItemType.FLAGVERSIONS,),
+             skip="flag versions of a measurement set (the scripts recreate them)"),
+    NameRule("master_piscript", ("scriptForPI.py", "*.scriptForPI.py"),
+             skip="the PI script is taken from --piscript"),
+    NameRule("readme_header", ("README.header*",), skip="README header: pass it with --readme"),
+)

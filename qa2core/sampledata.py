@@ -1,0 +1,815 @@
+"""Realistic sample data built from real CASA and astropy products.
+
+Used by ``make demo``, ``qa2 selftest`` and the tests. Every MeasurementSet, caltable
+and image is written by casatools (via :func:`qa2core.casa.tools`), every FITS file by
+CASA's exportfits or astropy; only scripts, logs and reports are plain text templates.
+
+The MeasurementSet is built once per process (``ms.fromfits`` of casadata's NGC5921
+UVFITS, trimmed to 8 channels and 3 scans so copies stay ~6 MB) into a temporary cache removed at
+exit; callers get independent copies (``shutil.copytree``, never hard links).
+
+Raw data: each ``Calibration_X*`` directory holds its ``<EB>.asdm.sdm`` ASDM, as when a
+reducer works next to the imported raw data (the packager must leave it out).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import struct
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from qa2core import casa
+
+DEFAULT_PROJECT = "2015.1.00123.S"
+DEFAULT_EBS = ("uid___A002_Xb8e115_X1e3b", "uid___A002_Xb8e115_X2a41")
+CASA_VERSION = "4.5.3"
+
+# NGC5921 channels and scans kept in the cached MS (keeps copies small and solves fast).
+_MS_SPW = "0:28~35"
+_MS_SCANS = "1~3"  # flux cal, phase cal and first target scan
+# Pointing centre of NGC5921 (deg) and CO(2-1) rest frequency (Hz) for the FITS headers.
+_RA, _DEC = 230.4866, 5.0700
+_RESTFREQ = 230.538e9
+_SEED = 5921
+
+_cache_dir: Path | None = None
+_cache_lock = threading.RLock()  # builders may nest (pb image -> template image)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A manual reduction directory plus the files the packager takes from outside it."""
+
+    root: Path
+    readme_header: Path
+    piscript: Path
+    ebs: tuple[str, ...]
+    project: str
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _cache_root() -> Path:
+    global _cache_dir
+    if _cache_dir is None or not _cache_dir.is_dir():
+        _cache_dir = Path(tempfile.mkdtemp(prefix="qa2-sampledata-"))
+        atexit.register(_remove_cache, _cache_dir, os.getpid())
+    return _cache_dir
+
+
+def _remove_cache(path: Path, owner_pid: int) -> None:
+    # A forked child must not delete the parent's cache when it exits.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _cached(name: str, build: Callable[[Path], object]) -> Path:
+    """Build ``name`` once per process in the cache directory and return its path."""
+    with _cache_lock:
+        path = _cache_root() / name
+        if not path.exists():
+            # Build under a scratch name so a failed build never leaves a half cache entry.
+            partial = path.with_name(name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            build(partial)
+            partial.rename(path)
+        return path
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    """Copy a file or table directory; plain copies so nothing shares inodes."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if Path(src).is_dir():
+        shutil.copytree(src, dst)
+    else:
+        shutil.copyfile(src, dst)
+    return dst
+
+
+def _demo(*parts: str) -> Path:
+    return casa.casadata_path().joinpath("demo", *parts)
+
+
+# --------------------------------------------------------------------------- MS and caltables
+
+
+def _build_ms(dest: Path) -> None:
+    ms = casa.tools().ms()
+    full = dest.with_name(dest.name + ".fromfits")
+    try:
+        ms.fromfits(str(full), str(_demo("NGC5921.fits")))
+        ms.close()
+        ms.open(str(full))
+        ms.split(outputms=str(dest), spw=_MS_SPW, scan=_MS_SCANS)
+    finally:
+        ms.done()
+        shutil.rmtree(full, ignore_errors=True)
+
+
+def make_ms(path: Path) -> Path:
+    """Copy of a real NGC5921 MeasurementSet (``ms.fromfits`` + 8-channel split)."""
+    return _copy(_cached("NGC5921.ms", _build_ms), path)
+
+
+def _first_antenna(ms_path: Path) -> str:
+    tb = casa.tools().table()
+    tb.open(str(Path(ms_path) / "ANTENNA"))
+    try:
+        return str(tb.getcol("NAME")[0])
+    finally:
+        tb.close()
+
+
+def _relabel_msname(caltable: Path, ms_path: Path) -> None:
+    # Reducers run CASA inside the calibration directory, so MSName is a bare name.
+    tb = casa.tools().table()
+    tb.open(str(caltable), nomodify=False)
+    try:
+        tb.putkeyword("MSName", Path(ms_path).name)
+    finally:
+        tb.close()
+
+
+def make_caltable(path: Path, ms_path: Path, kind: str = "G") -> Path:
+    """Real caltable on ``ms_path``: a ``G``, ``B`` or ``T`` solve, or ``antpos`` (gencal)."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(path)
+    cb = casa.tools().calibrater()
+    cb.open(str(ms_path), addcorr=False, addmodel=False)
+    try:
+        if kind == "antpos":
+            # Same call gencal makes; offsets (m) for two antennas.
+            cb.specifycal(caltable=str(path), caltype="antpos", antenna="2,5",
+                          parameter=[0.0012, -0.0008, 0.0005, -0.0003, 0.0011, 0.0002])
+        elif kind in ("G", "B", "T"):
+            cb.selectvis(field="0")
+            cb.setsolve(type=kind, t="inf", table=str(path),
+                        refant=_first_antenna(ms_path), minblperant=4)
+            cb.solve()
+        else:
+            raise ValueError(f"unknown caltable kind {kind!r}; use G, B, T or antpos")
+    finally:
+        cb.close()
+        cb.done()
+    _relabel_msname(path, ms_path)
+    return path
+
+
+def _save_flag_version(ms_path: Path, name: str, comment: str) -> Path:
+    """Write ``<ms>.flagversions`` the way importasdm/flagmanager do."""
+    af = casa.tools().agentflagger()
+    af.open(str(ms_path))
+    try:
+        af.saveflagversion(versionname=name, comment=comment, merge="save")
+    finally:
+        af.done()
+    return Path(f"{ms_path}.flagversions")
+
+
+# --------------------------------------------------------------------------- CASA images
+
+
+def _set_alma_metadata(ia: Any) -> None:
+    csys = ia.coordsys()
+    csys.settelescope("ALMA")
+    csys.setobserver("areducer")
+    ia.setcoordsys(csys.torecord())
+    csys.done()
+
+
+def _set_object_name(image: Path, name: str = "NGC5921", image_type: str = "Intensity") -> None:
+    # The image tool has no setter; exportfits reads OBJECT from the imageinfo keyword.
+    tb = casa.tools().table()
+    tb.open(str(image), nomodify=False)
+    try:
+        has_info = "imageinfo" in tb.keywordnames()
+        info = tb.getkeyword("imageinfo") if has_info else {"imagetype": image_type}
+        info["objectname"] = name
+        tb.putkeyword("imageinfo", info)
+    finally:
+        tb.close()
+
+
+def _build_template_image(dest: Path) -> None:
+    """casadata's test_image (RA/DEC/FREQ) plus a Stokes axis, stamped as an ALMA image."""
+    src = casa.tools().image()
+    src.open(str(_demo("Images", "test_image")))
+    try:
+        img = src.adddegaxes(outfile=str(dest), stokes="I")
+    finally:
+        src.done()
+    try:
+        _set_alma_metadata(img)
+        img.setrestoringbeam(major="3.1arcsec", minor="2.4arcsec", pa="-12deg")
+    finally:
+        img.done()
+    _set_object_name(dest)
+
+
+def _template_image() -> Path:
+    return _cached("template.image", _build_template_image)
+
+
+def make_image(path: Path) -> Path:
+    """Real CASA image: casadata's test_image with a Stokes axis, restamped as ALMA."""
+    return _copy(_template_image(), path)
+
+
+def _image_from_pixels(path: Path, pixels_for: Callable[[tuple[int, ...]], Any],
+                       image_type: str) -> Path:
+    """New image on the template grid with pixels computed from its shape."""
+    src = casa.tools().image()
+    src.open(str(_template_image()))
+    shape = [int(n) for n in src.shape()]
+    csys = src.coordsys().torecord()
+    src.done()
+    ia = casa.tools().image()
+    ia.fromshape(outfile=str(path), shape=shape, csys=csys, overwrite=False)
+    try:
+        ia.putchunk(pixels_for(tuple(shape)))
+        ia.setbrightnessunit("")
+    finally:
+        ia.done()
+    _set_object_name(path, image_type=image_type)
+    return Path(path)
+
+
+def _radius2(shape: tuple[int, ...]) -> Any:
+    """Squared distance (pixels) from the image centre, broadcast over the other axes."""
+    import numpy as np
+
+    y, x = np.indices(shape[:2], dtype=np.float64)
+    r2 = (y - (shape[0] - 1) / 2) ** 2 + (x - (shape[1] - 1) / 2) ** 2
+    return r2.reshape(shape[:2] + (1,) * (len(shape) - 2))
+
+
+def _gaussian_pb(shape: tuple[int, ...], fwhm_fraction: float = 1.1) -> Any:
+    import numpy as np
+
+    fwhm = fwhm_fraction * min(shape[:2])
+    pb = np.exp(-4.0 * np.log(2.0) * _radius2(shape) / fwhm**2)
+    return np.broadcast_to(pb, shape).astype(np.float32)
+
+
+def _disk_mask(shape: tuple[int, ...], radius_fraction: float = 0.25) -> Any:
+    import numpy as np
+
+    inside = _radius2(shape) <= (radius_fraction * min(shape[:2])) ** 2
+    return np.broadcast_to(inside, shape).astype(np.float32)
+
+
+def make_pb_image(path: Path) -> Path:
+    """Real CASA primary-beam image (Gaussian, peak 1) on the make_image grid."""
+    return _image_from_pixels(path, _gaussian_pb, "Primary Beam")
+
+
+def make_mask_image(path: Path) -> Path:
+    """Real CASA clean-mask image (0/1 disk) on the make_image grid."""
+    return _image_from_pixels(path, _disk_mask, "Intensity")
+
+
+def export_fits(image_path: Path, fits_path: Path) -> Path:
+    """exportfits with the parameters the ALMA scripts use."""
+    ia = casa.tools().image()
+    ia.open(str(image_path))
+    try:
+        ia.tofits(outfile=str(fits_path), velocity=False, optical=False, bitpix=-32,
+                  stokeslast=True)
+    finally:
+        ia.done()
+    return Path(fits_path)
+
+
+def _export_pbcor_fits(image: Path, pb: Path, fits_path: Path) -> Path:
+    """impbcor equivalent (image / pb) exported to FITS; the CASA pbcor image is dropped."""
+    with tempfile.TemporaryDirectory(prefix="qa2-pbcor-") as tmp:
+        pbcor = _copy(image, Path(tmp) / "pbcor.image")
+        ia = casa.tools().image()
+        try:
+            ia.open(str(pb))
+            beam = ia.getchunk()
+            ia.close()
+            ia.open(str(pbcor))
+            ia.putchunk(ia.getchunk() / beam)
+        finally:
+            ia.done()
+        return export_fits(pbcor, fits_path)
+
+
+# --------------------------------------------------------------------------- astropy FITS
+
+
+def _fits_header(shape: tuple[int, ...], bunit: str, obj: str, *, cell_arcsec: float,
+                 beam_arcsec: float | None, chan_hz: float) -> Any:
+    """Header of a CASA-exported RA/DEC/FREQ/STOKES image (numpy shape: S, F, Y, X)."""
+    from astropy.io import fits
+
+    _, _, ny, nx = shape
+    cards: list[tuple[str, Any]] = [("BSCALE", 1.0), ("BZERO", 0.0)]
+    if beam_arcsec is not None:
+        cards += [("BMAJ", beam_arcsec / 3600), ("BMIN", 0.8 * beam_arcsec / 3600),
+                  ("BPA", -12.0)]
+    cards += [
+        ("BTYPE", "Intensity"), ("OBJECT", obj), ("BUNIT", bunit),
+        ("RADESYS", "ICRS"), ("LONPOLE", 180.0), ("LATPOLE", _DEC),
+        ("CTYPE1", "RA---SIN"), ("CRVAL1", _RA), ("CDELT1", -cell_arcsec / 3600),
+        ("CRPIX1", nx // 2 + 1.0), ("CUNIT1", "deg"),
+        ("CTYPE2", "DEC--SIN"), ("CRVAL2", _DEC), ("CDELT2", cell_arcsec / 3600),
+        ("CRPIX2", ny // 2 + 1.0), ("CUNIT2", "deg"),
+        ("CTYPE3", "FREQ"), ("CRVAL3", _RESTFREQ), ("CDELT3", chan_hz),
+        ("CRPIX3", 1.0), ("CUNIT3", "Hz"),
+        ("CTYPE4", "STOKES"), ("CRVAL4", 1.0), ("CDELT4", 1.0), ("CRPIX4", 1.0),
+        ("CUNIT4", ""), ("PV2_1", 0.0), ("PV2_2", 0.0), ("RESTFRQ", _RESTFREQ),
+        ("SPECSYS", "LSRK"), ("ALTRVAL", 0.0), ("ALTRPIX", 1.0), ("VELREF", 257),
+        ("TELESCOP", "ALMA"), ("OBSERVER", "areducer"), ("DATE-OBS", "2016-04-18T10:20:31.104"),
+        ("TIMESYS", "UTC"), ("OBSRA", _RA), ("OBSDEC", _DEC),
+        ("OBSGEO-X", 2225142.18), ("OBSGEO-Y", -5440307.37), ("OBSGEO-Z", -2481029.85),
+        ("DATE", "2016-04-19T09:41:12.000"), ("ORIGIN", f"CASA {CASA_VERSION}-REL (r36115)"),
+    ]
+    header = fits.Header()
+    for key, value in cards:
+        header[key] = value
+    return header
+
+
+def _write_fits(path: Path, data: Any, header: Any) -> Path:
+    from astropy.io import fits
+
+    fits.PrimaryHDU(data=data.astype("float32"), header=header).writeto(path)
+    return Path(path)
+
+
+def _check_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    if len(shape) != 4:
+        raise ValueError(f"shape must be (stokes, freq, y, x), got {shape}")
+    return (int(shape[0]), int(shape[1]), int(shape[2]), int(shape[3]))
+
+
+def _sky(shape: tuple[int, ...], peak: float, noise: float, seed: int) -> Any:
+    """Seeded noise plus a compact Gaussian source at the phase centre."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    _, _, ny, nx = shape
+    source = peak * np.exp(-_radius2((ny, nx)) / (2 * (0.06 * min(ny, nx)) ** 2))
+    return source[None, None] + rng.normal(0.0, noise, shape)
+
+
+def _pb_cube(shape: tuple[int, ...]) -> Any:
+    """Gaussian PB blanked to NaN below 0.2, as tclean's exported .pb.fits."""
+    import numpy as np
+
+    _, _, ny, nx = shape
+    pb = np.broadcast_to(_gaussian_pb((ny, nx), 0.6)[None, None], shape).copy()
+    pb[pb < 0.2] = np.nan
+    return pb
+
+
+def write_pb_fits(path: Path, shape: tuple[int, ...] = (1, 1, 64, 64),
+                  obj: str = "NGC5921") -> Path:
+    """Primary beam FITS (Gaussian, NaN below 0.2)."""
+    shape = _check_shape(shape)
+    header = _fits_header(shape, "", obj, cell_arcsec=0.2, beam_arcsec=None, chan_hz=488281.25)
+    return _write_fits(path, _pb_cube(shape), header)
+
+
+def write_pbcor_fits(path: Path, shape: tuple[int, ...] = (1, 1, 64, 64),
+                     obj: str = "NGC5921") -> Path:
+    """Primary-beam-corrected image FITS (Jy/beam, NaN where the PB is below 0.2)."""
+    shape = _check_shape(shape)
+    header = _fits_header(shape, "Jy/beam", obj, cell_arcsec=0.2, beam_arcsec=1.2,
+                          chan_hz=488281.25)
+    return _write_fits(path, _sky(shape, 0.05, 0.001, _SEED) / _pb_cube(shape), header)
+
+
+def write_mask_fits(path: Path, shape: tuple[int, ...] = (1, 1, 64, 64),
+                    obj: str = "NGC5921") -> Path:
+    """Clean mask FITS (0/1 disk)."""
+    shape = _check_shape(shape)
+    header = _fits_header(shape, "", obj, cell_arcsec=0.2, beam_arcsec=None, chan_hz=488281.25)
+    import numpy as np
+
+    mask = np.broadcast_to(_disk_mask(shape[2:])[None, None], shape)
+    return _write_fits(path, mask, header)
+
+
+def write_tp_image_fits(path: Path, shape: tuple[int, ...] = (1, 8, 24, 24),
+                        obj: str = "NGC5921") -> Path:
+    """Total-power (sdimaging-like) cube: coarse grid, ~60 arcsec beam, Jy/beam."""
+    shape = _check_shape(shape)
+    header = _fits_header(shape, "Jy/beam", obj, cell_arcsec=9.0, beam_arcsec=28.0,
+                          chan_hz=1953125.0)
+    header["INSTRUME"] = "ALMA-TP"
+    header["OBSERVER"] = "areducer"
+    header["ORIGIN"] = f"CASA {CASA_VERSION}-REL (r36115) sdimaging"
+    header.add_history("sdimaging: gridfunction='SF', convsupport=6, ephemsrcname=''")
+    return _write_fits(path, _sky(shape, 1.5, 0.02, _SEED + 1), header)
+
+
+# --------------------------------------------------------------------------- ASDM and PNG
+
+
+def write_asdm(path: Path, eb_uid: str) -> Path:
+    """Tiny ASDM-like directory (``<EB>.asdm.sdm``) naming ``eb_uid``."""
+    path = Path(path)
+    uid = eb_uid.replace("___", "://").replace("_", "/")
+    (path / "ASDMBinary").mkdir(parents=True)
+    (path / "ASDM.xml").write_text(
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+        '<ASDM xmlns="http://Alma/XASDM/ASDM" schemaVersion="3">\n'
+        f'  <Entity entityId="{uid}" entityIdEncrypted="na" entityTypeName="ASDM"/>\n'
+        "  <TimeOfCreation>2016-04-18T10:21:04.000</TimeOfCreation>\n"
+        "  <Table><Name>Main</Name><NumberRows>2</NumberRows></Table>\n"
+        "  <Table><Name>ExecBlock</Name><NumberRows>1</NumberRows></Table>\n"
+        "</ASDM>\n")
+    (path / "ExecBlock.xml").write_text(
+        f'<ExecBlockTable><row><execBlockUID><EntityRef entityId="{uid}"/></execBlockUID>'
+        "<configName>C36-2</configName><telescopeName>ALMA</telescopeName></row>"
+        "</ExecBlockTable>\n")
+    (path / "Main.xml").write_text(
+        "<MainTable><row><numAntenna>28</numAntenna></row></MainTable>\n")
+    (path / "ASDMBinary" / f"{eb_uid}_X1").write_bytes(b"--MIME_boundary\r\n" + bytes(256))
+    return path
+
+
+def _png_bytes(width: int, height: int, rgb: bytes) -> bytes:
+    """Minimal RGB8 PNG encoder (stdlib only)."""
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
+
+    stride = 3 * width
+    raw = b"".join(b"\x00" + rgb[y * stride:(y + 1) * stride] for y in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9))
+            + chunk(b"IEND", b""))
+
+
+def write_plot_png(path: Path, seed: int = 0, size: tuple[int, int] = (160, 120)) -> Path:
+    """Small deterministic scatter-plot PNG (white page, axes, blue points)."""
+    import numpy as np
+
+    width, height = size
+    img = np.full((height, width, 3), 255, dtype=np.uint8)
+    img[height - 12, 10:] = 0  # x axis
+    img[: height - 11, 10] = 0  # y axis
+    rng = np.random.default_rng(seed)
+    xs = np.linspace(12, width - 3, 120).astype(int)
+    ys = (height / 2 + height / 4 * np.sin(xs / 17.0 + seed) + rng.normal(0, 3, xs.size))
+    ys = np.clip(ys.astype(int), 1, height - 14)
+    img[ys, xs] = (31, 119, 180)
+    path = Path(path)
+    path.write_bytes(_png_bytes(width, height, img.tobytes()))
+    return path
+
+
+# --------------------------------------------------------------------------- text templates
+
+
+def calibration_dir_name(eb_uid: str) -> str:
+    """``uid___A002_Xb8e115_X1e3b`` -> ``Calibration_X1e3b``."""
+    return "Calibration_" + eb_uid.rsplit("_", 1)[-1]
+
+
+_CAL_STEPS = (
+    "Import of the ASDM", "Fix of SYSCAL table times", "listobs", "A priori flagging",
+    "Generation and time averaging of the WVR cal table", "Generation of the Tsys cal table",
+    "Generation of the antenna position cal table",
+    "Application of the WVR, Tsys and antpos cal tables",
+    "Split out science SPWs and time average",
+    "Listobs, clear pointing table, and save original flags", "Initial flagging",
+    "Putting a model for the flux calibrator(s)", "Save flags before bandpass cal",
+    "Bandpass calibration", "Save flags before gain cal", "Gain calibration",
+    "Save flags before applycal", "Application of the bandpass and gain cal tables",
+    "Split out corrected column", "Save flags after applycal",
+)
+
+
+def _step(n: int, body: str) -> str:
+    return (f"# {_CAL_STEPS[n]}\nmystep = {n}\nif(mystep in thesteps):\n"
+            "  casalog.post('Step '+str(mystep)+' '+step_title[mystep],'INFO')\n"
+            "  print 'Step ', mystep, step_title[mystep]\n\n" + body + "\n")
+
+
+def calibration_script(eb: str) -> str:
+    """scriptForCalibration.py as written by the ALMA script generator (CASA 4.5, Python 2)."""
+    titles = ",\n              ".join(f"{i}: {t!r}" for i, t in enumerate(_CAL_STEPS))
+    head = (
+        "# ALMA Data Reduction Script\n\n# Calibration\n\nthesteps = []\n"
+        f"step_title = {{{titles}}}\n\n"
+        "if 'applyonly' not in globals(): applyonly = False\n"
+        "try:\n  print 'List of steps to be executed ...', mysteps\n  thesteps = mysteps\n"
+        "except:\n  print 'global variable mysteps not set.'\n"
+        "if (thesteps==[]):\n  thesteps = range(0,len(step_title))\n"
+        "  print 'Executing all steps: ', thesteps\n\n"
+        "# The Python variable 'mysteps' will control which steps\n"
+        "# are executed when you start the script using\n"
+        "#   execfile('scriptForCalibration.py')\n\nimport re\nimport os\n\n"
+        "if applyonly != True: es = aU.stuffForScienceDataReduction() \n\n"
+        f"if re.search('^{CASA_VERSION}', casadef.casa_version) == None:\n"
+        " sys.exit('ERROR: PLEASE USE THE SAME VERSION OF CASA THAT YOU USED FOR GENERATING "
+        f"THE SCRIPT: {CASA_VERSION}')\n\n"
+        "# CALIBRATE_AMPLI: 1331+305=J1331+3030\n# CALIBRATE_BANDPASS: 1331+305=J1331+3030\n"
+        "# CALIBRATE_PHASE: 1445+099=J1445+0958\n# OBSERVE_TARGET: NGC5921\n\n"
+        "# Using reference antenna = DV08\n\n"
+    )
+    ms, split = f"{eb}.ms", f"{eb}.ms.split"
+    steps = [
+        _step(0, f"  if os.path.exists('{ms}') == False:\n"
+                 f"    importasdm('{eb}', asis='Antenna Station Receiver Source CalAtmosphere "
+                 "CalWVR CorrelatorMode SBSummary', bdfflags=True, lazy=False, "
+                 "process_caldevice=False)\n"
+                 f"  if applyonly != True: es.fixForCSV2555('{ms}')\n"),
+        _step(4, f"  os.system('rm -rf {ms}.wvr')\n  mylogfile = casalog.logfile()\n"
+                 f"  casalog.setlogfile('{ms}.wvrgcal')\n"
+                 f"  wvrgcal(vis = '{ms}', caltable = '{ms}.wvr', spw = [17, 19, 21, 23], "
+                 "toffset = 0, tie = ['NGC5921,1445+099'], statsource = 'NGC5921')\n"
+                 "  casalog.setlogfile(mylogfile)\n"),
+        _step(5, f"  os.system('rm -rf {ms}.tsys')\n"
+                 f"  gencal(vis = '{ms}', caltable = '{ms}.tsys', caltype = 'tsys')\n"),
+        _step(6, f"  os.system('rm -rf {ms}.antpos')\n"
+                 f"  gencal(vis = '{ms}', caltable = '{ms}.antpos', caltype = 'antpos', "
+                 "antenna = 'DA44,DV11', "
+                 "parameter = [0.0012,-0.0008,0.0005,-0.0003,0.0011,0.0002])\n"),
+        _step(7, f"  applycal(vis = '{ms}', field = '0', spw = '17,19,21,23', "
+                 f"gaintable = ['{ms}.tsys', '{ms}.wvr', '{ms}.antpos'], "
+                 "gainfield = ['0', '', ''], interp = 'linear,linear', calwt = True, "
+                 "flagbackup = False)\n"),
+        _step(8, f"  split(vis = '{ms}', outputvis = '{split}', datacolumn = 'corrected', "
+                 "spw = '17,19,21,23', keepflags = True)\n"),
+        _step(13, f"  bandpass(vis = '{split}', caltable = '{split}.bandpass', field = '0', "
+                  "solint = 'inf,20MHz', combine = 'scan', refant = 'DV08', solnorm = True, "
+                  "bandtype = 'B')\n"),
+        _step(15, f"  gaincal(vis = '{split}', caltable = '{split}.phase_int', field = '0~1', "
+                  "solint = 'int', refant = 'DV08', gaintype = 'G', calmode = 'p', "
+                  f"gaintable = '{split}.bandpass')\n"
+                  f"  gaincal(vis = '{split}', caltable = '{split}.ampli_inf', field = '0~1', "
+                  "solint = 'inf', refant = 'DV08', gaintype = 'T', calmode = 'a', "
+                  f"gaintable = ['{split}.bandpass', '{split}.phase_int'])\n"
+                  f"  fluxscale(vis = '{split}', caltable = '{split}.ampli_inf', "
+                  f"fluxtable = '{split}.flux_inf', reference = '0')\n"
+                  f"  gaincal(vis = '{split}', caltable = '{split}.phase_inf', field = '0~1', "
+                  "solint = 'inf', refant = 'DV08', gaintype = 'G', calmode = 'p', "
+                  f"gaintable = '{split}.bandpass')\n"),
+        _step(17, f"  applycal(vis = '{split}', field = '2', spw = '0,1,2,3', "
+                  f"gaintable = ['{split}.bandpass', '{split}.phase_inf', '{split}.flux_inf'], "
+                  "gainfield = ['', '1', '1'], interp = 'linear,linear', calwt = True, "
+                  "flagbackup = False)\n"),
+        _step(18, f"  split(vis = '{split}', outputvis = '{split}.cal', datacolumn = 'corrected', "
+                  "keepflags = True)\n"),
+        _step(19, f"  flagmanager(vis = '{split}.cal', mode = 'save', versionname = 'Original')\n"
+                  f"  if applyonly != True: es.generateQA2Report('{split}.cal','{split}.cal.qa2', "
+                  "refAnt='DV08', fluxscale='ampli_inf')\n"),
+    ]
+    return head + "\n".join(steps)
+
+
+def flux_calibration_script(ebs: tuple[str, ...]) -> str:
+    splits = ", ".join(f"'{calibration_dir_name(eb)}/{eb}.ms.split'" for eb in ebs)
+    return (
+        "# ALMA Data Reduction Script\n\n# Flux calibration\n\n"
+        "es = aU.stuffForScienceDataReduction()\n\n"
+        f"calMs = [{splits}]\n\n"
+        "# Concatenating the flux calibrator scans of all EBs\n"
+        "os.system('rm -rf allFluxes.txt ampli_inf.concat')\n"
+        "es.concatForFluxCal(calMs, 'fluxcal.ms', 'ampli_inf')\n\n"
+        "fluxscale(vis = 'fluxcal.ms', caltable = 'ampli_inf.concat', "
+        "fluxtable = 'flux_inf.concat', reference = '0', refspwmap = [0, 1, 2, 3])\n"
+        "es.fluxscale2caltable('fluxcal.ms', 'ampli_inf.concat', 'allFluxes.txt')\n\n"
+        "for ms in calMs:\n"
+        "    es.applyFluxscale(ms, 'allFluxes.txt', outputTable = ms + '.flux_inf')\n"
+    )
+
+
+def imaging_prep_script(ebs: tuple[str, ...]) -> str:
+    cals = ", ".join(f"'../{calibration_dir_name(eb)}/{eb}.ms.split.cal'" for eb in ebs)
+    return (
+        "# ALMA Data Reduction Script\n\n# Imaging preparation\n\n"
+        f"vislist = [{cals}]\n\n"
+        "for vis in vislist:\n"
+        "    listobs(vis = vis, listfile = os.path.basename(vis) + '.listobs')\n\n"
+        "os.system('rm -rf calibrated.ms*')\n"
+        "concat(vis = vislist, concatvis = 'calibrated.ms')\n\n"
+        "split(vis = 'calibrated.ms', outputvis = 'calibrated_final.ms', field = 'NGC5921', "
+        "datacolumn = 'data', keepflags = False)\n"
+    )
+
+
+def imaging_script() -> str:
+    return (
+        "# ALMA Data Reduction Script\n\n# Imaging\n\n"
+        "finalvis = 'calibrated_final.ms'\n\n"
+        "# Continuum imaging\n"
+        "contimagename = 'calibrated_final_cont'\n"
+        "for ext in ['.flux', '.image', '.mask', '.model', '.pbcor', '.psf', '.residual', "
+        "'.flux.pbcoverage']:\n"
+        "    rmtables(contimagename + ext)\n\n"
+        "clean(vis = finalvis, imagename = contimagename, field = 'NGC5921', spw = '0,1,2,3', "
+        "mode = 'mfs', psfmode = 'clark', imsize = [32, 32], cell = ['1arcsec'], "
+        "weighting = 'briggs', robust = 0.5, niter = 1000, threshold = '1.0mJy', "
+        "interactive = True, imagermode = 'csclean')\n\n"
+        "impbcor(imagename = contimagename + '.image', pbimage = contimagename + '.flux', "
+        "outfile = contimagename + '.image.pbcor', overwrite = True)\n\n"
+        "# Line imaging\n"
+        "lineimagename = 'calibrated_final_line'\n"
+        "clean(vis = finalvis, imagename = lineimagename, field = 'NGC5921', spw = '0', "
+        "mode = 'velocity', restfreq = '230.538GHz', outframe = 'LSRK', "
+        "imsize = [64, 64], cell = ['0.2arcsec'], niter = 1000, threshold = '3mJy')\n\n"
+        "# Export images to FITS\n"
+        "myimages = [contimagename, lineimagename]\n"
+        "for image in myimages:\n"
+        "    exportfits(imagename = image + '.image.pbcor', "
+        "fitsimage = image + '.image.pbcor.fits')\n"
+        "    exportfits(imagename = image + '.flux', fitsimage = image + '.flux.fits')\n"
+    )
+
+
+def _casa_log(start: str, tasks: list[tuple[str, str]]) -> str:
+    """CASA logger lines for the given (task, detail) pairs."""
+    t0 = datetime.strptime(start, "%Y-%m-%d %H:%M")
+    lines = [f"{t0:%Y-%m-%d %H:%M:%S}\tINFO\t::casa\tCASA Version {CASA_VERSION}-REL (r36115)",
+             f"{t0:%Y-%m-%d %H:%M:%S}\tINFO\t::casa\t  Descriptor: Common Astronomy Software"
+             " Applications"]
+    for i, (task, detail) in enumerate(tasks):
+        stamp = f"{t0 + timedelta(minutes=3 * i + 1, seconds=7 * i):%Y-%m-%d %H:%M:%S}"
+        lines += [f"{stamp}\tINFO\t{task}::::casa\t##########################################",
+                  f"{stamp}\tINFO\t{task}::::casa\t##### Begin Task: {task:<21}#####",
+                  f"{stamp}\tINFO\t{task}::::casa\t{task}({detail})",
+                  f"{stamp}\tINFO\t{task}::::casa\t##### End Task: {task:<23}#####",
+                  f"{stamp}\tINFO\t{task}::::casa\t##########################################"]
+    return "\n".join(lines) + "\n"
+
+
+def _task_last(task: str, params: dict[str, str]) -> str:
+    """A CASA ``<task>.last`` parameter file."""
+    width = max(len(k) for k in ("taskname", *params))
+    lines = [f'{"taskname":<{width}} = "{task}"']
+    lines += [f"{k:<{width}} = {v}" for k, v in params.items()]
+    call = ",".join(f"{k}={v}" for k, v in params.items())
+    return "\n".join(lines) + f"\n#{task}({call})\n"
+
+
+def _fluxscale_text(eb: str) -> str:
+    return (
+        f"2016-04-18 11:02:13\tINFO\tfluxscale::::\t##### Begin Task: fluxscale #####\n"
+        f"2016-04-18 11:02:13\tINFO\tfluxscale::::\tfluxscale(vis=\"{eb}.ms.split\","
+        f"caltable=\"{eb}.ms.split.ampli_inf\",fluxtable=\"{eb}.ms.split.flux_inf\","
+        "reference=\"0\")\n"
+        "2016-04-18 11:02:14\tINFO\tfluxscale::::\t Found reference field(s): 1331+305\n"
+        "2016-04-18 11:02:14\tINFO\tfluxscale::::\t Found transfer field(s):  1445+099\n"
+        "2016-04-18 11:02:14\tINFO\tfluxscale::::\t Flux density for 1445+099 in SpW=0 "
+        "(freq=2.30538e+11 Hz) is: 0.4963 +/- 0.0055 (SNR = 90.2, N = 52)\n"
+        "2016-04-18 11:02:14\tINFO\tfluxscale::::\t Fitted spectrum for 1445+099 with "
+        "fitorder=0: Flux density = 0.4963 +/- 0.0055 (freq=230.538 GHz)\n"
+        "2016-04-18 11:02:14\tINFO\tfluxscale::::\t##### End Task: fluxscale #####\n"
+    )
+
+
+def readme_header_text(project: str) -> str:
+    """Cycle-3 README header as written by the reducer."""
+    return (
+        "Atacama Large Millimeter/submillimeter Array (ALMA)\n#####\nCycle: 3\n"
+        f"Project code: {project}\nSB name: NGC5921_a_06_TM1\n"
+        "PI name: A. Reducer (Username: areducer)\nProject title: Sample data for qa2\n"
+        "Configuration: C36-2\nProposed rms: 1.0 mJy\nProposed beam size: 1.2 arcsec\n"
+        f"CASA version used for reduction: {CASA_VERSION}\nQA2 Result: PASS\n"
+        "Total Number of Member SBs in this OUS Group: 1\nComments from Reducer:\n#####\n"
+    )
+
+
+def pi_script_text() -> str:
+    """Master scriptForPI.py (the packager copies it into the delivery)."""
+    return (
+        "# $Id: scriptForPI.py,v 1.23 2017/10/17 13:33:42 dpetry Exp $\n"
+        "# scriptForPI.py: restores the calibrated MeasurementSets of a manual reduction\n"
+        "import os\nimport sys\nimport glob\n\n"
+        "savingslevel = globals().get('SPACESAVING', 0)\n"
+        "print('Running scriptForPI with SPACESAVING = %s' % savingslevel)\n\n"
+        "if not os.path.exists('../calibrated'):\n    os.mkdir('../calibrated')\n\n"
+        "for asdm in sorted(glob.glob('../raw/*.asdm.sdm')):\n"
+        "    eb = os.path.basename(asdm)[:-len('.asdm.sdm')]\n"
+        "    print('Calibrating %s' % eb)\n"
+    )
+
+
+# --------------------------------------------------------------------------- reduction tree
+
+
+def _build_eb(cal_dir: Path, eb: str, index: int) -> None:
+    """One ``Calibration_X*`` directory: MSs, caltables, flags, logs, QA2 report, ASDM."""
+    ms = make_ms(cal_dir / f"{eb}.ms")
+    split = make_ms(cal_dir / f"{eb}.ms.split")
+    make_ms(cal_dir / f"{eb}.ms.split.cal")
+    _save_flag_version(ms, "Original", "Original flags at importasdm")
+
+    make_caltable(cal_dir / f"{eb}.ms.tsys", ms, "B")
+    make_caltable(cal_dir / f"{eb}.ms.wvr", ms, "T")
+    make_caltable(cal_dir / f"{eb}.ms.antpos", ms, "antpos")
+    make_caltable(cal_dir / f"{eb}.ms.split.bandpass", split, "B")
+    gains = make_caltable(cal_dir / f"{eb}.ms.split.phase_int", split, "G")
+    for name in ("ampli_inf", "flux_inf", "phase_inf"):  # same table layout; copies save time
+        _copy(gains, cal_dir / f"{eb}.ms.split.{name}")
+
+    (cal_dir / f"{eb}.ms.scriptForCalibration.py").write_text(calibration_script(eb))
+    (cal_dir / f"{eb}.ms.split.fluxscale").write_text(_fluxscale_text(eb))
+    (cal_dir / "casa-20160418-101500.log").write_text(_casa_log("2016-04-18 10:15", [
+        ("importasdm", f'asdm="{eb}",vis="{eb}.ms"'),
+        ("gencal", f'vis="{eb}.ms",caltable="{eb}.ms.tsys",caltype="tsys"'),
+        ("applycal", f'vis="{eb}.ms",gaintable=["{eb}.ms.tsys","{eb}.ms.wvr"]'),
+        ("bandpass", f'vis="{eb}.ms.split",caltable="{eb}.ms.split.bandpass"'),
+        ("split", f'vis="{eb}.ms.split",outputvis="{eb}.ms.split.cal"'),
+    ]))
+    (cal_dir / "applycal.last").write_text(_task_last("applycal", {
+        "vis": f'"{eb}.ms.split"', "field": '"2"', "gaintable": f'["{eb}.ms.split.bandpass"]',
+        "calwt": "True", "flagbackup": "False"}))
+    (cal_dir / "importasdm.last").write_text(_task_last("importasdm", {
+        "asdm": f'"{eb}"', "vis": '""', "asis": '"Antenna Station Receiver Source"',
+        "bdfflags": "True", "lazy": "False"}))
+    _write_qa2_report(cal_dir / f"{eb}.ms.split.cal.qa2", eb, index)
+    write_asdm(cal_dir / f"{eb}.asdm.sdm", eb)
+
+
+def _write_qa2_report(qa2_dir: Path, eb: str, index: int) -> None:
+    qa2_dir.mkdir()
+    for n, plot in enumerate(("bandpass_amp_spw0", "phase_vs_time_field1", "amp_vs_uvdist")):
+        write_plot_png(qa2_dir / f"{eb}.ms.split.cal.{plot}.png", seed=10 * index + n)
+    (qa2_dir / "textfile.txt").write_text(
+        f"QA2 report for {eb}.ms.split.cal\nCASA version {CASA_VERSION}\n"
+        "Flux calibrator: 1331+305   Phase calibrator: 1445+099   Target: NGC5921\n"
+        "Median Tsys (K): spw17 88.1  spw19 91.4  spw21 102.7  spw23 97.9\n"
+        "Antennas: 28   Flagged data fraction: 4.3 %\n")
+
+
+def _build_imaging(img_dir: Path, ebs: tuple[str, ...]) -> None:
+    img_dir.mkdir()
+    (img_dir / "scriptForImagingPrep.py").write_text(imaging_prep_script(ebs))
+    (img_dir / "scriptForImaging.py").write_text(imaging_script())
+    image = make_image(img_dir / "calibrated_final_cont.image")
+    flux = make_pb_image(img_dir / "calibrated_final_cont.flux")
+    make_mask_image(img_dir / "calibrated_final_cont.mask")
+    _export_pbcor_fits(image, flux, img_dir / "calibrated_final_cont.image.pbcor.fits")
+    export_fits(flux, img_dir / "calibrated_final_cont.flux.fits")
+    line_shape = (1, 3, 64, 64)
+    write_pbcor_fits(img_dir / "calibrated_final_line.image.pbcor.fits", line_shape)
+    write_pb_fits(img_dir / "calibrated_final_line.pb.fits", line_shape)
+    cals = [f"../{calibration_dir_name(eb)}/{eb}.ms.split.cal" for eb in ebs]
+    (img_dir / "casa-20160419-091000.log").write_text(_casa_log("2016-04-19 09:10", [
+        ("concat", f"vis={cals},concatvis=\"calibrated.ms\""),
+        ("clean", 'vis="calibrated_final.ms",imagename="calibrated_final_cont"'),
+        ("impbcor", 'imagename="calibrated_final_cont.image",pbimage="calibrated_final_cont.flux"'),
+        ("exportfits", 'imagename="calibrated_final_cont.image.pbcor"'),
+    ]))
+
+
+def _check_ebs(ebs: tuple[str, ...]) -> tuple[str, ...]:
+    ebs = tuple(ebs)
+    if not ebs:
+        raise ValueError("at least one EB uid is needed")
+    names = [calibration_dir_name(eb) for eb in ebs]
+    if len(set(names)) != len(names) or not all(eb.startswith("uid___") for eb in ebs):
+        raise ValueError(f"EB uids must look like uid___A002_Xb8e115_X1e3b and be distinct: {ebs}")
+    return ebs
+
+
+def build_manual_reduction(root: Path, *, project: str = DEFAULT_PROJECT,
+                           ebs: tuple[str, ...] = DEFAULT_EBS) -> Sample:
+    """Write a script-generator-assisted manual 12m reduction directory at ``root``.
+
+    ``root`` must not exist or be empty. The README header and master scriptForPI.py are
+    written next to it (``root.parent``), where the packager expects them as inputs.
+    """
+    root = Path(root).absolute()
+    ebs = _check_ebs(ebs)
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root} exists and is not empty")
+    root.mkdir(parents=True, exist_ok=True)
+    for index, eb in enumerate(ebs):
+        cal_dir = root / calibration_dir_name(eb)
+        cal_dir.mkdir()
+        _build_eb(cal_dir, eb, index)
+    (root / "scriptForFluxCalibration.py").write_text(flux_calibration_script(ebs))
+    _build_imaging(root / "Imaging", ebs)
+
+    readme = root.parent / "README.header.txt"
+    readme.write_text(readme_header_text(project))
+    piscript = root.parent / "piscript" / "scriptForPI.py"
+    piscript.parent.mkdir(exist_ok=True)
+    piscript.write_text(pi_script_text())
+    return Sample(root=root, readme_header=readme, piscript=piscript, ebs=ebs, project=project)
+
+
+def build_demo(workdir: Path) -> Sample:
+    """The sample used by ``make demo`` / the CLI: ``<workdir>/reduction``."""
+    return build_manual_reduction(Path(workdir) / "reduction")

@@ -1,0 +1,97 @@
+"""pytest fixtures for qa2 and its plugins: ``pytest_plugins = ["qa2core.testing"]``.
+
+* ``qa2_pm`` - a fresh plugin manager with no installed plugins (register yours directly);
+* ``make_tree`` - write ``{relpath: content}`` below a directory;
+* ``tree_state`` - a byte-for-byte fingerprint of a tree, to prove a source is unchanged;
+* ``run_qa2`` - the ``qa2`` command in-process; returns (exit code, stdout, stderr);
+* ``manual_sample`` - a real manual reduction (real MS, caltables, CASA images, FITS), built
+  once per session with casatools; tests must not modify it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from qa2core.manager import Qa2Plugins, get_plugin_manager
+
+
+def write_tree(root: Path, files: dict[str, str | bytes | None]) -> Path:
+    """Create files (``None`` content: a directory) below ``root``."""
+    for rel, content in files.items():
+        path = root / rel
+        if content is None:
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return root
+
+
+def tree_state(root: Path) -> dict[str, tuple]:
+    """relpath -> (type, mode, size, mtime_ns, sha256) for everything below ``root``."""
+    state: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            rel = path.relative_to(root).as_posix()
+            if stat.S_ISREG(st.st_mode):
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                state[rel] = ("f", st.st_mode, st.st_size, st.st_mtime_ns, digest)
+            elif stat.S_ISLNK(st.st_mode):
+                state[rel] = ("l", os.readlink(path))
+            else:
+                state[rel] = ("d", st.st_mode)
+    return state
+
+
+def files_below(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+@dataclass
+class Qa2Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def qa2_pm() -> Qa2Plugins:
+    return get_plugin_manager(entrypoints=False)
+
+
+@pytest.fixture
+def make_tree(tmp_path: Path) -> Callable[..., Path]:
+    def make(files: dict[str, str | bytes | None], name: str = "reduction") -> Path:
+        return write_tree(tmp_path / name, files)
+
+    return make
+
+
+@pytest.fixture
+def run_qa2() -> Callable[..., Qa2Result]:
+    from typer.testing import CliRunner
+
+    from qa2core.cli import app
+
+    def run(*args: str | Path) -> Qa2Result:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        return Qa2Result(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def manual_sample(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("casatools", reason="the real sample needs casatools (make bootstrap)")
+    from qa2core.sampledata import build_manual_reduction
+
+    return build_manual_reduction(tmp_path_factory.mktemp("manual") / "reduction")
