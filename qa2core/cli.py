@@ -105,6 +105,10 @@ def package(
             mode=mode.value, append=append.value, noms=noms, plugin=plugin, dry_run=dry_run,
             jobs=jobs, plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"),
         )
+    _finish(report, as_json)
+
+
+def _finish(report: Any, as_json: bool) -> None:
     for line in report.notes:
         _err(f"qa2: note: {line}")
     for line in report.warnings:
@@ -124,6 +128,34 @@ def _print_package_summary(report: Any) -> None:
          f"mode {report.mode}) to {Path(report.packpath) / report.member}")
     if report.ticket:
         _err(f"qa2: ticket: {report.ticket}")
+
+
+class StageMode(StrEnum):
+    copy = "copy"
+    hard = "hard"
+    fake = "fake"
+
+
+@app.command()
+def stage(
+    pipeline_root: Annotated[Path, typer.Argument(help="Pipeline run directory (<proj>_<date>/...).")],
+    staged_root: Annotated[Path, typer.Argument(help="Staged tree root, named after the project.")],
+    mode: Annotated[StageMode, typer.Option(help="copy | hard | fake")] = StageMode.copy,
+    piscript: Annotated[Path | None, typer.Option(help="scriptForPI.py, or its directory.")] = None,
+    pipe_readme: Annotated[Path | None, typer.Option(help="Becomes the member README.")] = None,
+    plugin: Annotated[str | None, typer.Option(help="Skip ranking; this plugin must claim.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the plan.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stage a pipeline run into a delivery-shaped tree (QA_Pipeline_Stager)."""
+    from qa2core import engine
+
+    base = {"plugin": None, "mode": mode.value, "files": [], "warnings": []}
+    with _boundary(as_json, base):
+        report = engine.stage(pipeline_root, staged_root, mode=mode.value, piscript=piscript,
+                              pipe_readme=pipe_readme, plugin=plugin, dry_run=dry_run,
+                              plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"))
+    _finish(report, as_json)
 
 
 @app.command()

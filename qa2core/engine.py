@@ -32,6 +32,7 @@ from qa2core.scan import scan
 from qa2core.styles import Style, resolve_style
 
 MODES = ("fake", "ticket", "copy", "hard")
+STAGE_MODES = ("copy", "hard", "fake")
 
 
 @dataclass
@@ -178,9 +179,14 @@ def package(
     jobs: int | None = None,
     plugins: Qa2Plugins | None = None,
     progress: Callable[[str], None] | None = None,
+    purpose: str = "package",
 ) -> Report:
-    """Package ORIGPATH into PACKPATH (QA_Packager). Raises Qa2Error on refusal."""
-    mode = _check_choice(mode, MODES, "mode")
+    """Package ORIGPATH into PACKPATH (QA_Packager). Raises Qa2Error on refusal.
+
+    ``purpose="stage"`` is QA_Pipeline_Stager (use :func:`stage`): the README is the header
+    alone, no ticket zip is written, and plugins are told so through the options.
+    """
+    mode = _check_choice(mode, STAGE_MODES if purpose == "stage" else MODES, "mode")
     append = _check_choice(append or "none", ous.APPEND_MODES, "append mode")
     resolved_style = resolve_style(style, noms)
     origpath, packpath = Path(origpath), Path(packpath)
@@ -195,7 +201,8 @@ def package(
     items, scan_warnings = scan(orig)
     if not items:
         raise Qa2Error(f"{origpath}: ORIGPATH is empty (no files to package)")
-    options = PackageOptions(mode=mode, append=append, piscript=pi, readme=readme_file)
+    options = PackageOptions(mode=mode, append=append, piscript=pi, readme=readme_file,
+                             purpose=purpose)
     delivery = Delivery(orig, items, resolved_style, options)
     chosen, ranked = plugins.choose(delivery, plugin)
     report = Report(chosen, resolved_style.name, mode, append, str(packpath), dry_run=dry_run,
@@ -207,13 +214,11 @@ def package(
                   *_core_placements(resolved_style, mode, pi, report.warnings)]
     plan = make_plan(orig, items, placements)
 
-    report.findings = list(plugins.validate(plan.view(resolved_style, chosen, mode), chosen))
+    view = plan.view(resolved_style, chosen, mode, purpose)
+    report.findings = list(plugins.validate(view, chosen))
     errors = [f for f in report.findings if f.level is Level.ERROR]
-    for f in report.findings:
-        if f.level is Level.WARN or (f.level is Level.ERROR and mode == "fake"):
-            prefix = "would refuse in a real run: " if f.level is Level.ERROR else ""
-            report.warnings.append(prefix + f.line())
-    if not readme_file:
+    report.warnings += [f.line() for f in report.findings if f.level is Level.WARN]
+    if not readme_file and purpose == "package":
         report.warnings.append("no --readme header given: README holds only the file listing")
     if not PROJECT_CODE.match(pack.name):
         report.warnings.append(f"{packpath}: PACKPATH should be named after the project code "
@@ -223,17 +228,41 @@ def package(
     report.member = target.member
     report.listing = plan.listing()
     header = readme_file.read_bytes() if readme_file else b""
-    readme_bytes = readme.assemble(header, target.member.rsplit("/", 1)[-1], plan.listing())
+    readme_bytes = (header if purpose == "stage" else
+                    readme.assemble(header, target.member.rsplit("/", 1)[-1], plan.listing()))
     _describe(report, plan, mode, readme_file, readme_bytes)
 
-    if errors and mode != "fake":
+    if errors:  # fake mode too: it is the rehearsal, and it must say what a real run refuses
         report.errors = [f.line() for f in errors]
         raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=tuple(report.errors))
     if dry_run:
         return report
     _execute(report, plan, pack, target, mode, readme_bytes, jobs or min(4, os.cpu_count() or 1),
-             say)
+             say, with_ticket=purpose == "package")
     return report
+
+
+def stage(
+    pipeline_root: Path | str,
+    staged_root: Path | str,
+    *,
+    mode: str = "copy",
+    piscript: Path | str | None = None,
+    pipe_readme: Path | str | None = None,
+    plugin: str | None = None,
+    dry_run: bool = False,
+    jobs: int | None = None,
+    plugins: Qa2Plugins | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Stage a pipeline run into a delivery-shaped tree (QA_Pipeline_Stager).
+
+    The same machinery as :func:`package`; the plugin that claims the run decides the layout.
+    The member README is ``pipe_readme`` unchanged (empty when not given, as JAO's pkgPipe did).
+    """
+    return package(pipeline_root, staged_root, readme_path=pipe_readme, piscript=piscript,
+                   mode=mode or "copy", plugin=plugin, dry_run=dry_run, jobs=jobs,
+                   plugins=plugins, progress=progress, purpose="stage")
 
 
 def _delivery(origpath: Path | str, style: str = "") -> Delivery:
@@ -295,7 +324,8 @@ def _describe(report: Report, plan: Plan, mode: str, readme_file: Path | None,
 
 
 def _execute(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
-             readme_bytes: bytes, jobs: int, say: Callable[[str], None]) -> None:
+             readme_bytes: bytes, jobs: int, say: Callable[[str], None],
+             with_ticket: bool = True) -> None:
     created_pack = not pack.exists()
     pack.mkdir(exist_ok=True)
     lock = PackLock(pack)
@@ -309,7 +339,7 @@ def _execute(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: s
         note = execute.recover(pack)
         if note:
             report.notes.append(note)
-        _build_and_swap(report, plan, pack, target, mode, readme_bytes, jobs, say)
+        _build_and_swap(report, plan, pack, target, mode, readme_bytes, jobs, say, with_ticket)
     except BaseException as exc:
         # Undo: the previous package comes back if the swap had not finished.
         execute.recover(pack)
@@ -330,7 +360,8 @@ def _os_error(exc: OSError) -> Qa2Error:
 
 
 def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
-                    readme_bytes: bytes, jobs: int, say: Callable[[str], None]) -> None:
+                    readme_bytes: bytes, jobs: int, say: Callable[[str], None],
+                    with_ticket: bool) -> None:
     partial = execute.partial_dir(pack)
     partial.mkdir()
     unit = partial / "unit"
@@ -374,9 +405,10 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
         os.replace(partial / "manifest", pack / manifest.NAME)
     elif target.unit == ous.SG:
         (pack / manifest.NAME).unlink(missing_ok=True)  # a fake package has no manifest
-    zip_final = ticket_path(pack)
-    os.replace(zip_tmp, zip_final)
-    report.ticket = str(zip_final)
+    if with_ticket:
+        zip_final = ticket_path(pack)
+        os.replace(zip_tmp, zip_final)
+        report.ticket = str(zip_final)
     shutil.rmtree(partial)
 
 

@@ -73,6 +73,7 @@ class PackageOptions:
     append: str = "none"
     piscript: Path | None = None
     readme: Path | None = None
+    purpose: str = "package"  # or "stage": qa2 stage (QA_Pipeline_Stager), nothing compressed
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class PackageView:
     style: Style
     plugin: str
     mode: str = "copy"
+    purpose: str = "package"  # "stage" for a staged tree (qa2 stage), not yet a delivery
     read: Callable[[str], bytes | None] = field(default=lambda _path: None, compare=False)
 
     def glob(self, pattern: str) -> tuple[str, ...]:

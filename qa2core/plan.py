@@ -61,7 +61,7 @@ class Plan:
                   if d not in present]
         return ["README", *names]
 
-    def view(self, style: Style, plugin: str, mode: str) -> PackageView:
+    def view(self, style: Style, plugin: str, mode: str, purpose: str = "package") -> PackageView:
         by_dest = {f.dest: f for f in self.files}
 
         def read(dest: str) -> bytes | None:
@@ -72,7 +72,7 @@ class Plan:
                 return b""
             return entry.sources[0].read_bytes()
 
-        return PackageView(tuple(self.listing()), style, plugin, mode, read)
+        return PackageView(tuple(self.listing()), style, plugin, mode, purpose, read)
 
 
 def check_dest(dest: str, rule: str) -> None:
