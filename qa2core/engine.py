@@ -266,6 +266,7 @@ def stage(
 
 
 def _delivery(origpath: Path | str, style: str = "") -> Delivery:
+    """Scan ORIGPATH into a Delivery (for detect, inspect and tests)."""
     origpath = Path(origpath)
     if not origpath.is_dir():
         raise UsageError(f"{origpath}: ORIGPATH does not exist or is not a directory")

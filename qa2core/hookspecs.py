@@ -73,6 +73,8 @@ class Qa2Specs:
         ``script/scriptForPI.py`` itself; do not place them. Two placements with one ``dest``
         stop the run.
 
+        :param delivery: as for ``qa2_detect``
+        :param collected: this plugin's classified items, skipped and unclassified ones removed
         :returns: a sequence of ``Placement``
         """
 

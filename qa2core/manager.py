@@ -50,14 +50,14 @@ class Qa2Plugins:
         self.pm.check_pending()
 
     def names(self) -> tuple[str, ...]:
-        return tuple(sorted(n for n, _ in self.pm.list_name_plugin() if n != BUILTIN))
+        # A blocked name stays listed with plugin None: it is not installed for us.
+        return tuple(sorted(n for n, p in self.pm.list_name_plugin() if n != BUILTIN and p is not None))
 
     def installed(self) -> tuple[PluginInfo, ...]:
         dists = {id(p): d for p, d in self.pm.list_plugin_distinfo()}
         infos = []
-        for name, plugin in sorted(self.pm.list_name_plugin()):
-            if name == BUILTIN:
-                continue
+        for name in self.names():
+            plugin = self.pm.get_plugin(name)
             dist = dists.get(id(plugin))
             hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
             infos.append(PluginInfo(

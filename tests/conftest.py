@@ -1,0 +1,93 @@
+"""Core tests: a throwaway plugin registered directly, no entry points needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa2core import GENERIC, Action, Claim, Collected, Finding, Level, Placement, hookimpl
+from qa2core.compression import compression_for
+
+pytest_plugins = ["qa2core.testing"]
+
+
+class ToyPlugin:
+    """Claims any tree with a ``toy.marker``; scripts to script/, FITS to product/, logs to log/."""
+
+    @hookimpl
+    def qa2_detect(self, delivery):
+        if "toy.marker" in delivery.names():
+            return Claim(GENERIC, "toy marker present", ("toy.marker",))
+        return None
+
+    @hookimpl
+    def qa2_collect(self, delivery):
+        out = []
+        for item in delivery.items:
+            if item.name == "toy.marker":
+                out.append(Collected(item, "marker", skip="marker file"))
+            elif item.name.endswith((".py", ".fits", ".log", ".tgz")) or item.is_dir:
+                out.append(Collected(item, "file"))
+        return out
+
+    @hookimpl
+    def qa2_layout(self, delivery, collected):
+        out = []
+        for c in collected:
+            squeeze = compression_for(c.item, set())
+            if squeeze:
+                out.append(Placement(f"product/{squeeze[1]}", squeeze[0], (c.item.relpath,), "toy"))
+            elif c.item.is_dir:
+                out.append(Placement(f"calibrated/{c.item.name}", Action.COPY, (c.item.relpath,), "toy"))
+            else:
+                sub = {"py": "script", "log": "log"}.get(c.item.name.rsplit(".", 1)[-1], "product")
+                out.append(Placement(f"{sub}/{c.item.name}", Action.COPY, (c.item.relpath,), "toy"))
+        return out
+
+    @hookimpl
+    def qa2_validate(self, view, plugin):
+        if plugin != "toy":
+            return None
+        if view.glob("script/forbidden.py"):
+            return [Finding(Level.ERROR, "toy.forbidden", "script/forbidden.py", "forbidden script")]
+        return []
+
+
+TOY_FILES = {
+    "toy.marker": "",
+    "scripts/run.py": "print('reduce')\n",
+    "img/target.image.pbcor.fits": b"SIMPLE  =                    T" + bytes(2850),
+    "img/target.pb.fits": bytes(range(256)) * 64,
+    "logs/casa-20160101-000000.log": "log line\n",
+    "notes.txt": "not classified\n",
+}
+
+
+@pytest.fixture
+def toy_pm(qa2_pm):
+    qa2_pm.register(ToyPlugin(), name="toy")
+    return qa2_pm
+
+
+@pytest.fixture
+def toy_tree(tmp_path: Path) -> Path:
+    from qa2core.testing import write_tree
+
+    return write_tree(tmp_path / "reduction", TOY_FILES)
+
+
+@pytest.fixture
+def header(tmp_path: Path) -> Path:
+    path = tmp_path / "README.header.txt"
+    path.write_bytes(b"Atacama Large Millimeter/submillimeter Array (ALMA)\n#####\nCycle: 3\n"
+                     b"Project code: 2015.1.00123.S\nComments from Reducer: none\n#####\n")
+    return path
+
+
+@pytest.fixture
+def piscript(tmp_path: Path) -> Path:
+    path = tmp_path / "qa2master" / "scriptForPI.py"
+    path.parent.mkdir()
+    path.write_text("# $Id: scriptForPI.py,v 1.23 2017/10/17 dpetry Exp $\nprint('PI')\n")
+    return path

@@ -1,0 +1,210 @@
+"""The core machinery with a throwaway plugin: modes, append, README, ticket, manifest, safety."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from qa2core import engine
+from qa2core.errors import Qa2Error, ValidationFailed
+from qa2core.testing import files_below, tree_state
+
+MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
+
+
+def pack(toy_pm, src, dst, **kw):
+    kw.setdefault("plugins", toy_pm)
+    return engine.package(src, dst, **kw)
+
+
+@pytest.fixture
+def dst(tmp_path):
+    return tmp_path / "2015.1.00123.S"
+
+
+@pytest.mark.parametrize("mode", ["fake", "ticket", "copy", "hard"])
+def test_every_mode_builds_the_same_tree_and_leaves_the_source_alone(toy_pm, toy_tree, dst, header,
+                                                                      piscript, mode):
+    before = tree_state(toy_tree)
+    report = pack(toy_pm, toy_tree, dst, readme_path=header, piscript=piscript, mode=mode)
+    assert tree_state(toy_tree) == before
+    member = dst / MEMBER
+    assert files_below(member) == {
+        "README", "script/run.py", "script/scriptForPI.py", "log/casa-20160101-000000.log",
+        "product/target.image.pbcor.fits", "product/target.pb.fits.gz",
+    }
+    assert {p.name for p in member.iterdir() if p.is_dir()} == {
+        "calibration", "log", "product", "qa", "script"}
+    assert report.unclassified == ["notes.txt"]
+    assert any("notes.txt" in w for w in report.warnings)
+    sizes = {p: (member / p).stat().st_size for p in files_below(member) if p != "README"}
+    if mode in ("fake", "ticket"):
+        assert set(sizes.values()) == {0}
+    else:
+        assert (member / "script/run.py").read_bytes() == (toy_tree / "scripts/run.py").read_bytes()
+        assert gzip.decompress((member / "product/target.pb.fits.gz").read_bytes()) == \
+            (toy_tree / "img/target.pb.fits").read_bytes()
+
+
+def test_readme_is_the_header_byte_for_byte_then_the_final_listing(toy_pm, toy_tree, dst, header,
+                                                                   piscript):
+    pack(toy_pm, toy_tree, dst, readme_path=header, piscript=piscript, mode="copy")
+    text = (dst / MEMBER / "README").read_bytes()
+    assert text.startswith(header.read_bytes())
+    listing = text[len(header.read_bytes()):].decode()
+    assert "target.pb.fits.gz" in listing and "target.pb.fits\n" not in listing
+    for name in ("calibration/", "qa/", "run.py", "scriptForPI.py", "README"):
+        assert name in listing
+
+
+def test_ticket_zip_holds_readme_scripts_and_the_size(toy_pm, toy_tree, dst, header, piscript):
+    report = pack(toy_pm, toy_tree, dst, readme_path=header, piscript=piscript, mode="ticket")
+    ticket = dst.with_name(dst.name + ".ticket.zip")
+    with zipfile.ZipFile(ticket) as zf:
+        names = set(zf.namelist())
+        assert {"README", "script/run.py", "script/scriptForPI.py", "package_size.txt"} <= names
+        assert zf.read("script/run.py") == (toy_tree / "scripts/run.py").read_bytes()
+        assert zf.read("README") == (dst / MEMBER / "README").read_bytes()
+        assert f"{report.package_bytes} bytes" in zf.read("package_size.txt").decode()
+
+
+def test_fake_mode_ticket_is_an_empty_dummy(toy_pm, toy_tree, dst, piscript):
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="fake")
+    assert dst.with_name(dst.name + ".ticket.zip").stat().st_size == 0
+    assert not (dst / "manifest-sha256.txt").exists()
+
+
+@pytest.mark.parametrize("mode", ["copy", "hard"])
+def test_manifest_passes_sha256sum(toy_pm, toy_tree, dst, piscript, mode):
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode=mode)
+    lines = (dst / "manifest-sha256.txt").read_text().splitlines()
+    assert len(lines) == len(files_below(dst / MEMBER))
+    run = subprocess.run(["sha256sum", "-c", "--strict", "manifest-sha256.txt"], cwd=dst,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_hard_mode_links_immutable_files_and_copies_tables(toy_pm, tmp_path, dst, piscript):
+    from qa2core.testing import write_tree
+
+    src = write_tree(tmp_path / "red", {
+        "toy.marker": "", "a.fits": b"x" * 4000, "cal.ms.split.cal/table.dat": b"T" * 100,
+        "cal.ms.split.cal/table.info": "Type = Measurement Set\nSubType = \n",
+        "cal.ms.split.cal/table.f0": b"d" * 500,
+    })
+    report = pack(toy_pm, src, dst, piscript=piscript, mode="hard", style="cycle0-nopipe")
+    member = dst / MEMBER
+    assert os.stat(member / "product/a.fits").st_ino == os.stat(src / "a.fits").st_ino
+    table_copy = member / "calibrated/cal.ms.split.cal/table.f0"
+    assert table_copy.read_bytes() == b"d" * 500
+    assert os.stat(table_copy).st_ino != os.stat(src / "cal.ms.split.cal/table.f0").st_ino
+    assert sum("copied, not hard-linked" in w for w in report.warnings) == 1
+    actions = {Path(f["dest"]).name: f["action"] for f in report.files}
+    assert actions["a.fits"] == "link" and actions["cal.ms.split.cal"] == "copy"
+
+
+def test_link_refused_by_the_file_system_falls_back_to_copy_with_one_warning(
+        toy_pm, toy_tree, dst, piscript, monkeypatch):
+    import errno
+
+    def refuse(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
+
+    monkeypatch.setattr(os, "link", refuse)
+    report = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="hard")
+    assert sum("hard links refused" in w for w in report.warnings) == 1
+    assert (dst / MEMBER / "script/run.py").read_bytes() == (toy_tree / "scripts/run.py").read_bytes()
+    assert {f["action"] for f in report.files if f["dest"].endswith("run.py")} == {"copy"}
+
+
+def test_append_group_then_member_never_touches_existing_members(toy_pm, toy_tree, dst, piscript):
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    first = tree_state(dst / "sg_ouss_id/group_ouss_id")
+    r2 = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy", append="group")
+    r3 = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy", append="member")
+    assert r2.member == "sg_ouss_id/group_ouss_2_id/member_ouss_id"
+    assert r3.member == "sg_ouss_id/group_ouss_2_id/member_ouss_2_id"
+    assert tree_state(dst / "sg_ouss_id/group_ouss_id") == first
+    manifest = (dst / "manifest-sha256.txt").read_text()
+    for member in (MEMBER, r2.member, r3.member):
+        assert f"  {member}/script/run.py\n" in manifest
+    subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=dst, check=True)
+
+
+def test_append_none_replaces_only_sg_ouss_id(toy_pm, toy_tree, dst, piscript):
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy", append="group")
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy", append="group")
+    (dst / "notes-of-the-reducer.txt").write_text("keep me")
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    assert sorted(p.name for p in (dst / "sg_ouss_id").iterdir()) == ["group_ouss_id"]
+    assert (dst / "notes-of-the-reducer.txt").read_text() == "keep me"
+
+
+def test_append_member_without_a_package_is_refused(toy_pm, toy_tree, dst, piscript):
+    with pytest.raises(Qa2Error, match="--append member needs an existing package"):
+        pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy", append="member")
+    assert not dst.exists()
+
+
+def test_validation_error_refuses_and_writes_nothing(toy_pm, toy_tree, dst, piscript):
+    (toy_tree / "forbidden.py").write_text("x")
+    with pytest.raises(ValidationFailed) as err:
+        pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    assert any("script/forbidden.py" in line for line in err.value.lines)
+    assert not dst.exists() and not dst.with_name(dst.name + ".ticket.zip").exists()
+
+
+def test_failure_mid_copy_keeps_the_previous_package(toy_pm, toy_tree, dst, piscript, monkeypatch):
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    before = tree_state(dst)
+    from qa2core import fileops
+
+    real_copy = fileops.copy_file
+
+    def unreadable(src, target):
+        if src.name == "run.py":
+            raise PermissionError(13, "Permission denied", str(src))
+        return real_copy(src, target)
+
+    monkeypatch.setattr(fileops, "copy_file", unreadable)
+    with pytest.raises(Qa2Error, match=r"run\.py: Permission denied"):
+        pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    assert tree_state(dst) == before
+
+
+def test_dry_run_writes_nothing(toy_pm, toy_tree, dst, piscript):
+    report = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy", dry_run=True)
+    assert not dst.exists()
+    assert {f["action"] for f in report.files} >= {"copy", "gzip"}
+    pb = next(f for f in report.files if f["dest"].endswith(".pb.fits.gz"))
+    assert pb["bytes"] == (toy_tree / "img/target.pb.fits").stat().st_size
+
+
+def test_a_second_run_refuses_while_the_lock_is_held(toy_pm, toy_tree, dst, piscript):
+    dst.mkdir()
+    (dst / ".qa2.lock").write_text(f"{os.getppid()}@{os.uname().nodename}\n")
+    with pytest.raises(Qa2Error, match="another qa2 run holds the lock"):
+        pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(toy_pm, toy_tree, dst, piscript):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    dst.mkdir()
+    (dst / ".qa2.lock").write_text(f"{dead.pid}@{os.uname().nodename}\n")
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    assert (dst / MEMBER / "README").exists() and not (dst / ".qa2.lock").exists()
+
+
+def test_gzip_output_is_standard_and_bit_exact(toy_pm, toy_tree, dst, piscript):
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    out = subprocess.run(["gunzip", "-c", str(dst / MEMBER / "product/target.pb.fits.gz")],
+                         capture_output=True, check=True).stdout
+    src = (toy_tree / "img/target.pb.fits").read_bytes()
+    assert hashlib.sha256(out).digest() == hashlib.sha256(src).digest()
