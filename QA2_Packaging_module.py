@@ -15,8 +15,10 @@ __all__ = ["QA_Packager", "QA_Pipeline_Stager", "Qa2Error"]
 def QA_Packager(origpath, readme, packpath, PIscript="", style="", mode="fake",
                 append="", noms=True) -> Report:
     """Package the reduction directory ``origpath`` into ``packpath`` (see ``qa2 package``)."""
+    # As in the original, a named style decides; noms only speaks when style is ''.
     return package(origpath, packpath, readme_path=readme or None, piscript=PIscript or None,
-                   style=style, mode=mode, append=append or "none", noms=noms)
+                   style=style, mode=mode, append=append or "none",
+                   noms=None if style else bool(noms))
 
 
 def QA_Pipeline_Stager(pipeline_root, staged_root, mode="copy", PIscript="",

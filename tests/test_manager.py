@@ -55,7 +55,7 @@ def test_tie_at_the_top_lists_every_claim(qa2_pm, toy_tree):
 
 def test_no_claim_names_the_path_and_installed_plugins(qa2_pm, toy_tree):
     qa2_pm.register(Fixed(None), name="silent")
-    with pytest.raises(NotDetected, match="no plugin claims this input.*silent"):
+    with pytest.raises(NotDetected, match=r"no plugin claims this input.*silent"):
         detect(toy_tree, qa2_pm)
 
 
@@ -74,7 +74,7 @@ def test_forced_plugin_must_still_claim(qa2_pm, toy_tree):
 def test_plugin_exception_is_a_plugin_failure_not_a_decline(qa2_pm, toy_tree):
     qa2_pm.register(Broken(), name="broken")
     qa2_pm.register(Fixed(50), name="fine")
-    with pytest.raises(PluginFailed, match="'broken' failed in qa2_detect.*boom"):
+    with pytest.raises(PluginFailed, match=r"'broken' failed in qa2_detect.*boom"):
         detect(toy_tree, qa2_pm)
 
 

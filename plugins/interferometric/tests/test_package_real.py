@@ -51,7 +51,7 @@ def test_real_sample_is_claimed(manual_sample, if_pm):
 
 
 def test_fake_tree_has_the_real_names_and_empty_files(package, manual_sample):
-    report, member = package("fake")
+    _report, member = package("fake")
     names = files_below(member)
     assert {n for n in names if not n.startswith("qa/")} == EXPECTED
     assert sum(n.startswith("qa/") and n.endswith(".png") for n in names) == 6
@@ -74,7 +74,7 @@ def test_ticket_mode_zip_has_real_scripts_and_qa(package, manual_sample):
 
 
 def test_copy_mode_content(package, manual_sample, tmp_path):
-    report, member = package("copy")
+    _report, member = package("copy")
     src = manual_sample.root
     # PB image: standard gzip, bit-exact, and astropy reads the same pixels.
     pb_src = src / "Imaging/calibrated_final_line.pb.fits"
@@ -109,7 +109,7 @@ def test_copy_mode_content(package, manual_sample, tmp_path):
 
 
 def test_hard_mode_links_only_immutable_files(package, manual_sample):
-    report, member = package("hard")
+    _, member = package("hard")
     src = manual_sample.root
     pairs = {
         "script/scriptForImaging.py": "Imaging/scriptForImaging.py",
