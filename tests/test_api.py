@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from QA2_Packaging_module import QA_Packager, Qa2Error
+from QA2_Packaging_module import Qa2Error, QA_Packager
 from qa2core.testing import files_below, tree_state
 
 
