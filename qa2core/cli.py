@@ -94,6 +94,8 @@ def package(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the plan.")] = False,
     as_json: JsonOpt = False,
     jobs: Annotated[int | None, typer.Option(min=1, help="Parallel copy/compress jobs.")] = None,
+    ous_uids: Annotated[str | None, typer.Option(help="SOUS,GOUS,MOUS: real OUS names instead of "
+                                                 "the placeholders.")] = None,
 ) -> None:
     """Package ORIGPATH into PACKPATH (QA_Packager)."""
     from qa2core import engine
@@ -104,6 +106,7 @@ def package(
             origpath, packpath, readme_path=readme, piscript=piscript, style=style,
             mode=mode.value, append=append.value, noms=noms, plugin=plugin, dry_run=dry_run,
             jobs=jobs, plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"),
+            ous_uids=ous_uids,
         )
     _finish(report, as_json)
 
@@ -156,6 +159,70 @@ def stage(
                               pipe_readme=pipe_readme, plugin=plugin, dry_run=dry_run,
                               plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"))
     _finish(report, as_json)
+
+
+class VerifyLevel(StrEnum):
+    fast = "fast"
+    complete = "complete"
+    full = "full"
+
+
+@app.command()
+def verify(
+    packpath: Annotated[Path, typer.Argument(help="Package root (PACKPATH).")],
+    fast: Annotated[bool, typer.Option("--fast", help="File count and bytes only.")] = False,
+    complete: Annotated[bool, typer.Option("--complete", help="Every file listed, none unlisted; "
+                                           "no re-hash.")] = False,
+    for_ingestion: Annotated[bool, typer.Option("--for-ingestion",
+                                                help="Placeholder OUS names are an ERROR.")] = False,
+    style: Annotated[str, typer.Option(help="Style the package was made with (default: inferred).")]
+    = "",
+    as_json: JsonOpt = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Hashing threads.")] = 4,
+) -> None:
+    """Check a package: manifest checksums, completeness, and every plugin's structure rules."""
+    from qa2core.verify import verify as run_verify
+
+    level = "fast" if fast else "complete" if complete else "full"
+    with _boundary(as_json, {"ok": False, "findings": []}):
+        report = run_verify(packpath, level=level, for_ingestion=for_ingestion, style=style,
+                            jobs=jobs, plugins=_plugins())
+    if as_json:
+        _emit(report.to_json())
+    else:
+        for f in report.findings:
+            _err(f"qa2: {f.line()}")
+        verdict = "OK" if report.ok else "FAILED"
+        print(f"{verdict}: {packpath} ({level}; {len(report.members)} member(s); "
+              f"plugin {report.plugin or 'none'}; {len(report.findings)} finding(s))")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("tar")
+def tar_(
+    packpath: Annotated[Path, typer.Argument(help="Package root (PACKPATH).")],
+    ous_uids: Annotated[str | None, typer.Option(help="SOUS,GOUS,MOUS: real OUS names in the tar.")]
+    = None,
+    out: Annotated[Path | None, typer.Option(help="Directory for the tars (default: beside "
+                                             "PACKPATH).")] = None,
+    max_size: Annotated[float, typer.Option(min=0.001, help="Volume size limit in GiB.")] = 100.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write <proj>_<MOUS>_NNN_of_MMM.tar with .sha256 and .md5sum beside each."""
+    from qa2core.archive import make_tars
+
+    with _boundary(as_json, {"tars": []}):
+        report = make_tars(packpath, ous_uids=ous_uids, out_dir=out,
+                           max_bytes=int(max_size * 2**30))
+    for line in report.warnings:
+        _err(f"qa2: warning: {line}")
+    if as_json:
+        _emit({"tars": report.tars, "sha256": report.sha256, "md5": report.md5,
+               "warnings": report.warnings})
+        return
+    for path in report.tars:
+        print(path)
 
 
 @app.command()

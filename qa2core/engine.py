@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa2core import execute, manifest, ous, readme, ticket
+from qa2core import execute, journal, manifest, ous, readme, ticket
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
 from qa2core.lock import PackLock
 from qa2core.manager import Qa2Plugins, RankedClaim, get_plugin_manager
@@ -180,6 +180,7 @@ def package(
     plugins: Qa2Plugins | None = None,
     progress: Callable[[str], None] | None = None,
     purpose: str = "package",
+    ous_uids: str | None = None,
 ) -> Report:
     """Package ORIGPATH into PACKPATH (QA_Packager). Raises Qa2Error on refusal.
 
@@ -194,6 +195,8 @@ def package(
     if readme_file is not None and not readme_file.is_file():
         raise UsageError(f"{readme_file}: --readme header file does not exist")
     pi = resolve_piscript(Path(piscript) if piscript else None)
+    if ous_uids:
+        ous.parse_uids(ous_uids)  # a bad value is a usage error before any work
     orig, pack = _check_paths(origpath, packpath)
     plugins = plugins or get_plugin_manager()
     say = progress or (lambda _msg: None)
@@ -224,7 +227,8 @@ def package(
         report.warnings.append(f"{packpath}: PACKPATH should be named after the project code "
                                "(like 2016.1.01435.S)")
 
-    target = ous.target(pack, append)
+    uids = ous.parse_uids(ous_uids) if ous_uids else plugins.ous_uids(chosen, delivery)
+    target = ous.target(pack, append, uids)
     report.member = target.member
     report.listing = plan.listing()
     header = readme_file.read_bytes() if readme_file else b""
@@ -371,7 +375,8 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
     member_dir.mkdir(parents=True)
 
     say(f"writing {len(plan.files)} entries in mode {mode} ({plan.source_bytes()} bytes of source)")
-    results = execute.Executor(member_dir, target.member, mode).run(plan.files, jobs)
+    executor = execute.Executor(member_dir, target.member, mode, pack, journal.load(pack))
+    results = executor.run(plan.files, jobs)
     (member_dir / "README").write_bytes(readme_bytes)
 
     written = [w for r in results for w in r.written]
@@ -391,10 +396,12 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
 
     manifest_text = None
     if real:
-        entries = {} if target.unit == ous.SG else _old_manifest(pack)
+        entries = _outside(_old_manifest(pack, target.unit), target.unit)
         entries.update({w.path: w.sha256 for w in written})
         manifest_text = manifest.format_lines(entries.items())
         (partial / "manifest").write_text(manifest_text)
+        kept = _outside(journal.load(pack), target.unit)
+        journal.save(partial / "journal", kept | executor.new)
 
     # The swap: old package aside, new one in, manifest and ticket, then the old one goes.
     final = pack / target.unit
@@ -404,8 +411,10 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
     os.rename(unit, final)
     if manifest_text is not None:
         os.replace(partial / "manifest", pack / manifest.NAME)
-    elif target.unit == ous.SG:
-        (pack / manifest.NAME).unlink(missing_ok=True)  # a fake package has no manifest
+        os.replace(partial / "journal", pack / journal.NAME)
+    else:  # a fake tree makes any earlier manifest a lie
+        (pack / manifest.NAME).unlink(missing_ok=True)
+        (pack / journal.NAME).unlink(missing_ok=True)
     if with_ticket:
         zip_final = ticket_path(pack)
         os.replace(zip_tmp, zip_final)
@@ -413,11 +422,20 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
     shutil.rmtree(partial)
 
 
-def _old_manifest(pack: Path) -> dict[str, str]:
-    """Entries of the package being appended to; hashed now if it had none (a fake package)."""
+def _old_manifest(pack: Path, unit: str) -> dict[str, str]:
+    """Entries of the package being added to; hashed now if it had none (a fake package)."""
     if (pack / manifest.NAME).exists():
         return manifest.read(pack)
-    return manifest.hash_tree(pack, ous.SG)
+    entries: dict[str, str] = {}
+    for top in (p for p in pack.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if top.name != unit:
+            entries |= manifest.hash_tree(pack, top.name)
+    return entries
+
+
+def _outside(entries: dict, unit: str) -> dict:
+    """Entries not below ``unit``, the directory this run replaces or adds."""
+    return {k: v for k, v in entries.items() if not k.startswith(unit + "/")}
 
 
 def _sha(data: bytes) -> str:

@@ -14,9 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa2core import fileops
+from qa2core import fileops, journal
+from qa2core.errors import Qa2Error
 from qa2core.model import Action, ItemType
 from qa2core.plan import PlannedFile
+from qa2core.scan import tree_stat
 
 PARTIAL = ".qa2-partial"
 
@@ -33,19 +35,47 @@ class Written:
 @dataclass
 class EntryResult:
     entry: PlannedFile
-    action: str  # what was done: fake, copy, link, gzip, tgz, empty, mixed
+    action: str  # what was done: fake, copy, reflink, link, gzip, tgz, empty, reused
     written: list[Written] = field(default_factory=list)
     link_fallback: bool = False  # hard mode wanted a link and the file system refused
     copied_tables: bool = False  # hard mode copied a CASA table on purpose
 
 
+class SourceChanged(Qa2Error):
+    """A source file changed between the scan and the copy: the package would be inconsistent."""
+
+
+def fingerprint(entry: PlannedFile) -> tuple[tuple[str, int, int], ...]:
+    if entry.items:
+        return tuple((str(src), item.size, item.mtime_ns)
+                     for src, item in zip(entry.sources, entry.items, strict=True))
+    return tuple((str(src), src.stat().st_size, src.stat().st_mtime_ns) for src in entry.sources)
+
+
+def check_unchanged(entry: PlannedFile) -> None:
+    """Compare every source with the scan; a reducer still writing into ORIGPATH stops the run."""
+    for src, item in zip(entry.sources, entry.items, strict=False):
+        if item.is_dir:
+            size, mtime = tree_stat(src)
+        else:
+            st = os.stat(src)
+            size, mtime = st.st_size, st.st_mtime_ns
+        if (size, mtime) != (item.size, item.mtime_ns):
+            raise SourceChanged(f"{src}: source changed while packaging (size or modification "
+                                "time differs from the scan); run again once it is final")
+
+
 class Executor:
     """Materialises planned files below ``member_dir`` (inside the partial directory)."""
 
-    def __init__(self, member_dir: Path, rel_prefix: str, mode: str) -> None:
+    def __init__(self, member_dir: Path, rel_prefix: str, mode: str, packpath: Path,
+                 old: dict[str, journal.Entry] | None = None) -> None:
         self.member_dir = member_dir
         self.rel_prefix = rel_prefix  # member path relative to PACKPATH, for manifest lines
         self.mode = mode
+        self.packpath = packpath
+        self.old = old or {}
+        self.new: dict[str, journal.Entry] = {}
 
     def _rel(self, dst: Path) -> str:
         return f"{self.rel_prefix}/{dst.relative_to(self.member_dir).as_posix()}"
@@ -75,15 +105,42 @@ class Executor:
             dst.touch(exist_ok=False)
             return EntryResult(entry, "empty" if entry.action is Action.EMPTY else "fake",
                                [Written(self._rel(dst), fileops.EMPTY_SHA256, 0)])
+        if entry.whole_dir:
+            result = self._copy_tree(entry, dst)
+        else:
+            result = self._reuse(entry, dst) or self._make(entry, dst)
+        check_unchanged(entry)
+        return result
+
+    def _reuse(self, entry: PlannedFile, dst: Path) -> EntryResult | None:
+        """Link the previous run's output when nothing about it changed: no read, no hash."""
+        rel = self._rel(dst)
+        old = self.old.get(rel)
+        previous = self.packpath / rel
+        if (old is None or old.mode != self.mode or old.sources != fingerprint(entry)
+                or not journal.still_valid(old, previous)):
+            return None
+        os.link(previous, dst)
+        self.new[rel] = old
+        return EntryResult(entry, "reused", [Written(rel, old.sha256, old.size)])
+
+    def _make(self, entry: PlannedFile, dst: Path) -> EntryResult:
         if entry.action is Action.GZIP:
             sha = fileops.gzip_file(entry.sources[0], dst)
-            return EntryResult(entry, "gzip", [Written(self._rel(dst), sha, dst.stat().st_size)])
-        if entry.action is Action.TGZ:
+            result = EntryResult(entry, "gzip")
+        elif entry.action is Action.TGZ:
             sha = fileops.tgz(entry.sources, dst)
-            return EntryResult(entry, "tgz", [Written(self._rel(dst), sha, dst.stat().st_size)])
-        if entry.whole_dir:
-            return self._copy_tree(entry, dst)
-        return self._copy_or_link(entry, entry.sources[0], dst, EntryResult(entry, "copy"))
+            result = EntryResult(entry, "tgz")
+        else:
+            result = self._copy_or_link(entry, entry.sources[0], dst, EntryResult(entry, "copy"))
+            sha = result.written[-1].sha256
+            result.written.clear()
+        st = dst.stat()
+        rel = self._rel(dst)
+        result.written.append(Written(rel, sha, st.st_size))
+        self.new[rel] = journal.Entry(fingerprint(entry), self.mode, result.action, sha or "",
+                                      st.st_size, st.st_mtime_ns)
+        return result
 
     def _copy_or_link(self, entry: PlannedFile, src: Path, dst: Path,
                       result: EntryResult) -> EntryResult:
@@ -97,7 +154,11 @@ class Executor:
                 if exc.errno not in fileops.LINK_FALLBACK_ERRNOS:
                     raise
                 result.link_fallback = True
-        sha = fileops.copy_file(src, dst)
+        if fileops.reflink(src, dst):
+            sha = fileops.hash_file(dst)
+            result.action = "reflink" if result.action == "copy" else result.action
+        else:
+            sha = fileops.copy_file(src, dst)
         result.written.append(Written(self._rel(dst), sha, dst.stat().st_size))
         return result
 

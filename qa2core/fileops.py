@@ -8,6 +8,7 @@ linked file in place (peers.md §3.6).
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
@@ -25,6 +26,7 @@ except ImportError:  # pragma: no cover - isal is a dependency, this keeps a bro
 
     GZIP_LEVEL = 6
 
+_FICLONE = 0x40049409 if os.uname().sysname == "Linux" else None  # linux/fs.h
 CHUNK = 1 << 20
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 # A hard link can fail for reasons that only mean "copy instead".
@@ -51,6 +53,23 @@ class HashingWriter:
 def hash_file(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def reflink(src: Path, dst: Path) -> bool:
+    """Share ``src``'s extents with a new ``dst`` (copy-on-write: btrfs, XFS, ZFS). False where
+    the file system cannot (ext4), leaving no ``dst`` behind."""
+    if _FICLONE is None:
+        return False
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+        except OSError:
+            ok = False
+        else:
+            ok = True
+    if not ok:
+        os.unlink(dst)
+    return ok
 
 
 def copy_file(src: Path, dst: Path) -> str:

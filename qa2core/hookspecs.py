@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from qa2core.model import Claim, Collected, Delivery, Finding, PackageView, Placement
+    from qa2core.ous import OusUids
 
 _hookspec = pluggy.HookspecMarker("qa2")
 
@@ -91,4 +92,20 @@ class Qa2Specs:
         :param view: member-relative file names, the style, and a ``read`` function for content
         :param plugin: the name of the packaging plugin
         :returns: a sequence of :class:`~qa2core.model.Finding`, or ``None``
+        """
+
+    @_hookspec
+    def qa2_ous_uids(self, delivery: Delivery) -> OusUids | None:
+        """Give the real SOUS, GOUS and MOUS UIDs of ``delivery`` when the input names them.
+
+        Called on the **winning** plugin only, when the user gave no ``--ous-uids``. Return
+        an :class:`~qa2core.ous.OusUids` (sanitized UIDs, e.g. from a pipeline run's
+        ``SOUS_``/``GOUS_``/``MOUS_`` directories) and the package gets ingestion-ready
+        ``science_goal.<SOUS>/group.<GOUS>/member.<MOUS>`` names instead of the placeholders;
+        return ``None`` (or do not implement it) to keep the placeholders.
+
+        :param delivery: as for ``qa2_detect``
+        :returns: :class:`~qa2core.ous.OusUids` or ``None``
+
+        .. versionadded:: 0.1
         """

@@ -17,6 +17,7 @@ import pluggy
 from qa2core import PROJECT, hookspecs
 from qa2core.errors import AmbiguousDelivery, NotDetected, PluginFailed, UsageError
 from qa2core.model import Claim, Collected, Delivery, Finding, PackageView, Placement
+from qa2core.ous import OusUids
 
 BUILTIN = "qa2core.builtin"
 
@@ -123,6 +124,9 @@ class Qa2Plugins:
                collected: Sequence[Collected]) -> tuple[Placement, ...]:
         result = self._call_one("qa2_layout", plugin, delivery=delivery, collected=collected)
         return tuple(result or ())
+
+    def ous_uids(self, plugin: str, delivery: Delivery) -> OusUids | None:
+        return self._call_one("qa2_ous_uids", plugin, delivery=delivery)
 
     def validate(self, view: PackageView, plugin: str) -> tuple[Finding, ...]:
         try:

@@ -42,6 +42,7 @@ class SourceItem:
     size: int  # bytes; for directories the sum of their files
     table_type: str = ""  # first line of table.info, e.g. "Measurement Set", "Image", "Calibration"
     table_subtype: str = ""
+    mtime_ns: int = 0  # for directories the newest file's; with size, the change fingerprint
 
     @property
     def name(self) -> str:

@@ -12,11 +12,42 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa2core.errors import Qa2Error
+from qa2core.errors import Qa2Error, UsageError
 
 SG = "sg_ouss_id"
 _NUMBERED = re.compile(r"^(group|member)_ouss(?:_(\d+))?_id$")
 APPEND_MODES = ("none", "group", "member")
+SANITIZED_UID = re.compile(r"^uid___A\d{3}_X[0-9a-f]+_X[0-9a-f]+$")
+
+
+@dataclass(frozen=True)
+class OusUids:
+    """Real OUS UIDs, sanitized (``uid___A001_X87c_X69``), for ingestion-ready names."""
+
+    sg: str
+    group: str
+    member: str
+
+    def names(self) -> tuple[str, str, str]:
+        return f"science_goal.{self.sg}", f"group.{self.group}", f"member.{self.member}"
+
+
+def sanitize_uid(uid: str) -> str:
+    """``uid://A001/X87c/X69`` -> ``uid___A001_X87c_X69`` (domain.md §1); checked."""
+    text = uid.strip()
+    if text.startswith("uid://"):
+        text = "uid___" + text[len("uid://"):].replace("/", "_").replace(":", "_")
+    if not SANITIZED_UID.match(text):
+        raise UsageError(f"{uid!r} is not an ALMA UID (want uid://A001/X87c/X69 or "
+                         "uid___A001_X87c_X69)")
+    return text
+
+
+def parse_uids(text: str) -> OusUids:
+    parts = [p for p in text.split(",") if p.strip()]
+    if len(parts) != 3:
+        raise UsageError(f"--ous-uids {text!r}: give three UIDs, SOUS,GOUS,MOUS")
+    return OusUids(*(sanitize_uid(p) for p in parts))
 
 
 def placeholder(level: str, number: int) -> str:
@@ -44,7 +75,9 @@ class Target:
     member: str
 
 
-def target(packpath: Path, append: str) -> Target:
+def target(packpath: Path, append: str, uids: OusUids | None = None) -> Target:
+    if uids is not None:
+        return _real_target(packpath, append, uids)
     sg = packpath / SG
     groups = numbers(sg, "group")
     if append == "none" or not sg.is_dir():
@@ -60,3 +93,21 @@ def target(packpath: Path, append: str) -> Target:
     group = placeholder("group", groups[-1])
     member = placeholder("member", (numbers(sg / group, "member") or [0])[-1] + 1)
     return Target(f"{SG}/{group}/{member}", f"{SG}/{group}/{member}")
+
+
+def _real_target(packpath: Path, append: str, uids: OusUids) -> Target:
+    """Ingestion-ready names: each level is its UID, so an append names an exact place."""
+    sg, group, member = uids.names()
+    full = f"{sg}/{group}/{member}"
+    if append == "none" or (append == "group" and not (packpath / sg).is_dir()):
+        return Target(sg, full)
+    if append == "group":
+        if (packpath / sg / group).exists():
+            raise Qa2Error(f"{packpath / sg / group}: exists; --append group never overwrites")
+        return Target(f"{sg}/{group}", full)
+    if not (packpath / sg / group).is_dir():
+        raise Qa2Error(f"{packpath / sg / group}: --append member needs this group, and it does "
+                       "not exist; package it first with --append none or group")
+    if (packpath / full).exists():
+        raise Qa2Error(f"{packpath / full}: exists; --append member never overwrites a member")
+    return Target(full, full)

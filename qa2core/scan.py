@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from qa2core.errors import Qa2Error
+from qa2core.fileops import VOLATILE
 from qa2core.model import ItemType, SourceItem
 
 # Names never worth a look: editor and interpreter droppings, table locks.
@@ -40,16 +41,21 @@ def _dir_item_type(path: Path, entries: set[str]) -> ItemType | None:
     return None
 
 
-def tree_size(path: Path) -> int:
-    """Bytes of every regular file below ``path`` (links followed, as the copy will)."""
-    total = 0
+def tree_stat(path: Path) -> tuple[int, int]:
+    """(bytes, newest mtime_ns) of the regular files below ``path`` (links followed, as the
+    copy will); casacore lock files are left out, as the package leaves them out."""
+    total = newest = 0
     for dirpath, _dirs, files in os.walk(path, followlinks=True):
         for name in files:
+            if name in VOLATILE:
+                continue
             try:
-                total += os.stat(os.path.join(dirpath, name)).st_size
+                st = os.stat(os.path.join(dirpath, name))
             except OSError as exc:
                 raise Qa2Error(f"{os.path.join(dirpath, name)}: cannot read ({exc.strerror})") from exc
-    return total
+            total += st.st_size
+            newest = max(newest, st.st_mtime_ns)
+    return total, newest
 
 
 def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
@@ -86,11 +92,12 @@ def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
                     walk(path, relpath + "/", ancestors | {key})
                     continue
                 ttype, subtype = read_table_info(path) if kind is ItemType.TABLE else ("", "")
-                items.append(SourceItem(relpath, kind, tree_size(path), ttype, subtype))
+                size, mtime = tree_stat(path)
+                items.append(SourceItem(relpath, kind, size, ttype, subtype, mtime))
             elif stat.S_ISREG(st.st_mode):
                 if not os.access(path, os.R_OK):
                     raise Qa2Error(f"{path}: source file is not readable (permission denied)")
-                items.append(SourceItem(relpath, ItemType.FILE, st.st_size))
+                items.append(SourceItem(relpath, ItemType.FILE, st.st_size, mtime_ns=st.st_mtime_ns))
             else:
                 warnings.append(f"{path}: not a regular file or directory, skipped")
 

@@ -173,6 +173,7 @@ def test_failure_mid_copy_keeps_the_previous_package(toy_pm, toy_tree, dst, pisc
         return real_copy(src, target)
 
     monkeypatch.setattr(fileops, "copy_file", unreadable)
+    os.utime(toy_tree / "scripts/run.py")  # changed since the last run: it must be read again
     with pytest.raises(Qa2Error, match=r"run\.py: Permission denied"):
         pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     assert tree_state(dst) == before
@@ -208,3 +209,49 @@ def test_gzip_output_is_standard_and_bit_exact(toy_pm, toy_tree, dst, piscript):
                          capture_output=True, check=True).stdout
     src = (toy_tree / "img/target.pb.fits").read_bytes()
     assert hashlib.sha256(out).digest() == hashlib.sha256(src).digest()
+
+
+def test_rerun_over_an_unchanged_source_reuses_without_reading(toy_pm, toy_tree, dst, piscript,
+                                                                monkeypatch):
+    first = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    manifest = (dst / "manifest-sha256.txt").read_text()
+    from qa2core import fileops
+
+    def must_not_run(*args):
+        raise AssertionError("re-read an unchanged file")
+
+    for name in ("copy_file", "gzip_file", "hash_file", "tgz"):
+        monkeypatch.setattr(fileops, name, must_not_run)
+    second = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    assert {f["action"] for f in second.files} == {"reused", "readme"}
+    assert (dst / "manifest-sha256.txt").read_text() == manifest
+    assert len(first.files) == len(second.files)
+
+
+def test_rerun_redoes_what_changed(toy_pm, toy_tree, dst, piscript):
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    (toy_tree / "scripts/run.py").write_text("print('reduce better')\n")
+    report = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    actions = {Path(f["dest"]).name: f["action"] for f in report.files}
+    assert actions["run.py"] == "copy" and actions["target.pb.fits.gz"] == "reused"
+    assert (dst / MEMBER / "script/run.py").read_text() == "print('reduce better')\n"
+    subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=dst, check=True)
+
+
+def test_source_changed_during_the_copy_refuses_the_run(toy_pm, toy_tree, dst, piscript,
+                                                         monkeypatch):
+    from qa2core import fileops
+
+    real_copy = fileops.copy_file
+
+    def copy_then_edit(src, target):
+        sha = real_copy(src, target)
+        if src.name == "run.py":
+            with open(src, "a") as fh:
+                fh.write("# the reducer is still editing\n")
+        return sha
+
+    monkeypatch.setattr(fileops, "copy_file", copy_then_edit)
+    with pytest.raises(Qa2Error, match=r"run\.py: source changed while packaging"):
+        pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    assert not dst.exists()

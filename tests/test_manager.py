@@ -90,7 +90,7 @@ def test_misspelled_hook_is_refused_at_registration(qa2_pm):
 
 def test_every_hookspec_is_a_documented_manual_page():
     names = [n for n in dir(hookspecs.Qa2Specs) if n.startswith("qa2_")]
-    assert sorted(names) == ["qa2_collect", "qa2_detect", "qa2_layout", "qa2_validate"]
+    assert {"qa2_collect", "qa2_detect", "qa2_layout", "qa2_validate"} <= set(names)
     for name in names:
         func = getattr(hookspecs.Qa2Specs, name)
         doc = inspect.getdoc(func) or ""
