@@ -206,7 +206,7 @@ def tar_(
     = None,
     out: Annotated[Path | None, typer.Option(help="Directory for the tars (default: beside "
                                              "PACKPATH).")] = None,
-    max_size: Annotated[float, typer.Option(min=0.001, help="Volume size limit in GiB.")] = 100.0,
+    max_size: Annotated[float, typer.Option(min=1e-6, help="Volume size limit in GiB.")] = 100.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Write <proj>_<MOUS>_NNN_of_MMM.tar with .sha256 and .md5sum beside each."""

@@ -55,10 +55,15 @@ def hash_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+_REFLINK_WORKS: dict[tuple[int, int], bool] = {}  # (source dev, target dev) -> answer
+
+
 def reflink(src: Path, dst: Path) -> bool:
     """Share ``src``'s extents with a new ``dst`` (copy-on-write: btrfs, XFS, ZFS). False where
-    the file system cannot (ext4), leaving no ``dst`` behind."""
-    if _FICLONE is None:
+    the file system cannot (ext4), leaving no ``dst`` behind. The answer is remembered per pair
+    of devices: probing costs a create and an unlink per file."""
+    key = (os.stat(src).st_dev, os.stat(dst.parent).st_dev)
+    if _FICLONE is None or _REFLINK_WORKS.get(key) is False:
         return False
     with open(src, "rb") as fin, open(dst, "xb") as fout:
         try:
@@ -67,6 +72,7 @@ def reflink(src: Path, dst: Path) -> bool:
             ok = False
         else:
             ok = True
+    _REFLINK_WORKS[key] = ok
     if not ok:
         os.unlink(dst)
     return ok
