@@ -1,0 +1,83 @@
+"""What goes where in a manual Total Power (single-dish) package (domain.md §2.3, §4), as tables."""
+
+from __future__ import annotations
+
+import re
+
+from qa2core import ItemType
+from qa2core.rules import COMMON_SKIPS, NameRule
+
+TABLE = (ItemType.TABLE,)
+
+# The QA2 script generator's TP outputs (domain.md §4.1, almaqa2csg): one calibration script per
+# EB named after its MS, the imaging script, and the two amplitude-calibration helpers.
+SD_CALIBRATION = "*.scriptForSDCalibration.py"
+SD_IMAGING = "scriptForSDimaging.py"
+SD_AMPCAL = "*.scriptForSDampcalReduction.py"
+SD_EFFICIENCIES = "*.scriptForSDefficiencies.py"
+SD_STANDARD = (SD_CALIBRATION, SD_IMAGING, SD_AMPCAL, SD_EFFICIENCIES)
+# A calibration script with the wrong case is still TP evidence, but scriptForPI does not run it.
+SD_MISSPELLED = ("*.scriptForSDcalibration.py",)
+DETECT_PATTERNS = (*SD_STANDARD, *SD_MISSPELLED)
+
+# What scriptForPI (v2.x) globs in script/ and runs once per EB (domain.md §4.1, S4d).
+PI_RUNS = "*uid*.ms.scriptForSDCalibration.py"
+
+# Interferometric per-EB calibration scripts: one MOUS is one array, a mix is refused.
+IF_CALIBRATION = "*.ms.scriptForCalibration.py"
+
+# Pipeline products and staged trees belong to the pipeline plugin (TP pipeline included).
+PIPELINE_MARKERS = ("PPR*.xml", "*pprequest.xml", "*casa_pipescript.py",
+                    "*casa_piperestorescript.py", "*pipeline_manifest.xml", "*.hsd_*")
+PLACEHOLDER_CHAIN = re.compile(r"(^|/)sg_ouss_id/group_ouss(_\d+)?_id/member_ouss(_[^/]+)?_id/")
+
+JYPERK = ("jyperk.csv", "*jyperk*.csv")
+
+# Where QA2 report material lives; files below such a directory go to qa/ with the directory kept.
+QA_DIRS = ("*.qa2", "qa2", "qa", "QA2", "*_qa2_*", "*.calibration.plots")
+
+# Calibrated TP measurement sets, best first (sdcal + Jy/K scaling), shipped only without noms.
+CALIBRATED_MS = ("*.ms.cal.jy", "*.ms.cal")
+
+# kind -> member subdirectory; kinds missing here are handled by the layout functions.
+DEST_DIR: dict[str, str] = {
+    "sd_calibration_script": "script",
+    "sd_imaging_script": "script",
+    "sd_ampcal_script": "script",
+    "sd_efficiencies_script": "script",
+    "if_calibration_script": "script",
+    "nonstandard_script": "script",
+    "jyperk": "calibration",
+    "casa_log": "log",
+    "qa_report": "qa",
+}
+
+RULES: tuple[NameRule, ...] = (
+    NameRule("sd_calibration_script", (SD_CALIBRATION,)),
+    NameRule("sd_imaging_script", (SD_IMAGING,)),
+    NameRule("sd_ampcal_script", (SD_AMPCAL,)),
+    NameRule("sd_efficiencies_script", (SD_EFFICIENCIES,)),
+    # Packaged so that validation can name it in the refusal of a mixed tree.
+    NameRule("if_calibration_script", (IF_CALIBRATION,)),
+    NameRule("jyperk", JYPERK),
+    NameRule("fits_image", ("*.fits", "*.fits.gz")),
+    NameRule("casa_log", ("*.log",)),
+    NameRule("qa_report", ("*qa2_report*", "*.qa2.pdf", "*.qa2.txt")),
+    # Tables are recognised by what they are (table.info), not by where they sit.
+    NameRule("calibrated_ms", CALIBRATED_MS, TABLE, ("Measurement Set",), unless="noms"),
+    NameRule("measurement_set", types=TABLE, table_types=("Measurement Set",), requires="noms",
+             skip="measurement set: not delivered (noms); the calibration scripts recreate it"),
+    NameRule("measurement_set", types=TABLE, table_types=("Measurement Set",),
+             skip="measurement set: intermediate; with --ms only <EB>.ms.cal.jy (or .ms.cal) ships"),
+    NameRule("caltable", types=TABLE, table_types=("Calibration",)),
+    NameRule("image", types=TABLE, table_types=("Image",)),
+    NameRule("asap_scantable", ("*.asap", "*.asap.*"), TABLE,
+             skip="ASAP scantable: intermediate product of the calibration script"),
+    *COMMON_SKIPS,
+    # Last: any other Python file is a non-standard script, packaged with a warning.
+    NameRule("nonstandard_script", ("*.py",)),
+)
+
+# script/ names validation treats as standard (the core places scriptForPI.py itself).
+STANDARD_IN_SCRIPT = (*(f"script/{p}" for p in SD_STANDARD), "script/scriptForPI.py",
+                      "script/*.scriptForPI.py")

@@ -1,0 +1,171 @@
+"""Detection, classification and validation on small trees (no CASA needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa2core import GENERIC, OVERRIDE, SPECIFIC, Action, Level
+from qa2core.engine import _delivery, detect
+from qa2core.errors import NotDetected
+
+EB = "uid___A002_Xc4f3ae_X57a5"
+EB2 = "uid___A002_Xc4f3ae_X5c31"
+IF_EB = "uid___A002_Xb8e115_X1e3b"
+CALTABLE = {"table.dat": b"\x00" * 16, "table.info": "Type = Calibration\nSubType = T Jones\n"}
+IMAGE = {"table.dat": b"\x00" * 16, "table.info": "Type = Image\nSubType = \n"}
+
+
+def _table(prefix: str, files: dict) -> dict:
+    return {f"{prefix}/{name}": content for name, content in files.items()}
+
+
+@pytest.mark.parametrize("script", [
+    f"{EB}.ms.scriptForSDCalibration.py", "scriptForSDimaging.py",
+    f"{EB}.ms.scriptForSDampcalReduction.py", f"{EB}.ms.scriptForSDefficiencies.py",
+])
+def test_each_sd_generator_output_claims_with_override(tp_pm, make_tree, script):
+    root = make_tree({f"work/{script}": "#", "notes.txt": ""})
+    chosen, ranked = detect(root, tp_pm)
+    assert chosen == "totalpower" and ranked[0].claim.score == OVERRIDE
+    assert ranked[0].claim.evidence == (f"work/{script}",)
+
+
+def test_no_sd_script_no_claim(tp_pm, make_tree):
+    root = make_tree({f"{EB}.ms.scriptForCalibration.py": "#", "x.sd.im.fits": "F"})
+    with pytest.raises(NotDetected):
+        detect(root, tp_pm)
+
+
+@pytest.mark.parametrize("marker", [
+    "script/PPR_uid___A001_X87c_X6a.xml", "uid___A001_X87c_X69.hsd_calimage.pprequest.xml",
+    "uid___A001_X87c_X69.hsd_calimage.casa_pipescript.py",
+    "uid___A001_X87c_X69.hsd_calimage.casa_piperestorescript.py",
+    "uid___A001_X87c_X69.hsd_calimage.weblog.tgz",
+])
+def test_declines_pipeline_markers(tp_pm, make_tree, marker):
+    root = make_tree({f"{EB}.ms.scriptForSDCalibration.py": "#", "jyperk.csv": "MS,Antenna\n",
+                      marker: "<x/>"})
+    assert tp_pm.claims(_delivery(root)) == ()
+
+
+def test_declines_a_staged_placeholder_chain_except_to_verify_it(tp_pm, make_tree):
+    from dataclasses import replace
+
+    from qa2core import PackageOptions
+
+    member = "sg_ouss_id/group_ouss_id/member_ouss_id"
+    root = make_tree({f"{member}/script/{EB}.ms.scriptForSDCalibration.py": "#",
+                      f"{member}/calibration/jyperk.csv": "MS\n", f"{member}/README": ""})
+    assert tp_pm.claims(_delivery(root)) == ()
+    verifying = replace(_delivery(root), options=PackageOptions(purpose="verify"))
+    assert [r.plugin for r in tp_pm.claims(verifying)] == ["totalpower"]
+    (root / member / "script/PPR_uid___A001_X87c_X6a.xml").write_text("<x/>")
+    pipeline = replace(_delivery(root), options=PackageOptions(purpose="verify"))
+    assert tp_pm.claims(pipeline) == ()
+
+
+def test_sd_scripts_win_over_interferometric_claims(qa2_pm, make_tree):
+    pytest.importorskip("qa2_interferometric")
+    from qa2_interferometric import plugin as ifp
+    from qa2_totalpower import plugin
+
+    qa2_pm.register(plugin, name="totalpower")
+    qa2_pm.register(ifp, name="interferometric")
+    mixed = make_tree({f"a/{EB}.ms.scriptForSDCalibration.py": "#",
+                       f"b/{IF_EB}.ms.scriptForCalibration.py": "#"}, name="mixed")
+    chosen, ranked = detect(mixed, qa2_pm)
+    assert chosen == "totalpower"
+    assert [(r.plugin, r.claim.score) for r in ranked] == [("totalpower", OVERRIDE),
+                                                           ("interferometric", SPECIFIC)]
+    tp_with_imaging = make_tree({f"{EB}.ms.scriptForSDCalibration.py": "#",
+                                 "scriptForImaging.py": "#"}, name="tp")
+    chosen, ranked = detect(tp_with_imaging, qa2_pm)
+    assert chosen == "totalpower" and ranked[1].claim.score == GENERIC
+
+
+def test_layout_maps_names_to_member_dirs(tp_pm, make_tree):
+    root = make_tree({
+        f"c1/{EB}.ms.scriptForSDCalibration.py": "#", f"c2/{EB2}.ms.scriptForSDCalibration.py": "#",
+        f"c1/{EB}.ms.scriptForSDampcalReduction.py": "#", "img/scriptForSDimaging.py": "#",
+        "img/M100.sd.im.fits": "F", "img/M100.image.fits": "F", "img/M100.mask.fits": "F",
+        "c1/casa-1.log": "l", "c2/casa-1.log": "l", "jyperk.csv": "MS\n", "c1/sdcal.last": "",
+        "qa2/tsys.png": b"\x89PNG", "scriptForPI.py": "#", "my_baseline_fit.py": "#",
+        **_table(f"c1/{EB}.ms.tsys", CALTABLE), **_table(f"c1/{EB}.ms.sky", CALTABLE),
+        **_table(f"c2/{EB2}.ms.tsys", CALTABLE), **_table("img/M100.image", IMAGE),
+        **_table("img/M100.weight", IMAGE),
+    })
+    delivery = _delivery(root, "cycle3-nopipe")
+    collected = tp_pm.collect("totalpower", delivery)
+    placements = {p.dest: p for p in tp_pm.layout("totalpower", delivery,
+                                                   [c for c in collected if not c.skip])}
+    assert placements[f"calibration/{EB}.calibration.tgz"].sources == (
+        f"c1/{EB}.ms.sky", f"c1/{EB}.ms.tsys")
+    assert placements[f"calibration/{EB2}.calibration.tgz"].action is Action.TGZ
+    assert placements["calibration/jyperk.csv"].action is Action.COPY
+    assert placements["product/M100.mask.fits.gz"].action is Action.GZIP
+    assert {"product/M100.sd.im.fits", "product/M100.image.fits", "script/scriptForSDimaging.py",
+            f"script/{EB}.ms.scriptForSDampcalReduction.py", "script/my_baseline_fit.py",
+            "log/c1/casa-1.log", "log/c2/casa-1.log", "qa/qa2/tsys.png"} <= set(placements)
+    assert not any(d.startswith("script/scriptForImaging") for d in placements)
+    skipped = {c.item.name: c.skip for c in collected if c.skip}
+    assert "FITS export is packaged" in skipped["M100.image"]
+    assert "exportfits" in skipped["M100.weight"]
+    assert "parameter" in skipped["sdcal.last"] and "--piscript" in skipped["scriptForPI.py"]
+
+
+def test_calibrated_ms_only_without_noms_and_jy_first(tp_pm, make_tree):
+    ms = {"table.dat": b"\x00", "table.info": "Type = Measurement Set\nSubType = \n"}
+    root = make_tree({f"{EB}.ms.scriptForSDCalibration.py": "#", **_table(f"{EB}.ms", ms),
+                      **_table(f"{EB}.ms.cal", ms), **_table(f"{EB}.ms.cal.jy", ms),
+                      **_table(f"{EB2}.ms.cal", ms)})
+    noms = tp_pm.collect("totalpower", _delivery(root, "cycle3-nopipe"))
+    assert all(c.skip.startswith("measurement set") for c in noms if c.item.is_dir)
+    kept = {c.item.name: c.skip for c in tp_pm.collect("totalpower", _delivery(root, "cycle0-nopipe"))
+            if c.kind == "calibrated_ms"}
+    assert kept == {f"{EB}.ms.cal": f"superseded by {EB}.ms.cal.jy (Jy/K applied)",
+                    f"{EB}.ms.cal.jy": "", f"{EB2}.ms.cal": ""}
+
+
+def _validate(tp_pm, files, style="cycle3-nopipe"):
+    from qa2core import PackageView
+    from qa2core.styles import resolve_style
+
+    view = PackageView(tuple(files), resolve_style(style), "totalpower")
+    return tp_pm.validate(view, "totalpower")
+
+
+def _rules(findings, level):
+    return sorted(f.rule for f in findings if f.level is level)
+
+
+def test_validate_a_complete_package_is_clean(tp_pm):
+    files = ["README", "script/scriptForPI.py", "script/scriptForSDimaging.py",
+             f"script/{EB}.ms.scriptForSDCalibration.py", f"calibration/{EB}.calibration.tgz",
+             "calibration/jyperk.csv", "log/casa-1.log", "product/M100.sd.im.fits", "qa/"]
+    assert [f for f in _validate(tp_pm, files) if f.level is not Level.INFO] == []
+
+
+def test_validate_tp_rules(tp_pm):
+    files = ["README", "script/scriptForPI.py", "script/M100.ms.scriptForSDCalibration.py",
+             f"script/{EB}.ms.scriptForSDcalibration.py", f"calibration/{EB2}.calibration.tgz",
+             "calibration/jyperk.csv", "calibration/x.jyperk.csv", "log/casa-1.log",
+             f"product/{EB2}.ms.cal.jy.image.fits", "product/uid___A001_X87c_X69.M100.sd.im.fits", "qa/"]
+    findings = _validate(tp_pm, files)
+    assert _rules(findings, Level.ERROR) == ["calibration.jyperk", "script.sd_calibration",
+                                             "script.sd_calibration_per_eb"]
+    assert _rules(findings, Level.WARN) == ["script.nonstandard", "script.sd_calibration_name",
+                                            "script.sd_calibration_per_eb", "script.sd_imaging"]
+    lines = [f.line() for f in findings]
+    assert all("\n" not in line for line in lines)
+    # an OUS uid in a product name is not taken for an EB
+    assert not any("uid___A001_X87c_X69" in line for line in lines)
+
+
+def test_validate_only_for_totalpower_packages(tp_pm):
+    from qa2_totalpower import plugin
+
+    from qa2core import PackageView
+    from qa2core.styles import resolve_style
+
+    view = PackageView(("README", "script/my.py"), resolve_style(""), "interferometric")
+    assert plugin.qa2_validate(view=view, plugin="interferometric") is None
