@@ -328,10 +328,18 @@ def selftest(
                                 progress=lambda msg: _err(f"qa2: {msg}"))
     for line in report.warnings:
         _err(f"qa2: warning: {line}")
+    from qa2core.verify import verify as run_verify
+
+    checked = run_verify(packpath, plugins=_plugins())
+    for f in checked.findings:
+        _err(f"qa2: {f.line()}")
     print(readme.tree_listing(report.member, report.listing), end="")
-    print(f"\nsample reduction: {sample.root}")
+    print(f"\nverify:           {'OK' if checked.ok else 'FAILED'} ({len(checked.findings)} finding(s))")
+    print(f"sample reduction: {sample.root}")
     print(f"package:          {packpath / report.member}")
     print(f"ticket:           {report.ticket}")
+    if not checked.ok:
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

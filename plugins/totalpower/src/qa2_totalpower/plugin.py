@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
 from qa2_totalpower import rules
 from qa2core import (
     OVERRIDE,
-    Action,
     Claim,
     Collected,
     Delivery,
@@ -18,15 +16,11 @@ from qa2core import (
     PackageView,
     Placement,
     hookimpl,
+    layouts,
 )
-from qa2core.compression import compression_for
-from qa2core.rules import classify, eb_of, in_dir_matching
+from qa2core.rules import eb_of
 
 NAME = "totalpower"
-
-
-def _matching(delivery: Delivery, patterns: Sequence[str]) -> list[str]:
-    return [i.relpath for i in delivery.items if any(fnmatchcase(i.name, p) for p in patterns)]
 
 
 def _is_pipeline(delivery: Delivery) -> bool:
@@ -35,7 +29,7 @@ def _is_pipeline(delivery: Delivery) -> bool:
     ``qa2 verify`` looks at a package, where the chain is expected: there only the pipeline
     markers decline, so a manual TP package is still recognised and checked by these rules.
     """
-    if _matching(delivery, rules.PIPELINE_MARKERS):
+    if layouts.matching(delivery, rules.PIPELINE_MARKERS):
         return True
     return delivery.options.purpose != "verify" and any(
         rules.PLACEHOLDER_CHAIN.search(i.relpath) for i in delivery.items)
@@ -46,7 +40,7 @@ def qa2_detect(delivery: Delivery) -> Claim | None:
     """SD generator scripts decide, over any interferometric claim (original: 'TP mode')."""
     if _is_pipeline(delivery):
         return None  # pipeline products or a staged tree: the pipeline plugin's input
-    sd = _matching(delivery, rules.DETECT_PATTERNS)
+    sd = layouts.matching(delivery, rules.DETECT_PATTERNS)
     if not sd:
         return None
     return Claim(OVERRIDE, f"{len(sd)} Total Power (single-dish) script(s) "
@@ -55,37 +49,10 @@ def qa2_detect(delivery: Delivery) -> Claim | None:
 
 @hookimpl
 def qa2_collect(delivery: Delivery) -> list[Collected]:
-    collected = []
-    for item in delivery.items:
-        qa_part = None if item.is_dir else in_dir_matching(item.relpath, rules.QA_DIRS)
-        collected.append(Collected(item, "qa_report") if qa_part
-                         else classify(item, rules.RULES, delivery.style))
-    fits = {c.item.name for c in collected if c.kind == "fits_image" and not c.skip}
+    collected = layouts.collect(delivery, rules.RULES, rules.QA_DIRS)
     calibrated = {c.item.name for c in collected if c.kind == "calibrated_ms" and not c.skip}
-    out = []
-    for c in collected:
-        if c.kind == "image" and not c.skip:
-            c = _decide_image(c, fits, delivery)
-        elif c.kind == "calibrated_ms" and not c.skip:
-            c = _decide_calibrated(c, calibrated)
-        out.append(c)
-    return out
-
-
-def _fits_twin(name: str, fits_names: set[str]) -> bool:
-    """``X.image`` is exported as ``X.image.fits`` (exportfits default) or ``X.fits``."""
-    stem = name.removesuffix(".image")
-    return bool({name + ".fits", stem + ".fits"} & fits_names)
-
-
-def _decide_image(c: Collected, fits_names: set[str], delivery: Delivery) -> Collected:
-    """CASA images ship as their FITS export; only a PB/mask without one ships tarred."""
-    if _fits_twin(c.item.name, fits_names):
-        return Collected(c.item, c.kind, skip="CASA image: its FITS export is packaged instead")
-    if delivery.style.compress_pb_mask and compression_for(c.item, fits_names):
-        return c
-    return Collected(c.item, c.kind, skip="CASA image without a FITS export: the FITS export is "
-                     "the product (run exportfits to deliver it)")
+    return [_decide_calibrated(c, calibrated) if c.kind == "calibrated_ms" and not c.skip else c
+            for c in collected]
 
 
 def _decide_calibrated(c: Collected, calibrated: set[str]) -> Collected:
@@ -97,37 +64,7 @@ def _decide_calibrated(c: Collected, calibrated: set[str]) -> Collected:
 
 @hookimpl
 def qa2_layout(delivery: Delivery, collected: Sequence[Collected]) -> list[Placement]:
-    placements: list[Placement] = []
-    per_eb: dict[str, list[str]] = defaultdict(list)
-    log_names = Counter(c.item.name for c in collected if c.kind == "casa_log")
-    for c in collected:
-        item, rel = c.item, c.item.relpath
-        if c.kind == "caltable":
-            per_eb[eb_of(item.name) or item.name].append(rel)
-        elif c.kind == "calibrated_ms":
-            placements.append(Placement(f"calibrated/{item.name}", Action.COPY, (rel,), c.kind))
-        elif c.kind == "image":
-            placements.append(Placement(f"product/{item.name}.tgz", Action.TGZ, (rel,),
-                                        "casa_image_tgz"))
-        elif c.kind == "qa_report":
-            sub = in_dir_matching(rel, rules.QA_DIRS) or item.name
-            placements.append(Placement(f"qa/{sub}", Action.COPY, (rel,), c.kind))
-        elif c.kind == "fits_image":
-            squeeze = compression_for(item, set()) if delivery.style.compress_pb_mask else None
-            action, name = squeeze or (Action.COPY, item.name)
-            placements.append(Placement(f"product/{name}", action, (rel,), c.kind))
-        elif c.kind == "casa_log" and log_names[item.name] > 1:
-            # Per-EB sessions started in the same second: keep them apart by their directory.
-            parent = rel.rsplit("/", 2)[-2] if "/" in rel else "top"
-            placements.append(Placement(f"log/{parent}/{item.name}", Action.COPY, (rel,), c.kind))
-        else:
-            placements.append(Placement(f"{rules.DEST_DIR[c.kind]}/{item.name}", Action.COPY,
-                                        (rel,), c.kind))
-    for key, sources in sorted(per_eb.items()):
-        name = f"{key}.calibration.tgz" if eb_of(key) == key else f"{key}.tgz"
-        placements.append(Placement(f"calibration/{name}", Action.TGZ, tuple(sorted(sources)),
-                                    "calibration_tables_per_eb"))
-    return placements
+    return layouts.place(delivery, collected, rules.DEST_DIR, rules.QA_DIRS)
 
 
 # ---------------------------------------------------------------------------- validation
