@@ -36,7 +36,7 @@ def qa2_validate(view: PackageView, plugin: str) -> list[Finding]:
     if view.style.needs_piscript and len(pi) != 1:
         findings.append(_f(Level.ERROR, "script.piscript", "script/",
                            f"exactly one scriptForPI.py needed, found {len(pi)}"))
-    if view.style.compress_pb_mask:
+    if view.style.compress_pb_mask and view.purpose != "stage":  # staging never compresses
         for name in view.files:
             if name.startswith("product/") and name.endswith(GZIP_FILE_SUFFIXES):
                 findings.append(_f(Level.ERROR, "product.compress", name,
@@ -47,7 +47,8 @@ def qa2_validate(view: PackageView, plugin: str) -> list[Finding]:
 
 def _pb_partner(stem: str, products: set[str]) -> bool:
     stems = {stem, stem.removesuffix(".image"), stem.removesuffix(".tt0")}
-    return any(p.startswith((f"{s}.pb", f"{s}.flux")) for s in stems for p in products)
+    beams = {p for p in products if not p.endswith(".pbcor.fits")}  # X.pbcor is not X.pb
+    return any(p.startswith((f"{s}.pb", f"{s}.flux")) for s in stems for p in beams)
 
 
 def _product_rules(view: PackageView) -> list[Finding]:

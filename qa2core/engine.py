@@ -217,7 +217,7 @@ def package(
                   *_core_placements(resolved_style, mode, pi, report.warnings)]
     plan = make_plan(orig, items, placements)
 
-    view = plan.view(resolved_style, chosen, mode, purpose)
+    view = plan.view(resolved_style, chosen, mode, purpose, delivery)
     report.findings = list(plugins.validate(view, chosen))
     errors = [f for f in report.findings if f.level is Level.ERROR]
     report.warnings += [f.line() for f in report.findings if f.level is Level.WARN]
@@ -401,7 +401,9 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
         manifest_text = manifest.format_lines(entries.items())
         (partial / "manifest").write_text(manifest_text)
         kept = _outside(journal.load(pack), target.unit)
-        journal.save(partial / "journal", kept | executor.new)
+        run = {"purpose": "stage" if not with_ticket else "package", "style": report.style,
+               "plugin": report.plugin, "mode": mode}
+        journal.save(partial / "journal", kept | executor.new, run)
 
     # The swap: old package aside, new one in, manifest and ticket, then the old one goes.
     final = pack / target.unit

@@ -29,6 +29,14 @@ class Entry:
     mtime_ns: int
 
 
+def run_info(packpath: Path) -> dict[str, str]:
+    """How the package was last written: ``purpose``, ``style``, ``plugin``, ``mode``."""
+    try:
+        return dict(json.loads((packpath / NAME).read_text()).get("run", {}))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
 def load(packpath: Path) -> dict[str, Entry]:
     try:
         raw = json.loads((packpath / NAME).read_text())
@@ -38,8 +46,9 @@ def load(packpath: Path) -> dict[str, Entry]:
         return {}  # no journal, or one we cannot trust: redo everything
 
 
-def save(path: Path, entries: dict[str, Entry]) -> None:
-    data = {"version": 1, "entries": {k: asdict(v) for k, v in sorted(entries.items())}}
+def save(path: Path, entries: dict[str, Entry], run: dict[str, str] | None = None) -> None:
+    data = {"version": 1, "run": run or {},
+            "entries": {k: asdict(v) for k, v in sorted(entries.items())}}
     write_atomic(path, json.dumps(data, indent=0))
 
 

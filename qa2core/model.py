@@ -166,7 +166,8 @@ class PackageView:
 
     ``files`` are member-relative POSIX paths of every file (directories end in ``/`` when
     they are packaged whole, e.g. a calibrated MS). ``read`` returns the bytes of a file, or
-    ``None`` where content is not available (fake packages, directories).
+    ``None`` where content is not available (fake packages, directories). ``delivery`` is the
+    input being packaged, so rules about the input itself can be checked (``None`` in verify).
     """
 
     files: tuple[str, ...]
@@ -175,6 +176,7 @@ class PackageView:
     mode: str = "copy"
     purpose: str = "package"  # "stage" for a staged tree (qa2 stage), not yet a delivery
     read: Callable[[str], bytes | None] = field(default=lambda _path: None, compare=False)
+    delivery: Delivery | None = field(default=None, compare=False)  # the input; None in verify
 
     def glob(self, pattern: str) -> tuple[str, ...]:
         from fnmatch import fnmatchcase

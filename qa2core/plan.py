@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from qa2core.errors import Qa2Error
-from qa2core.model import Action, ItemType, PackageView, Placement, SourceItem
+from qa2core.model import Action, Delivery, ItemType, PackageView, Placement, SourceItem
 from qa2core.styles import Style
 
 ALLOWED_TOP = {"calibration", "calibrated", "log", "product", "qa", "script"}
@@ -61,7 +61,8 @@ class Plan:
                   if d not in present]
         return ["README", *names]
 
-    def view(self, style: Style, plugin: str, mode: str, purpose: str = "package") -> PackageView:
+    def view(self, style: Style, plugin: str, mode: str, purpose: str = "package",
+             delivery: Delivery | None = None) -> PackageView:
         by_dest = {f.dest: f for f in self.files}
 
         def read(dest: str) -> bytes | None:
@@ -72,7 +73,7 @@ class Plan:
                 return b""
             return entry.sources[0].read_bytes()
 
-        return PackageView(tuple(self.listing()), style, plugin, mode, purpose, read)
+        return PackageView(tuple(self.listing()), style, plugin, mode, purpose, read, delivery)
 
 
 def check_dest(dest: str, rule: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 RULE = b"#####"
+LISTING_INTRO = (b"Contents of this member directory as packaged by qa2 (raw/ is added by the "
+                 b"ASDM tarballs):")
 
 
 def tree_listing(top: str, paths: list[str]) -> str:
@@ -39,6 +41,5 @@ def assemble(header: bytes, top: str, paths: list[str]) -> bytes:
     """Header unchanged, a separator, then the listing (generated after compression)."""
     sep = b"" if not header or header.endswith(b"\n") else b"\n"
     listing = tree_listing(top, paths).encode()
-    intro = (b"\n" + RULE + b"\nContents of this member directory as packaged by qa2 (raw/ is "
-             b"added by the ASDM tarballs):\n\n")
+    intro = b"\n" + RULE + b"\n" + LISTING_INTRO + b"\n\n"
     return header + sep + intro + listing

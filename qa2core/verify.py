@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa2core import fileops, journal, manifest
+from qa2core import fileops, journal, manifest, readme
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.manager import Qa2Plugins, get_plugin_manager
 from qa2core.model import Delivery, Finding, Level, PackageOptions, PackageView
@@ -92,7 +92,10 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
     else:
         report.findings.append(_finding(Level.INFO, "manifest.absent", manifest.NAME,
                                         "no manifest (a fake or ticket package): checksums not checked"))
-    report.plugin, rules = _structure(pack, members, style, has_manifest, plugins)
+    run = journal.run_info(pack)
+    purpose = run.get("purpose") or _purpose_from_readme(pack, members)
+    report.plugin, rules = _structure(pack, members, style or run.get("style", ""), purpose,
+                                      has_manifest, plugins)
     report.findings += rules
     return report
 
@@ -145,15 +148,31 @@ def _checksums(pack: Path, on_disk: dict[str, int], level: str, jobs: int) -> li
     return out
 
 
-def _structure(pack: Path, members: list[str], style: str, real: bool,
+def _purpose_from_readme(pack: Path, members: list[str]) -> str:
+    """A package's README carries qa2's listing; a staged tree's is the pipeline README as is."""
+    for member in members:
+        try:
+            if readme.LISTING_INTRO in (pack / member / "README").read_bytes():
+                return "package"
+        except OSError:
+            continue
+    return "stage"
+
+
+def _structure(pack: Path, members: list[str], style: str, purpose: str, real: bool,
                plugins: Qa2Plugins | None) -> tuple[str | None, list[Finding]]:
     plugins = plugins or get_plugin_manager()
     items, _ = scan(pack)
     delivery = Delivery(pack.resolve(), items, resolve_style(style), PackageOptions(purpose="verify"))
+    if purpose == "stage":
+        out_note = [_finding(Level.INFO, "verify.staged", str(pack),
+                             "checked as a staged tree (written by qa2 stage, not yet packaged)")]
+    else:
+        out_note = []
     ranked = plugins.claims(delivery)
     top = [r for r in ranked if ranked and r.claim.score == ranked[0].claim.score]
     chosen = top[0].plugin if len(top) == 1 else ""
-    out = []
+    out = out_note
     if not chosen:
         out.append(_finding(Level.WARN, "structure.plugin", str(pack),
                             "no single plugin recognises this package; only the core's rules ran"))
@@ -166,7 +185,7 @@ def _structure(pack: Path, members: list[str], style: str, real: bool,
             return path.read_bytes() if real and path.is_file() else None
 
         view = PackageView(files, _style_of(style, files), chosen, "copy" if real else "fake",
-                           "package", read)
+                           purpose, read)
         out += [Finding(f.level, f.rule, f"{member}/{f.path}", f.message)
                 for f in plugins.validate(view, chosen)]
     return chosen or None, out

@@ -1,10 +1,264 @@
-"""Hook implementations (skeleton: declines every input until its rules land)."""
+"""Hook implementations for pipeline runs (qa2 stage) and staged pipeline trees (qa2 package).
+
+Each hook is a few lines over rules.py (names), survey.py (what the input is) and checks.py
+(what a pipeline package needs).
+"""
 
 from __future__ import annotations
 
-from qa2core import Claim, Delivery, hookimpl
+from collections import defaultdict
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+
+from qa2_pipeline import checks, rules
+from qa2_pipeline.survey import RUN, STAGED, Place, Survey, identity, real_names, run_names, survey
+from qa2core import (
+    GENERIC,
+    SPECIFIC,
+    UNCLASSIFIED,
+    Action,
+    Claim,
+    Collected,
+    Delivery,
+    Finding,
+    Level,
+    PackageView,
+    Placement,
+    hookimpl,
+)
+from qa2core.compression import compression_for
+from qa2core.ous import OusUids
+from qa2core.rules import classify
+
+NAME = "pipeline"
+
+
+
+# ---------------------------------------------------------------------------- detect
 
 
 @hookimpl
 def qa2_detect(delivery: Delivery) -> Claim | None:
-    return None
+    s = survey(delivery)
+    if not s.shape:
+        return None
+    who = identity(delivery, s)
+    mous = f"MOUS {who.mous}" if who.mous else "unknown MOUS"
+    if s.shape == STAGED:
+        return Claim(SPECIFIC, f"staged pipeline tree of {mous} (PPR or pipeline script in "
+                     "script/)", tuple(m or "./" for m in s.bases))
+    if not s.bases:  # an OUS chain without working/ or products/: claimed to say so, but
+        # only GENERIC, so that a manual reduction kept below a MOUS_ directory is not taken
+        return Claim(GENERIC, "pipeline run directory (SOUS_/GOUS_/MOUS_) without working/ "
+                     "or products/")
+    trees = ", ".join(b or delivery.root.name for b in s.bases)
+    return Claim(SPECIFIC, f"pipeline run of {mous} ({trees})", s.bases[:5])
+
+
+# ---------------------------------------------------------------------------- collect
+
+
+def _skip(c: Collected, reason: str) -> Collected:
+    return Collected(c.item, c.kind, skip=reason)
+
+
+def _classify_run(c: Collected, place: Place) -> Collected:
+    if place.area in ("rawdata", "weblog_dir"):
+        return _skip(c, rules.AREA_SKIPS[place.area])
+    if c.skip or place.area == "products":
+        return c
+    if place.area == "working":
+        if c.kind == "image":
+            return _skip(c, rules.AREA_SKIPS["working_image"])
+        return c if c.kind in rules.WORKING_TAKES else _skip(c, rules.AREA_SKIPS["working"])
+    return _outside(c)
+
+
+def _outside(c: Collected) -> Collected:
+    """Beside the pipeline tree: never packaged; reported as unclassified unless a rule skips it."""
+    return c if c.skip else Collected(c.item, UNCLASSIFIED)
+
+
+def _classify_staged(c: Collected, place: Place) -> Collected:
+    if place.area in ("raw", "member_readme", "staged_manifest"):
+        return _skip(c, rules.AREA_SKIPS[place.area])
+    if place.area == rules.ANALYSIS_DIR:
+        ok = c.kind in rules.ANALYSIS_TAKES and not c.skip
+        return c if ok else _skip(c, rules.AREA_SKIPS[rules.ANALYSIS_DIR])
+    if place.area not in rules.STAGED_DIRS:
+        return _outside(c)
+    if c.kind == UNCLASSIFIED:
+        return Collected(c.item, "staged_file")  # put there by the stager or the analyst: kept
+    return c
+
+
+def _style_filter(c: Collected, delivery: Delivery) -> Collected:
+    """Packaging (not staging) drops what the style does not take; staging keeps it all."""
+    style = delivery.style
+    if c.skip or delivery.options.purpose == "stage":
+        return c
+    if c.kind == "antennapos" and not style.accepts_antennapos:
+        return _skip(c, f"antennapos.csv is packaged from style cycle3-pipe1 on, not in style "
+                        f"{style.name or chr(34) * 2}")
+    if c.kind == "manifest" and style.cycle < rules.MANIFEST_FROM_CYCLE:
+        return _skip(c, f"pipeline manifest: delivered in script/ from Cycle "
+                        f"{rules.MANIFEST_FROM_CYCLE} on (style {style.name or chr(34) * 2})")
+    return c
+
+
+def _choose_roles(collected: list[Collected], s: Survey) -> list[Collected]:
+    """One file per role in a run: working/ copies and bare/prefixed twins become duplicates."""
+    if s.shape != RUN:
+        return collected
+    by_role: dict[str, list[Collected]] = defaultdict(list)
+    for c in collected:
+        if not c.skip and c.kind in rules.ROLE_PREFERENCE:
+            by_role[c.kind].append(c)
+    losers: dict[str, str] = {}
+    for kind, candidates in by_role.items():
+        for area, pattern in rules.ROLE_PREFERENCE[kind]:
+            kept = [c for c in candidates if s.place(c.item).area == area
+                    and fnmatchcase(c.item.name, pattern)]
+            if kept:
+                losers.update({c.item.relpath: kept[0].item.relpath for c in candidates
+                               if c not in kept})
+                break
+    return [_skip(c, f"duplicate of {losers[c.item.relpath]}") if c.item.relpath in losers
+            else c for c in collected]
+
+
+def _decide_images(collected: list[Collected], delivery: Delivery) -> list[Collected]:
+    """CASA image directories ship only as compressed PB/mask images without a FITS twin."""
+    fits = {c.item.name for c in collected if c.kind == "fits_image" and not c.skip}
+    out = []
+    for c in collected:
+        if c.kind == "image" and not c.skip:
+            squeeze = compression_for(c.item, fits) if delivery.style.compress_pb_mask else None
+            if c.item.name + ".fits" in fits:
+                c = _skip(c, "CASA image: its FITS export is packaged instead")
+            elif squeeze is None or delivery.options.purpose == "stage":
+                c = _skip(c, "CASA image: the FITS export is the product")
+        out.append(c)
+    return out
+
+
+def _rank(c: Collected, s: Survey) -> tuple[int, int, str]:
+    empty_script = int(c.kind == "imaging_script" and c.item.size == 0)
+    return empty_script, rules.AREA_RANK.get(s.place(c.item).area, 2), c.item.relpath
+
+
+def _dedupe(collected: list[Collected], delivery: Delivery, s: Survey) -> list[Collected]:
+    """Same destination from two areas (products/ and working/, script/ and calibrated/): the
+    better-ranked one ships. Within one area a clash stays for the core to report."""
+    by_dest: dict[str, list[Collected]] = defaultdict(list)
+    for c in collected:
+        if not c.skip and c.kind != UNCLASSIFIED:
+            by_dest[_dest(c, delivery, s)].append(c)
+    losers: dict[str, str] = {}
+    for clash in by_dest.values():
+        if len({s.place(c.item).area for c in clash}) < 2:
+            continue
+        best = min(clash, key=lambda c: _rank(c, s))
+        losers.update({c.item.relpath: best.item.relpath for c in clash if c is not best})
+    return [_skip(c, f"duplicate of {losers[c.item.relpath]} (same name in the package)")
+            if c.item.relpath in losers else c for c in collected]
+
+
+@hookimpl
+def qa2_collect(delivery: Delivery) -> list[Collected]:
+    s = survey(delivery)
+    refused = [f.rule for f in s.problems if f.level is Level.ERROR]
+    if refused:  # nothing to lay out: qa2_validate reports why, the core refuses
+        reason = f"not packaged: the input is refused ([{'], ['.join(refused)}])"
+        return [Collected(i, UNCLASSIFIED, skip=reason) for i in delivery.items]
+    area_rule = _classify_staged if s.shape == STAGED else _classify_run
+    collected = [_style_filter(area_rule(classify(i, rules.RULES, delivery.style), s.place(i)),
+                               delivery) for i in delivery.items]
+    collected = _decide_images(_choose_roles(collected, s), delivery)
+    return _dedupe(collected, delivery, s)
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+def _final_name(name: str, kind: str, delivery: Delivery) -> str:
+    """``<oussid>.`` and ``<oussid>.<recipe>.`` stripped from the scripts and the PPR."""
+    canonical = rules.CANONICAL.get(kind)
+    if canonical and delivery.style.strip_oussid_prefix and name.endswith("." + canonical):
+        return canonical
+    return name
+
+
+def _dest(c: Collected, delivery: Delivery, s: Survey) -> str:
+    """Member-relative destination before compression."""
+    if c.kind == "staged_file":
+        place = s.place(c.item)
+        return f"{place.area}/{place.inner}"
+    if c.kind == "image":
+        return f"product/{c.item.name}"
+    return f"{rules.DEST_DIR[c.kind]}/{_final_name(c.item.name, c.kind, delivery)}"
+
+
+def _placement(c: Collected, delivery: Delivery, s: Survey) -> Placement:
+    dest, rel = _dest(c, delivery, s), c.item.relpath
+    packaging = delivery.options.purpose != "stage" and delivery.style.compress_pb_mask
+    if c.kind in ("fits_image", "image") and packaging:
+        squeeze = compression_for(c.item, set())
+        if squeeze is not None:
+            action, name = squeeze
+            return Placement(f"product/{name}", action, (rel,), f"pipeline.{c.kind}_compressed")
+    return Placement(dest, Action.COPY, (rel,), f"pipeline.{c.kind}")
+
+
+def _dummy_imaging_script(delivery: Delivery, collected: Sequence[Collected],
+                          single_dish: bool) -> list[Placement]:
+    """Pipeline-imaged interferometric data get an empty scriptForImaging.py (JAO pkgPipe)."""
+    if delivery.options.purpose == "stage" or single_dish:
+        return []
+    if any(c.kind == "imaging_script" for c in collected):
+        return []
+    science = [c for c in collected if c.kind == "fits_image"
+               and any(fnmatchcase(c.item.name, p) for p in rules.PIPELINE_SCIENCE_IMAGES)]
+    if not science:
+        return []
+    return [Placement("script/scriptForImaging.py", Action.EMPTY,
+                      rule="pipeline.dummy_imaging_script")]
+
+
+@hookimpl
+def qa2_layout(delivery: Delivery, collected: Sequence[Collected]) -> list[Placement]:
+    s = survey(delivery)
+    placements = [_placement(c, delivery, s) for c in collected]
+    return placements + _dummy_imaging_script(delivery, collected,
+                                              identity(delivery, s).single_dish)
+
+
+# ---------------------------------------------------------------------------- OUS names
+
+
+@hookimpl
+def qa2_ous_uids(delivery: Delivery) -> OusUids | None:
+    """Real names when the input names all three OUSs: a staged tree that already has them, or
+    a run packaged directly (its SOUS_/GOUS_/MOUS_ directories and PPR). ``qa2 stage`` keeps the
+    placeholders, as JAO's stager wrote them (domain.md §2.2, §5.3)."""
+    s = survey(delivery)
+    names = real_names(delivery, s)
+    if names is None and delivery.options.purpose == "package":
+        names = run_names(delivery, s, identity(delivery, s).mous)
+    return OusUids(*names) if names else None
+
+
+# ---------------------------------------------------------------------------- validate
+
+
+@hookimpl
+def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
+    if plugin != NAME:
+        return None
+    findings: list[Finding] = []
+    if view.delivery is not None:  # problems of the input itself (packaging, not verify)
+        s = survey(view.delivery)
+        findings += [*s.problems, *identity(view.delivery, s).notes]
+    if any(f.level is Level.ERROR for f in findings):
+        return findings + checks.style(view)  # the content checks would only echo the refusal
+    return findings + checks.check(view)

@@ -1,0 +1,230 @@
+"""What a pipeline package needs so that scriptForPI can restore it (domain.md §8.2–§8.4).
+
+Only the pipeline rules: README, subdirectories, the PI script, compression and PB partners are
+checked by qa2core.builtin for every package.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import xml.etree.ElementTree as ET
+from fnmatch import fnmatchcase
+
+from qa2_pipeline import ppr, rules
+from qa2core import STYLES, Finding, Level, PackageView
+
+IMAGING_SCRIPT = "script/scriptForImaging.py"
+
+
+def _f(level: Level, rule: str, path: str, message: str) -> Finding:
+    return Finding(level, rule, path, message)
+
+
+def _glob(view: PackageView, *patterns: str) -> list[str]:
+    return sorted({f for p in patterns for f in view.glob(p)})
+
+
+def check(view: PackageView) -> list[Finding]:
+    findings = style(view)
+    pprs = _glob(view, *rules.PPR_GLOBS)
+    request, ppr_findings = _read_ppr(view, pprs)
+    single_dish = bool(view.glob("calibration/*jyperk*.csv") or (request and request.single_dish)
+                       or [f for f in view.files if ".hsd_" in f])
+    findings += ppr_findings
+    findings += _scripts(view, pprs, single_dish)
+    findings += _calibration(view, request, single_dish)
+    findings += _weblog(view)
+    findings += _logs(view)
+    findings += _eras(view)
+    findings += _manifest(view)
+    return findings
+
+
+def style(view: PackageView) -> list[Finding]:
+    if view.style.pipeline or not view.style.name:
+        return []
+    pipe = ", ".join(s.name for s in STYLES.values() if s.pipeline)
+    return [_f(Level.ERROR, "style.pipeline", f"--style {view.style.name}",
+               f"style {view.style.name} is for manual reductions; this is pipeline data: use a "
+               f"pipeline style ({pipe}) or no style")]
+
+
+# ---------------------------------------------------------------------------- script/
+
+
+def _read_ppr(view: PackageView, pprs: list[str]) -> tuple[ppr.Ppr | None, list[Finding]]:
+    if not pprs:
+        return None, [_f(Level.ERROR, "script.ppr", "script/", "no PPR (PPR_*.xml or "
+                         "*pprequest.xml): scriptForPI cannot tell which ASDMs to restore")]
+    findings = []
+    if len(pprs) > 1:
+        findings.append(_f(Level.ERROR, "script.ppr", "script/", f"{len(pprs)} PPRs "
+                           f"({', '.join(pprs)}): scriptForPI stops on a non-unique PPR"))
+    data = view.read(pprs[0])
+    if data is None:
+        return None, findings
+    try:
+        request = ppr.parse(data)
+    except ValueError as exc:
+        return None, [*findings, _f(Level.ERROR, "script.ppr_xml", pprs[0], f"PPR is {exc}")]
+    if not request.asdms:
+        findings.append(_f(Level.ERROR, "script.ppr_asdms", pprs[0],
+                           "PPR lists no <AsdmDiskName>: scriptForPI has no ASDM to process"))
+    bad = [a for a in request.asdms if not ppr.SANITIZED_UID.match(a)]
+    if bad:
+        findings.append(_f(Level.ERROR, "script.ppr_asdms", pprs[0], "AsdmDiskName not a "
+                           f"sanitized EB UID (uid___A002_X…_X…): {', '.join(bad)}"))
+    if not request.ous:
+        findings.append(_f(Level.WARN, "script.ppr_ous", pprs[0],
+                           "PPR has no OUSStatusRef entityId: the MOUS cannot be read from it"))
+    return request, findings
+
+
+def _scripts(view: PackageView, pprs: list[str], single_dish: bool) -> list[Finding]:
+    findings = []
+    restore = view.glob("script/*casa_piperestorescript.py")
+    rerun = view.glob("script/*casa_pipescript.py")
+    for found, what in ((restore, "casa_piperestorescript.py"), (rerun, "casa_pipescript.py")):
+        if len(found) > 1:
+            findings.append(_f(Level.ERROR, "script.unique", "script/", f"{len(found)} "
+                               f"*{what} ({', '.join(found)}): scriptForPI stops on duplicates"))
+    if not single_dish and not restore:
+        findings.append(_f(Level.ERROR, "script.restore", "script/", "no casa_piperestorescript.py:"
+                           " an interferometric pipeline package is restored with it"))
+    if single_dish and not restore and not rerun:
+        findings.append(_f(Level.ERROR, "script.calibration", "script/", "neither "
+                           "casa_piperestorescript.py nor casa_pipescript.py: scriptForPI stops "
+                           "with 'No calibration script found'"))
+    if view.style.strip_oussid_prefix:  # Cycles 2-4: scriptForPI <= v1.15 wants exact names
+        for path in restore:
+            if path != "script/casa_piperestorescript.py":
+                findings.append(_f(Level.WARN, "script.names_v115", path, "scriptForPI <= v1.15 "
+                                   "runs only script/casa_piperestorescript.py"))
+        for path in pprs:
+            if not path.removeprefix("script/").startswith("PPR"):
+                findings.append(_f(Level.WARN, "script.names_v115", path, "scriptForPI <= v1.15 "
+                                   "finds the PPR only as PPR*; v1.23 also reads *pprequest.xml"))
+    if view.purpose == "package" and not single_dish and IMAGING_SCRIPT not in view.files:
+        findings.append(_f(Level.ERROR, "script.imaging", IMAGING_SCRIPT, "no scriptForImaging.py"
+                           " for interferometric data: put the manual imaging script in "
+                           "calibrated/ or script/ (pipeline-imaged data get an empty one)"))
+    return findings
+
+
+# ---------------------------------------------------------------------------- calibration/
+
+
+def _calibration(view: PackageView, request: ppr.Ppr | None, single_dish: bool) -> list[Finding]:
+    findings = []
+    if not _glob(view, *rules.ERA_TYPES["caltables"]):
+        findings.append(_f(Level.ERROR, "calibration.caltables", "calibration/", "no "
+                           "*.caltables.tgz (or .tar.gz): the pipeline restore has no tables"))
+    if request is not None and not single_dish:
+        for eb in filter(ppr.SANITIZED_UID.match, request.asdms):
+            if not view.glob(f"calibration/{eb}.ms.flagversions.t*gz"):
+                findings.append(_f(Level.ERROR, "calibration.flagversions", f"calibration/{eb}",
+                                   f"no {eb}.ms.flagversions.tgz (or .tar.gz) for this EB of "
+                                   "the PPR"))
+            if f"calibration/{eb}.ms.calapply.txt" not in view.files:
+                findings.append(_f(Level.ERROR, "calibration.calapply", f"calibration/{eb}",
+                                   f"no {eb}.ms.calapply.txt for this EB of the PPR"))
+    for pattern in rules.UNIQUE_CALIBRATION:
+        found = view.glob(f"calibration/{pattern}")
+        if len(found) > 1:
+            findings.append(_f(Level.ERROR, "calibration.unique", "calibration/", f"{len(found)} "
+                               f"{pattern} ({', '.join(found)}): scriptForPI stops on duplicates"))
+    if request is not None and request.single_dish and not view.glob("calibration/*jyperk*.csv"):
+        findings.append(_f(Level.WARN, "calibration.jyperk", "calibration/", f"{request.recipe} "
+                           "run without jyperk.csv: scriptForPI will not treat it as TP"))
+    return findings
+
+
+# ---------------------------------------------------------------------------- qa/, log/
+
+
+def _weblog_members(data: bytes) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        return tar.getnames()
+
+
+def _weblog(view: PackageView) -> list[Finding]:
+    weblogs = _glob(view, *rules.ERA_TYPES["weblog"])
+    if not weblogs:
+        return [_f(Level.ERROR, "qa.weblog", "qa/", "no pipeline weblog (*weblog.tgz or "
+                   "*weblog.tar.gz)")]
+    findings = []
+    if len(weblogs) > 1:
+        findings.append(_f(Level.WARN, "qa.weblog", "qa/", f"{len(weblogs)} weblogs: "
+                           f"{', '.join(weblogs)}"))
+    for path in weblogs:
+        data = view.read(path)
+        if data is None:
+            continue  # fake package: nothing to look into
+        try:
+            names = _weblog_members(data)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            findings.append(_f(Level.ERROR, "qa.weblog_tar", path, f"not a readable gzip tar ({exc})"))
+            continue
+        stray = [n for n in names if n.startswith("/") or ".." in n.split("/")
+                 or not any(fnmatchcase(n, p) for p in rules.WEBLOG_MEMBER)]
+        if not names or stray:
+            example = f", e.g. {stray[0]}" if stray else ""
+            findings.append(_f(Level.ERROR, "qa.weblog_members", path, f"{len(stray) or 'no'} "
+                               f"member(s) outside pipeline-*/html/{example}"))
+    return findings
+
+
+def _logs(view: PackageView) -> list[Finding]:
+    findings = []
+    commands = view.glob("log/*casa_commands.log")
+    if not commands:
+        findings.append(_f(Level.WARN, "log.casa_commands", "log/", "no casa_commands.log of "
+                           "the pipeline run"))
+    if not [f for f in view.glob("log/casa*.log") if f not in commands]:
+        findings.append(_f(Level.WARN, "log.casa", "log/", "no CASA log (casa-*.log)"))
+    return findings
+
+
+# ---------------------------------------------------------------------------- eras, manifest
+
+
+def _eras(view: PackageView) -> list[Finding]:
+    findings, suffixes = [], {}
+    for kind, (tgz, targz) in rules.ERA_TYPES.items():
+        new, old = view.glob(tgz), view.glob(targz)
+        if new and old:
+            findings.append(_f(Level.ERROR, "era.mixed", new[0], f"{kind} as both .tgz and "
+                               f".tar.gz ({old[0]}): products of two pipeline eras; a restore "
+                               "with a pipeline from 2016-07 on looks for *.tgz only"))
+        elif new or old:
+            suffixes[kind] = ".tgz" if new else ".tar.gz"
+    if len(set(suffixes.values())) > 1:
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(suffixes.items()))
+        findings.append(_f(Level.WARN, "era.types", "calibration/", f"archive suffixes of two "
+                           f"pipeline eras ({shown}); one pipeline run writes one kind"))
+    return findings
+
+
+def _aux_products_name(data: bytes) -> str:
+    for element in ET.fromstring(data).iter():
+        if element.tag.rsplit("}", 1)[-1] == "aux_products_file":
+            return element.get("name", "")
+    return ""
+
+
+def _manifest(view: PackageView) -> list[Finding]:
+    findings = []
+    for path in view.glob("script/*pipeline_manifest.xml"):
+        data = view.read(path)
+        if data is None:
+            continue
+        try:
+            name = _aux_products_name(data)
+        except ET.ParseError as exc:
+            findings.append(_f(Level.WARN, "script.manifest", path, f"not well-formed XML ({exc})"))
+            continue
+        if name and f"calibration/{name}" not in view.files:
+            findings.append(_f(Level.WARN, "script.manifest", path, f"names aux_products_file "
+                               f"{name}, which is not in calibration/"))
+    return findings

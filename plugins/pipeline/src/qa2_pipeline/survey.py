@@ -1,0 +1,286 @@
+"""What a pipeline input is: a pipeline run or a staged tree, and where each item sits in it.
+
+Pure functions of the scanned :class:`~qa2core.Delivery` (names only), except :func:`identity`,
+which reads the small PPR XML for the MOUS and the recipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from qa2_pipeline import ppr, rules
+from qa2core import Delivery, Finding, Level, SourceItem
+
+RUN, STAGED = "run", "staged"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an item sits: ``area`` (working, products, rawdata, weblog_dir; calibration … script,
+    calibrated, raw, member_readme, member; outside) and its path below that area."""
+
+    area: str
+    inner: str
+
+
+@dataclass(frozen=True)
+class Survey:
+    shape: str  # RUN, STAGED, or "" when this is no pipeline input
+    places: dict[str, Place] = field(default_factory=dict)
+    problems: tuple[Finding, ...] = ()
+    bases: tuple[str, ...] = ()  # run: dirs holding working/ products/; staged: member dirs
+
+    def place(self, item: SourceItem) -> Place:
+        return self.places.get(item.relpath, Place("outside", item.relpath))
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatchcase(name, p) for p in patterns)
+
+
+def _error(rule: str, path: str, message: str) -> Finding:
+    return Finding(Level.ERROR, rule, path, message)
+
+
+# ---------------------------------------------------------------------------- staged trees
+
+
+def staged_members(items: Sequence[SourceItem]) -> list[str]:
+    """Member dirs (relpath prefixes ending in ``/`` or ``""``) whose script/ holds a PPR or
+    pipeline script; ``calibrated/`` (scriptForPI's work area) never counts."""
+    members = set()
+    for item in items:
+        parts = item.relpath.split("/")
+        if len(parts) < 2 or parts[-2] != "script" or not _matches(item.name, rules.SCRIPT_MARKERS):
+            continue
+        prefix = parts[:-2]
+        if rules.ANALYSIS_DIR in prefix or set(prefix) & set(rules.RUN_AREAS):
+            continue
+        members.add("".join(p + "/" for p in prefix))
+    return sorted(members)
+
+
+def _staged_place(relpath: str, members: Sequence[str]) -> Place:
+    member = max((m for m in members if relpath.startswith(m)), key=len, default=None)
+    if member is None:
+        area = "staged_manifest" if relpath == rules.CHECKSUM_MANIFEST else "outside"
+        return Place(area, relpath)
+    rest = relpath[len(member):]
+    top, _, inner = rest.partition("/")
+    if not inner:
+        return Place("member_readme" if rest == "README" else "member", rest)
+    if top in (*rules.STAGED_DIRS, rules.ANALYSIS_DIR, rules.RAW_DIR):
+        return Place(top, inner)
+    return Place("member", rest)
+
+
+def _survey_staged(delivery: Delivery, members: list[str]) -> Survey:
+    places = {i.relpath: _staged_place(i.relpath, members) for i in delivery.items}
+    problems = []
+    if len(members) > 1:
+        shown = ", ".join(m or "./" for m in members)
+        problems.append(_error("staged.members", members[1], f"{len(members)} staged member "
+                               f"directories ({shown}): package one member at a time "
+                               "(pass its directory as ORIGPATH)"))
+    if delivery.options.purpose == "stage":
+        problems.append(_error("stage.staged_input", members[0] or ".",
+                               "this is already a staged tree (script/ holds a PPR): package it "
+                               "with qa2 package --style cycleN-pipe…, or stage the pipeline run"))
+    return Survey(STAGED, places, tuple(problems), tuple(members))
+
+
+# ---------------------------------------------------------------------------- pipeline runs
+
+
+def _chain(delivery: Delivery, prefix: Sequence[str]) -> list[str]:
+    return [*delivery.root.parts, *prefix]
+
+
+def _run_place(delivery: Delivery, item: SourceItem) -> tuple[Place, str] | None:
+    """(place, dir holding the area) for an item below working/, products/ or rawdata/ of an
+    OUS chain; ``None`` otherwise."""
+    parts = item.relpath.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part not in rules.RUN_AREAS:
+            continue
+        if not any(_matches(seg, rules.OUS_DIRS) for seg in _chain(delivery, parts[:i])):
+            return None
+        inner = "/".join(parts[i + 1:])
+        area = part
+        if part == "working" and len(parts) - i > 2 and fnmatchcase(parts[i + 1], rules.WEBLOG_DIR):
+            area = "weblog_dir"
+        return Place(area, inner), "/".join(parts[:i])
+    return None
+
+
+def _tree_key(base: str) -> str:
+    """The MOUS-level dir of a tree: an SB-level ``…/MOUS_x/SBS_y`` belongs to ``…/MOUS_x``."""
+    head, _, last = base.rpartition("/")
+    return head if fnmatchcase(last, rules.SB_DIR) else base
+
+
+def _ous_children(delivery: Delivery) -> tuple[str, list[str]]:
+    """The deepest OUS directory in the input and the names found directly below it."""
+    dirs = {"/".join(parts[:i + 1]) for item in delivery.items
+            for parts in [item.relpath.split("/")[:-1]]
+            for i, part in enumerate(parts) if _matches(part, rules.OUS_DIRS)}
+    deepest = max(dirs, key=len, default="")
+    prefix = deepest + "/" if deepest else ""
+    below = set()
+    for item in delivery.items:
+        if item.relpath.startswith(prefix):
+            head, sep, _ = item.relpath[len(prefix):].partition("/")
+            below.add(head + sep)
+    return deepest or delivery.root.name, sorted(below)
+
+
+def _has_ous_chain(delivery: Delivery) -> bool:
+    names = set(delivery.root.parts)
+    for item in delivery.items:
+        names.update(item.relpath.split("/")[:-1])
+    return any(_matches(n, rules.OUS_DIRS) for n in names)
+
+
+def _tree_problems(delivery: Delivery, working: set[str], products: set[str]) -> list[Finding]:
+    def shown(bases: Iterable[str], area: str) -> str:
+        return ", ".join(f"{b}/{area}/" if b else f"{area}/" for b in sorted(bases))
+
+    if not working and not products:
+        where, found = _ous_children(delivery)
+        return [_error("run.trees", where, "no pipeline tree: no working/ or products/ below "
+                       f"{where} (found: {', '.join(found) or 'nothing'}); hand-renamed "
+                       "directories are not staged")]
+    keys = {_tree_key(b) for b in working | products}
+    if len(working) > 1 or len(products) > 1 or len(keys) > 1:
+        trees = "; ".join(filter(None, (shown(working, "working"), shown(products, "products"))))
+        return [_error("run.trees", sorted(keys)[0] or ".", f"several pipeline trees ({trees}): "
+                       "qa2 stage takes one MOUS; pass its MOUS_ (or SBS_) directory as "
+                       "PIPELINE_ROOT")]
+    if not products:
+        return [_error("run.products", shown(working, "working"), "no products/ beside it: the "
+                       "pipeline exported nothing (did the run reach hif_exportdata?)")]
+    if not working:
+        return [Finding(Level.WARN, "run.working", shown(products, "products"),
+                        "no working/ beside it: flux.csv, antennapos.csv, flag templates and "
+                        "CASA logs come from working/ and will be missing")]
+    return []
+
+
+def _survey_run(delivery: Delivery) -> Survey:
+    places: dict[str, Place] = {}
+    working: set[str] = set()
+    products: set[str] = set()
+    for item in delivery.items:
+        found = _run_place(delivery, item)
+        if found is None:
+            continue
+        place, base = found
+        places[item.relpath] = place
+        if place.area in ("working", "weblog_dir"):
+            working.add(base)
+        elif place.area == "products":
+            products.add(base)
+    problems = _tree_problems(delivery, working, products)
+    return Survey(RUN, places, tuple(problems), tuple(sorted(working | products)))
+
+
+def survey(delivery: Delivery) -> Survey:
+    """Staged trees first (their calibrated/ may hold a restore's working/), then runs."""
+    members = staged_members(delivery.items)
+    if members:
+        return _survey_staged(delivery, members)
+    run = _survey_run(delivery)
+    if run.bases or _has_ous_chain(delivery):
+        return run
+    return Survey("")
+
+
+# ---------------------------------------------------------------------------- identity
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The MOUS and recipe of the input, and how they were found."""
+
+    mous: str
+    source: str  # the PPR relpath or directory the MOUS came from ("" when unknown)
+    recipe: str
+    single_dish: bool
+    notes: tuple[Finding, ...] = ()
+
+
+def ppr_candidates(delivery: Delivery, s: Survey) -> list[SourceItem]:
+    """PPR items in preference order (products/ PPR_*.xml first, as rules.ROLE_PREFERENCE)."""
+    if s.shape == STAGED:
+        return [i for i in delivery.items if s.place(i).area == "script"
+                and _matches(i.name, ("*PPR*.xml", "*pprequest.xml"))]
+    ordered = []
+    for area, pattern in rules.ROLE_PREFERENCE["ppr"]:
+        ordered += [i for i in delivery.items
+                    if s.place(i).area == area and "/" not in s.place(i).inner
+                    and fnmatchcase(i.name, pattern) and i not in ordered]
+    return ordered
+
+
+def _chain_uid(delivery: Delivery, s: Survey, pattern: str, prefix: str) -> str:
+    for base in s.bases:
+        for seg in reversed(_chain(delivery, base.split("/") if base else [])):
+            if fnmatchcase(seg, pattern):
+                return seg.removeprefix(prefix)
+    return ""
+
+
+def real_names(delivery: Delivery, s: Survey) -> tuple[str, str, str] | None:
+    """(SOUS, GOUS, MOUS) of a staged tree that already has ingestion names
+    (``science_goal.<uid>/group.<uid>/member.<uid>``), else ``None``."""
+    if s.shape != STAGED or len(s.bases) != 1:
+        return None
+    parts = _chain(delivery, [p for p in s.bases[0].split("/") if p])[-3:]
+    heads = ("science_goal.", "group.", "member.")
+    if len(parts) != 3 or not all(p.startswith(h) for p, h in zip(parts, heads, strict=True)):
+        return None
+    uids = tuple(p.removeprefix(h) for p, h in zip(parts, heads, strict=True))
+    return uids if all(ppr.SANITIZED_UID.match(u) for u in uids) else None  # type: ignore[return-value]
+
+
+def identity(delivery: Delivery, s: Survey) -> Identity:
+    """MOUS from the PPR's OUSStatusRef, else from the MOUS_ directory (domain.md §5.1)."""
+    candidates = ppr_candidates(delivery, s)
+    request = ppr.read(delivery.root / candidates[0].relpath) if candidates else None
+    jyperk = any(fnmatchcase(i.name, "*jyperk*.csv") and s.place(i).area not in
+                 ("calibrated", "rawdata", "raw", "outside") for i in delivery.items)
+    recipe = request.recipe if request else ""
+    single_dish = jyperk or bool(request and request.single_dish)
+    dir_mous = _chain_uid(delivery, s, rules.MOUS_DIR, "MOUS_") if s.shape == RUN else ""
+    notes = _ous_hint(delivery, s, request.ous if request and request.ous else dir_mous)
+    if request and request.ous:
+        if dir_mous and dir_mous != request.ous:
+            notes.append(Finding(Level.WARN, "run.mous", candidates[0].relpath,
+                                 f"PPR names OUS {request.ous} but the run directory is "
+                                 f"MOUS_{dir_mous}; the PPR wins"))
+        return Identity(request.ous, candidates[0].relpath, recipe, single_dish, tuple(notes))
+    if candidates and request is not None and dir_mous:
+        notes.append(Finding(Level.INFO, "run.mous", candidates[0].relpath,
+                             f"PPR has no OUSStatusRef: MOUS {dir_mous} taken from the "
+                             f"directory name MOUS_{dir_mous}"))
+    return Identity(dir_mous, f"MOUS_{dir_mous}" if dir_mous else "", recipe, single_dish,
+                    tuple(notes))
+
+
+def run_names(delivery: Delivery, s: Survey, mous: str) -> tuple[str, str, str] | None:
+    """(SOUS, GOUS, MOUS) of a pipeline run: its SOUS_/GOUS_ directories and the MOUS."""
+    sous = _chain_uid(delivery, s, "SOUS_uid___*", "SOUS_") if s.shape == RUN else ""
+    gous = _chain_uid(delivery, s, "GOUS_uid___*", "GOUS_") if s.shape == RUN else ""
+    return (sous, gous, mous) if sous and gous and mous else None
+
+
+def _ous_hint(delivery: Delivery, s: Survey, mous: str) -> list[Finding]:
+    """Staging keeps the placeholders: tell the user how to get ingestion-ready names."""
+    names = run_names(delivery, s, mous)
+    if names is None or delivery.options.purpose != "stage":
+        return []
+    return [Finding(Level.INFO, "run.ous_uids", s.bases[0] or ".", "the staged tree keeps the "
+                    "placeholder OUS names (as JAO's stager did); for ingestion-ready names use "
+                    f"--ous-uids {','.join(names)} with qa2 package or qa2 tar")]

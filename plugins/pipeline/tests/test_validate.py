@@ -1,0 +1,237 @@
+"""The pipeline rules of domain.md §8.2–§8.4 on hand-made views, and qa2 verify on real output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from qa2_pipeline import plugin, ppr
+
+from qa2core import Level, PackageView, engine
+from qa2core.styles import resolve_style
+from qa2core.testing import tree_state
+
+EB1, EB2 = "uid___A002_Xba0af7_X6409", "uid___A002_Xba0af7_X6ac1"
+M = "uid___A001_X87c_X69"
+
+
+@pytest.fixture
+def view(lib):
+    """A complete Cycle-4 member as planned; ``changes`` drops/adds names, ``content`` feeds read."""
+    ppr_bytes = lib.ppr_xml(proposal="2016.1.01435.S", ous=M, sb_status="uid___A001_X87c_X6a",
+                            ebs=(EB1, EB2)).encode()
+    good = {
+        "README": b"", "script/scriptForPI.py": b"", "script/PPR_uid___A001_X87c_X6a.xml": ppr_bytes,
+        "script/casa_piperestorescript.py": b"", "script/casa_pipescript.py": b"",
+        "script/scriptForImaging.py": b"",
+        f"calibration/{M}.session_1.caltables.tgz": b"", "calibration/flux.csv": b"",
+        **{f"calibration/{eb}.ms.flagversions.tgz": b"" for eb in (EB1, EB2)},
+        **{f"calibration/{eb}.ms.calapply.txt": b"" for eb in (EB1, EB2)},
+        f"qa/{M}.weblog.tgz": lib.weblog_tgz("20170124T142630"),
+        f"log/{M}.casa_commands.log": b"", "log/casa-20170124-142630.log": b"",
+        f"product/{M}.NGC_628_sci.spw17.cube.I.pbcor.fits": b"",
+        f"product/{M}.NGC_628_sci.spw17.cube.I.pb.fits.gz": b"",
+    }
+
+    def make(drop=(), add=None, style="cycle4-pipe", purpose="package", readable=True):
+        content = {k: v for k, v in good.items() if k not in drop} | (add or {})
+        read = (lambda p: content.get(p)) if readable else (lambda _p: None)
+        return PackageView(tuple(sorted(content)), resolve_style(style), "pipeline", "copy",
+                           purpose, read)
+
+    return make
+
+
+def rules_of(view: PackageView, level: Level | None = None) -> set[str]:
+    return {f.rule for f in plugin.qa2_validate(view=view, plugin="pipeline")
+            if level is None or f.level is level}
+
+
+def test_complete_member_passes(view):
+    assert rules_of(view()) == set()
+
+
+def test_other_plugins_packages_are_not_ours(view):
+    assert plugin.qa2_validate(view=view(), plugin="interferometric") is None
+
+
+@pytest.mark.parametrize(("drop", "rule"), [
+    (("script/PPR_uid___A001_X87c_X6a.xml",), "script.ppr"),
+    (("script/casa_piperestorescript.py",), "script.restore"),
+    (("script/scriptForImaging.py",), "script.imaging"),
+    ((f"calibration/{M}.session_1.caltables.tgz",), "calibration.caltables"),
+    ((f"calibration/{EB2}.ms.flagversions.tgz",), "calibration.flagversions"),
+    ((f"calibration/{EB1}.ms.calapply.txt",), "calibration.calapply"),
+    ((f"qa/{M}.weblog.tgz",), "qa.weblog"),
+])
+def test_missing_pieces_are_errors(view, drop, rule):
+    assert rule in rules_of(view(drop=drop), Level.ERROR)
+
+
+@pytest.mark.parametrize(("add", "rule"), [
+    ({"script/PPR_uid___A001_X87c_X6b.xml": b"<SciPipeRequest/>"}, "script.ppr"),
+    ({"script/x.casa_piperestorescript.py": b""}, "script.unique"),
+    ({f"calibration/{M}.flux.csv": b""}, "calibration.unique"),
+    ({"calibration/jyperk.csv": b"", "calibration/x.jyperk.csv": b""}, "calibration.unique"),
+    ({f"calibration/{M}.session_2.caltables.tar.gz": b""}, "era.mixed"),
+])
+def test_duplicates_and_mixed_eras_are_errors(view, add, rule):
+    assert rule in rules_of(view(add=add), Level.ERROR)
+
+
+def test_suffixes_of_two_eras_across_types_warn(view):
+    v = view(drop=(f"qa/{M}.weblog.tgz",), add={f"qa/{M}.weblog.tar.gz": b""}, readable=False)
+    assert "era.types" in rules_of(v, Level.WARN)
+
+
+def test_ppr_content(view, lib):
+    def with_ppr(data: bytes):
+        return view(add={"script/PPR_uid___A001_X87c_X6a.xml": data})
+
+    assert "script.ppr_xml" in rules_of(with_ppr(b"<SciPipeRequest><unclosed>"), Level.ERROR)
+    no_ous = lib.ppr_xml(proposal="p", ous=None, sb_status="uid___A001_X87c_X6a", ebs=(EB1, EB2))
+    assert "script.ppr_ous" in rules_of(with_ppr(no_ous.encode()), Level.WARN)
+    bad = lib.ppr_xml(proposal="p", ous=M, sb_status="uid___A001_X87c_X6a", ebs=("X6409",))
+    assert "script.ppr_asdms" in rules_of(with_ppr(bad.encode()), Level.ERROR)
+
+
+def test_weblog_members_must_be_under_pipeline_html(view, lib):
+    stray = lib.tgz({"pipeline-20170124T142630/html/index.html": b"", "notes/readme.txt": b""})
+    assert "qa.weblog_members" in rules_of(view(add={f"qa/{M}.weblog.tgz": stray}), Level.ERROR)
+    broken = view(add={f"qa/{M}.weblog.tgz": b"not a tar"})
+    assert "qa.weblog_tar" in rules_of(broken, Level.ERROR)
+    # content not available (fake package on disk): only the name is checked
+    assert rules_of(view(readable=False)) == set()
+
+
+def test_tp_needs_no_imaging_script_nor_restore_script(view, lib):
+    tp_ppr = lib.ppr_xml(proposal="2013.1.00911.S", ous=M, sb_status="uid___A001_X145_X1a3",
+                         ebs=(EB1,), recipe="hsd_calimage").encode()
+    v = view(drop=("script/scriptForImaging.py", "script/casa_piperestorescript.py",
+                   f"calibration/{EB1}.ms.calapply.txt"),
+             add={"script/PPR_uid___A001_X87c_X6a.xml": tp_ppr, "calibration/jyperk.csv": b""})
+    assert rules_of(v, Level.ERROR) == set()
+    no_jyperk = view(add={"script/PPR_uid___A001_X87c_X6a.xml": tp_ppr})
+    assert "calibration.jyperk" in rules_of(no_jyperk, Level.WARN)
+
+
+def test_non_pipe_style_is_refused_and_no_style_is_fine(view):
+    assert "style.pipeline" in rules_of(view(style="cycle3-nopipe"), Level.ERROR)
+    assert "style.pipeline" not in rules_of(view(style=""))
+
+
+def test_staging_does_not_need_an_imaging_script(view):
+    assert rules_of(view(drop=("script/scriptForImaging.py",), purpose="stage")) == set()
+
+
+def test_manifest_must_name_a_shipped_aux_file(view):
+    manifest = (b"<piperesults><ous name='x'><aux_products_file name='x.auxproducts.tgz'/>"
+                b"</ous></piperesults>")
+    v = view(add={f"script/{M}.hifa_calimage.pipeline_manifest.xml": manifest})
+    assert "script.manifest" in rules_of(v, Level.WARN)
+    v = view(add={f"script/{M}.hifa_calimage.pipeline_manifest.xml": manifest,
+                  "calibration/x.auxproducts.tgz": b""})
+    assert "script.manifest" not in rules_of(v)
+
+
+def test_staging_keeps_pb_images_uncompressed_without_a_core_error(pm, view):
+    """The builtin product.compress rule is for packages; a staged tree is not one yet."""
+    staged = view(drop=(f"product/{M}.NGC_628_sci.spw17.cube.I.pb.fits.gz",),
+                  add={f"product/{M}.NGC_628_sci.spw17.cube.I.pb.fits": b""}, purpose="stage")
+    assert "product.compress" not in {f.rule for f in pm.validate(staged, "pipeline")}
+    packaged = PackageView(staged.files, staged.style, "pipeline", "copy", "package", staged.read)
+    assert "product.compress" in {f.rule for f in pm.validate(packaged, "pipeline")}
+
+
+def test_ppr_parser_is_namespace_agnostic(lib):
+    plain = ppr.parse(lib.ppr_xml(proposal="2016.1.01435.S", ous=M, sb_status="uid___A001_X87c_X6a",
+                                  ebs=(EB1, EB2)).encode())
+    spaced = ppr.parse(lib.ppr_xml(proposal="2016.1.01435.S", ous=M, sb_status="uid___A001_X87c_X6a",
+                                   ebs=(EB1, EB2), namespace=True).encode())
+    assert plain == spaced
+    assert plain.ous == M and plain.asdms == (EB1, EB2) and plain.recipe == "hifa_calimage"
+    assert plain.proposal == "2016.1.01435.S" and not plain.single_dish
+    old = ppr.parse(lib.ppr_xml(proposal="p", ous=M, sb_status="uid___A001_X87c_X6a", ebs=(EB1,),
+                                recipe="procedure_hifa_cal.xml").encode())
+    assert old.recipe == "hifa_cal"
+    assert ppr.sanitize("uid://A001/X87c/X69") == M
+    with pytest.raises(ValueError):
+        ppr.parse(b"<SciPipeRequest>")
+
+
+# ---------------------------------------------------------------------------- on disk
+
+
+def test_qa2_verify_passes_on_what_was_packaged(run_qa2, pm, runs, tmp_path):
+    run = runs["cycle4"]
+    before = tree_state(run.root)
+    engine.stage(run.root, tmp_path / "STAGED", piscript=run.piscript, pipe_readme=run.readme,
+                 plugins=pm)
+    staged = tree_state(tmp_path / "STAGED")
+    pack = tmp_path / "2016.1.01435.S"
+    engine.package(tmp_path / "STAGED", pack, style="cycle4-pipe", mode="copy",
+                   piscript=run.piscript, readme_path=run.readme, plugins=pm)
+    assert tree_state(run.root) == before
+    assert tree_state(tmp_path / "STAGED") == staged
+    result = run_qa2("verify", pack, "--json")
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0, report
+    assert report["ok"] and report["plugin"] == "pipeline"
+    assert "verify.staged" not in {f["rule"] for f in report["findings"]}  # a package: full rules
+    # A second restore script on disk: scriptForPI would abort; verify says why.
+    member = pack / report["members"][0]
+    (member / "script/uid___A001_X87c_X69.casa_piperestorescript.py").write_text("# again\n")
+    result = run_qa2("verify", pack, "--json")
+    rules = {(f["level"], f["rule"]) for f in json.loads(result.stdout)["findings"]}
+    assert result.exit_code == 1
+    assert ("ERROR", "script.unique") in rules and ("ERROR", "manifest.unlisted") in rules
+
+
+@pytest.mark.parametrize("mode", ["copy", "fake"])
+def test_qa2_verify_passes_on_a_staged_tree(run_qa2, pm, runs, tmp_path, mode):
+    """A staged tree (the journal says "stage"; in fake mode, its README has no qa2 listing):
+    verify checks it as staged (PB images uncompressed, no scriptForImaging.py yet), says so."""
+    run = runs["cycle4"]
+    staged = tmp_path / "2016.1.01435.S"
+    engine.stage(run.root, staged, mode=mode, piscript=run.piscript, plugins=pm)
+    before = tree_state(staged)
+    result = run_qa2("verify", staged, "--json")
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0, report
+    assert "verify.staged" in {f["rule"] for f in report["findings"]}
+    assert tree_state(staged) == before
+
+
+def test_run_offers_its_real_ous_names(pm, runs, tmp_path):
+    run = runs["cycle4"]
+    before = tree_state(run.root)
+    report = engine.stage(run.root, tmp_path / "S", piscript=run.piscript, plugins=pm)
+    assert tree_state(run.root) == before
+    hint = next(f for f in report.findings if f.rule == "run.ous_uids")
+    assert hint.level is Level.INFO
+    assert "--ous-uids uid___A001_X87c_X67,uid___A001_X87c_X68,uid___A001_X87c_X69" in hint.message
+    assert report.member == "sg_ouss_id/group_ouss_id/member_ouss_id"  # placeholders, as JAO's
+
+
+def test_staged_tree_with_real_names_keeps_them(pm, runs, tmp_path, lib):
+    run = runs["cycle4"]
+    uids = "uid___A001_X87c_X67,uid___A001_X87c_X68,uid___A001_X87c_X69"
+    first = tmp_path / "a" / "2016.1.01435.S"
+    first.parent.mkdir()
+    engine.package(run.root, first, style="cycle4-pipe", mode="copy", piscript=run.piscript,
+                   ous_uids=uids, plugins=pm)
+    before = tree_state(first)
+    second = tmp_path / "b" / "2016.1.01435.S"
+    second.parent.mkdir()
+    report = engine.package(first, second, style="cycle4-pipe", mode="copy", piscript=run.piscript,
+                            plugins=pm)
+    assert tree_state(first) == before
+    assert report.member == ("science_goal.uid___A001_X87c_X67/group.uid___A001_X87c_X68/"
+                             "member.uid___A001_X87c_X69")
+
+
+def test_plugin_is_installed_through_its_entry_point(run_qa2):
+    listed = json.loads(run_qa2("plugins", "--json").stdout)["plugins"]
+    mine = next(p for p in listed if p["name"] == "pipeline")
+    assert mine["distribution"] == "qa2-pipeline"
+    assert {"qa2_detect", "qa2_collect", "qa2_layout", "qa2_validate", "qa2_ous_uids"} <= set(mine["hooks"])
