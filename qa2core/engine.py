@@ -217,15 +217,9 @@ def package(
                   *_core_placements(resolved_style, mode, pi, report.warnings)]
     plan = make_plan(orig, items, placements)
 
-    view = plan.view(resolved_style, chosen, mode, purpose, delivery)
-    report.findings = list(plugins.validate(view, chosen))
-    errors = [f for f in report.findings if f.level is Level.ERROR]
-    report.warnings += [f.line() for f in report.findings if f.level is Level.WARN]
-    if not readme_file and purpose == "package":
-        report.warnings.append("no --readme header given: README holds only the file listing")
-    if not PROJECT_CODE.match(pack.name):
-        report.warnings.append(f"{packpath}: PACKPATH should be named after the project code "
-                               "(like 2016.1.01435.S)")
+    report.findings = list(plugins.validate(plan.view(resolved_style, chosen, mode, purpose,
+                                                      delivery), chosen))
+    _input_warnings(report, readme_file, pack, purpose)
 
     uids = ous.parse_uids(ous_uids) if ous_uids else plugins.ous_uids(chosen, delivery)
     target = ous.target(pack, append, uids)
@@ -236,9 +230,10 @@ def package(
                     readme.assemble(header, target.member.rsplit("/", 1)[-1], plan.listing()))
     _describe(report, plan, mode, readme_file, readme_bytes)
 
+    errors = [f.line() for f in report.findings if f.level is Level.ERROR]
     if errors:  # fake mode too: it is the rehearsal, and it must say what a real run refuses
-        report.errors = [f.line() for f in errors]
-        raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=tuple(report.errors))
+        report.errors = errors
+        raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=tuple(errors))
     if dry_run:
         return report
     _execute(report, plan, pack, target, mode, readme_bytes, jobs or min(4, os.cpu_count() or 1),
@@ -300,6 +295,15 @@ def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> dict:
                       "table_type": item.table_type, "kind": c.kind if c else UNCLASSIFIED,
                       "skip": c.skip if c else ""})
     return {"plugin": chosen, "claims": [_claim_json(r) for r in ranked], "items": items}
+
+
+def _input_warnings(report: Report, readme_file: Path | None, pack: Path, purpose: str) -> None:
+    report.warnings += [f.line() for f in report.findings if f.level is Level.WARN]
+    if not readme_file and purpose == "package":
+        report.warnings.append("no --readme header given: README holds only the file listing")
+    if not PROJECT_CODE.match(pack.name):
+        report.warnings.append(f"{pack}: PACKPATH should be named after the project code "
+                               "(like 2016.1.01435.S)")
 
 
 def _claim_json(r: RankedClaim) -> dict:
