@@ -76,9 +76,11 @@ class Executor:
         self.packpath = packpath
         self.old = old or {}
         self.new: dict[str, journal.Entry] = {}
+        self._cut = len(str(member_dir)) + 1
 
     def _rel(self, dst: Path) -> str:
-        return f"{self.rel_prefix}/{dst.relative_to(self.member_dir).as_posix()}"
+        # dst is always member_dir / something: slicing the string spares pathlib's parsing
+        return f"{self.rel_prefix}/{str(dst)[self._cut:]}"
 
     def run(self, entries: tuple[PlannedFile, ...], jobs: int,
             progress: Callable[[PlannedFile], None] | None = None) -> list[EntryResult]:

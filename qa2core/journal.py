@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from qa2core.manifest import write_atomic
@@ -48,7 +48,9 @@ def load(packpath: Path) -> dict[str, Entry]:
 
 def save(path: Path, entries: dict[str, Entry], run: dict[str, str] | None = None) -> None:
     data = {"version": 1, "run": run or {},
-            "entries": {k: asdict(v) for k, v in sorted(entries.items())}}
+            "entries": {k: {"sources": v.sources, "mode": v.mode, "action": v.action,
+                            "sha256": v.sha256, "size": v.size, "mtime_ns": v.mtime_ns}
+                        for k, v in sorted(entries.items())}}
     write_atomic(path, json.dumps(data, indent=0))
 
 

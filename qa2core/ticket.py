@@ -14,7 +14,11 @@ from qa2core.plan import Plan
 
 # qa/ material worth reading inline in JIRA; archives (weblogs) stay out of the ticket.
 QA_SUFFIXES = (".txt", ".pdf", ".png", ".jpg", ".html", ".htm", ".log", ".csv", ".json")
+STORED = (".png", ".jpg", ".pdf")  # already compressed: deflating them again only costs time
 SIZE_FILE = "package_size.txt"
+# A ticket is read in JIRA: thousands of plots help nobody, and zipping them costs minutes.
+MAX_QA_FILES = 200
+MAX_QA_BYTES = 20 * 2**20
 
 
 def size_statement(project: str, member: str, size: int, nfiles: int, measured: bool) -> str:
@@ -26,21 +30,33 @@ def size_statement(project: str, member: str, size: int, nfiles: int, measured: 
             f"in {nfiles} files\n({how})\n")
 
 
-def ticket_members(plan: Plan) -> list[tuple[str, Path]]:
-    """(name in zip, source) for scripts and QA reports."""
-    out = []
+def ticket_members(plan: Plan) -> tuple[list[tuple[str, Path]], int]:
+    """(name in zip, source) for the scripts and the first QA reports, and how many QA
+    reports were left out by the MAX_QA_* caps."""
+    out, qa_files, qa_bytes, left_out = [], 0, 0, 0
     for f in plan.files:
         if f.action is not Action.COPY or f.whole_dir or not f.sources:
             continue
         top = f.dest.split("/", 1)[0]
-        if top == "script" or (top == "qa" and f.dest.lower().endswith(QA_SUFFIXES)):
-            out.append((f.dest, f.sources[0]))
-    return out
+        if top == "qa" and f.dest.lower().endswith(QA_SUFFIXES):
+            if qa_files >= MAX_QA_FILES or qa_bytes + f.bytes > MAX_QA_BYTES:
+                left_out += 1
+                continue
+            qa_files, qa_bytes = qa_files + 1, qa_bytes + f.bytes
+        elif top != "script":
+            continue
+        out.append((f.dest, f.sources[0]))
+    return out, left_out
 
 
 def write(path: Path, readme: bytes, plan: Plan, statement: str) -> None:
+    members, left_out = ticket_members(plan)
+    if left_out:
+        statement += (f"{left_out} QA report file(s) are in the package but not in this ticket "
+                      f"(the ticket keeps {MAX_QA_FILES} files, {MAX_QA_BYTES // 2**20} MiB).\n")
     with zipfile.ZipFile(path, "x", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("README", readme)
-        for name, source in ticket_members(plan):
-            zf.write(source, name)
+        for name, source in members:
+            kind = zipfile.ZIP_STORED if name.lower().endswith(STORED) else zipfile.ZIP_DEFLATED
+            zf.write(source, name, compress_type=kind)
         zf.writestr(SIZE_FILE, statement)

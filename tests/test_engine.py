@@ -255,3 +255,25 @@ def test_source_changed_during_the_copy_refuses_the_run(toy_pm, toy_tree, dst, p
     with pytest.raises(Qa2Error, match=r"run\.py: source changed while packaging"):
         pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     assert not dst.exists()
+
+
+def test_ticket_keeps_scripts_and_caps_the_qa_plots(tmp_path, monkeypatch):
+    from qa2core import ticket
+    from qa2core.model import Action
+    from qa2core.plan import Plan, PlannedFile
+
+    monkeypatch.setattr(ticket, "MAX_QA_FILES", 3)
+    files = [PlannedFile(f"qa/p{i}.png", Action.COPY, (tmp_path / f"p{i}.png",), (), 10, "t")
+             for i in range(5)]
+    files.append(PlannedFile("script/run.py", Action.COPY, (tmp_path / "run.py",), (), 5, "t"))
+    files.append(PlannedFile("qa/weblog.tgz", Action.COPY, (tmp_path / "w.tgz",), (), 5, "t"))
+    for f in files:
+        f.sources[0].write_bytes(b"x" * f.bytes)
+    out = tmp_path / "t.zip"
+    ticket.write(out, b"README", Plan(tuple(files)), "size\n")
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        assert "script/run.py" in names and "qa/weblog.tgz" not in names
+        assert sum(n.startswith("qa/") for n in names) == 3
+        assert "2 QA report file(s) are in the package but not in this ticket" in \
+            zf.read("package_size.txt").decode()
