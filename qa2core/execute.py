@@ -77,6 +77,13 @@ class Executor:
         self.old = old or {}
         self.new: dict[str, journal.Entry] = {}
         self._cut = len(str(member_dir)) + 1
+        self._made: set[Path] = set()
+
+    def _ensure_dir(self, path: Path) -> None:
+        # mkdir(exist_ok=True) raises and catches internally: with 20,000 files that shows.
+        if path not in self._made:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made.add(path)
 
     def _rel(self, dst: Path) -> str:
         # dst is always member_dir / something: slicing the string spares pathlib's parsing
@@ -98,7 +105,7 @@ class Executor:
 
     def one(self, entry: PlannedFile) -> EntryResult:
         dst = self.member_dir / entry.dest
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        self._ensure_dir(dst.parent)
         real = self.mode in ("copy", "hard")
         if entry.action is Action.EMPTY or not real:
             if entry.whole_dir:
@@ -176,7 +183,7 @@ class Executor:
         dst.mkdir()
         for src in fileops.iter_files(src_top):
             target = dst / src.relative_to(src_top)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self._ensure_dir(target.parent)
             self._copy_or_link(entry, src, target, result)
         for dirpath, dirnames, _ in os.walk(src_top, followlinks=True):
             for name in dirnames:  # empty subdirectories are part of a table too

@@ -51,7 +51,7 @@ def save(path: Path, entries: dict[str, Entry], run: dict[str, str] | None = Non
             "entries": {k: {"sources": v.sources, "mode": v.mode, "action": v.action,
                             "sha256": v.sha256, "size": v.size, "mtime_ns": v.mtime_ns}
                         for k, v in sorted(entries.items())}}
-    write_atomic(path, json.dumps(data, indent=0))
+    write_atomic(path, json.dumps(data, separators=(",", ":")))  # no indent: C encoder
 
 
 def still_valid(old: Entry | None, packaged: Path) -> bool:

@@ -13,9 +13,10 @@ The kinds below are a shared vocabulary; a plugin maps its own kinds to member d
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from fnmatch import fnmatchcase
 
 from qa2core.compression import compression_for
 from qa2core.model import Action, Collected, Delivery, Placement
@@ -24,7 +25,8 @@ from qa2core.rules import NameRule, classify, eb_of, in_dir_matching
 
 def matching(delivery: Delivery, patterns: Sequence[str]) -> list[str]:
     """Relative paths of the items whose base name matches one of ``patterns``."""
-    return [i.relpath for i in delivery.items if any(fnmatchcase(i.name, p) for p in patterns)]
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    return [i.relpath for i in delivery.items if regex.match(i.name)]
 
 
 def collect(delivery: Delivery, rules: Sequence[NameRule], qa_dirs: Sequence[str]) -> list[Collected]:

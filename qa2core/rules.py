@@ -6,6 +6,8 @@ depend on a style switch by name, so styles stay data on both sides.
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -49,7 +51,12 @@ class NameRule:
             return False
         if self.unless and getattr(style, self.unless):
             return False
-        return any(fnmatchcase(item.name, p) for p in self.patterns)
+        return self._regex.match(item.name) is not None
+
+    @functools.cached_property
+    def _regex(self) -> re.Pattern[str]:
+        """All patterns as one compiled regex: fnmatch per pattern per item adds up."""
+        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.patterns))
 
 
 def classify(item: SourceItem, rules: Sequence[NameRule], style: Style) -> Collected:
