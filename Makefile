@@ -30,7 +30,7 @@ test: $(STAMP) lint
 	for p in $(PLUGINS); do $(BIN)/python -m pytest -q $$p || exit 1; done
 
 lint: $(STAMP)
-	$(BIN)/ruff check qa2core QA2_Packaging_module.py tests plugins
+	$(BIN)/ruff check qa2core QA2_Packaging_module.py tests plugins bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out docs/benchmarks.md

@@ -1,0 +1,129 @@
+"""Benchmark input trees, built with the real qa2 sample builder and scaled up.
+
+Two cases, each a manual reduction from :func:`qa2core.sampledata.build_manual_reduction`
+(real MSs, caltables, CASA images, scripts) plus bulk data the interferometric plugin packages:
+
+* ``large``: a few big product cubes ``Imaging/big_N.image.pbcor.fits`` (shipped as they are:
+  linked in hard mode, copied in copy mode), each with its NaN-blanked Gaussian primary beam
+  ``Imaging/big_N.pb.fits`` (shipped as ``.pb.fits.gz``, so compression is measured; a pbcor
+  image without its PB would draw a ``product.pb_partner`` warning).
+* ``small``: many small files in a QA report directory ``Imaging/NGC5921.qa2/`` (shipped to
+  ``qa/`` file by file), like a weblog or a plot directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from qa2core import fileops, sampledata
+
+MB = 1_000_000
+PLANE = (1024, 1024)  # y, x of the synthetic cubes: 4 MiB per float32 channel
+SEED_CHANNELS = 16  # channels of real-looking pbcor data repeated to fill the big cubes
+
+
+@dataclass(frozen=True)
+class Case:
+    """One reduction directory to package, with what the baselines need to know about it."""
+
+    name: str
+    sample: sampledata.Sample
+    files: tuple[Path, ...]  # every regular file below root (the bytes cp and sha256sum see)
+    nbytes: int
+    pbs: tuple[Path, ...] = ()  # the PB FITS files the compression benchmarks use
+    pb_bytes: int = 0
+    note: str = ""
+
+    @property
+    def root(self) -> Path:
+        return self.sample.root
+
+    @property
+    def nfiles(self) -> int:
+        return len(self.files)
+
+
+def _scan(sample: sampledata.Sample, name: str, pbs: tuple[Path, ...], note: str) -> Case:
+    files = tuple(fileops.iter_files(sample.root))
+    pb_bytes = sum(pb.stat().st_size for pb in pbs)
+    return Case(name, sample, files, sum(f.stat().st_size for f in files), pbs, pb_bytes, note)
+
+
+def _channels(nbytes: float) -> int:
+    return max(1, round(nbytes / (4 * PLANE[0] * PLANE[1])))
+
+
+def _write_big_cube(path: Path, seed: Path, nchan: int) -> None:
+    """A valid FITS cube of ``nchan`` channels: the seed's header and data, repeated.
+
+    Streams block by block, so memory stays at one seed cube whatever the size.
+    """
+    with fits.open(seed) as hdul:
+        header = hdul[0].header.copy()
+        block = np.asarray(hdul[0].data)
+    header["NAXIS3"] = nchan
+    out = fits.StreamingHDU(path, header)
+    try:
+        done = 0
+        while done < nchan:
+            n = min(SEED_CHANNELS, nchan - done)
+            out.write(block[:, :n])
+            done += n
+    finally:
+        out.close()
+
+
+def build_large(base: Path, size_gb: float, pb_mb: float, big_files: int) -> Case:
+    """~``size_gb`` GB: the sample and ``big_files`` pbcor cubes with their PBs (``pb_mb`` MB in all)."""
+    sample = sampledata.build_manual_reduction(base / "large" / "reduction")
+    imaging = sample.root / "Imaging"
+    pb_shape = (1, _channels(pb_mb * MB / big_files), *PLANE)
+    pbs = tuple(sampledata.write_pb_fits(imaging / f"big_{n}.pb.fits", pb_shape)
+                for n in range(1, big_files + 1))
+    seed = sampledata.write_pbcor_fits(base / "seed.pbcor.fits", (1, SEED_CHANNELS, *PLANE))
+    have = sum(f.stat().st_size for f in fileops.iter_files(sample.root))
+    per_file = max(0.0, size_gb * 1e9 - have) / big_files
+    for n in range(1, big_files + 1):
+        _write_big_cube(imaging / f"big_{n}.image.pbcor.fits", seed, _channels(per_file))
+    seed.unlink()
+    note = (f"{big_files} × {per_file / MB:,.0f} MB pbcor cubes, each with a "
+            f"{pbs[0].stat().st_size / MB:,.0f} MB NaN-blanked Gaussian PB, + the sample reduction")
+    return _scan(sample, "large", pbs, note)
+
+
+def build_small(base: Path, nfiles: int, kib: int, per_dir: int = 200) -> Case:
+    """The sample plus ``nfiles`` random ``kib`` KiB files in ``Imaging/NGC5921.qa2/dNNN/``."""
+    sample = sampledata.build_manual_reduction(base / "small" / "reduction")
+    qa_dir = sample.root / "Imaging" / "NGC5921.qa2"
+    for i in range(nfiles):
+        sub = qa_dir / f"d{i // per_dir:03d}"
+        if i % per_dir == 0:
+            sub.mkdir(parents=True)
+        (sub / f"plot_{i:05d}.png").write_bytes(os.urandom(kib * 1024))
+    note = f"{nfiles:,} × {kib} KiB files in a QA directory + the sample reduction"
+    return _scan(sample, "small", (), note)
+
+
+def evict(files: tuple[Path, ...]) -> None:
+    """Drop the files' pages from the page cache, so the next run reads them from disk.
+
+    ``/proc/sys/vm/drop_caches`` is not writable in this container, even as root;
+    ``POSIX_FADV_DONTNEED`` after a ``sync`` evicts clean pages per file without privileges.
+    """
+    os.sync()
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
