@@ -301,7 +301,7 @@ def _input_warnings(report: Report, readme_file: Path | None, pack: Path, purpos
     report.warnings += [f.line() for f in report.findings if f.level is Level.WARN]
     if not readme_file and purpose == "package":
         report.warnings.append("no --readme header given: README holds only the file listing")
-    if not PROJECT_CODE.match(pack.name):
+    if not PROJECT_CODE.match(pack.name) and purpose == "package":  # JAO staged to <run>_<MOUS>
         report.warnings.append(f"{pack}: PACKPATH should be named after the project code "
                                "(like 2016.1.01435.S)")
 

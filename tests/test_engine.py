@@ -277,3 +277,22 @@ def test_ticket_keeps_scripts_and_caps_the_qa_plots(tmp_path, monkeypatch):
         assert sum(n.startswith("qa/") for n in names) == 3
         assert "2 QA report file(s) are in the package but not in this ticket" in \
             zf.read("package_size.txt").decode()
+
+
+def test_pbcor_images_need_a_primary_beam_beside_them():
+    from qa2core.builtin import qa2_validate
+    from qa2core.model import PackageView
+    from qa2core.styles import resolve_style
+
+    def pb_warnings(*products):
+        files = ("README", "calibration/", "log/", "qa/", "script/scriptForPI.py",
+                 *(f"product/{p}" for p in products))
+        found = qa2_validate(PackageView(files, resolve_style(""), "x"), "x")
+        return sorted(f.path.removeprefix("product/") for f in found if f.rule == "product.pb_partner")
+
+    mtmfs = ("o.NGC_628_sci.spw17.cont.I.tt0.pbcor.fits", "o.NGC_628_sci.spw17.cont.I.tt1.pbcor.fits",
+             "o.NGC_628_sci.spw17.cont.I.pb.tt0.fits")
+    assert pb_warnings(*mtmfs) == []
+    assert pb_warnings("o.J0139+1753_ph.spw19.mfs.I.pbcor.fits") == []  # calibrators ship bare
+    assert pb_warnings("cont.image.pbcor.fits", "cont.flux.fits.gz") == []
+    assert pb_warnings("lonely.image.pbcor.fits") == ["lonely.image.pbcor.fits"]
