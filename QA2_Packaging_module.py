@@ -6,8 +6,9 @@ Same behaviour as ``qa2 package`` / ``qa2 stage``; problems raise :class:`Qa2Err
 
 from __future__ import annotations
 
-from qa2core.engine import Report, package
+from qa2core.engine import package
 from qa2core.errors import Qa2Error
+from qa2core.report import Report
 
 __all__ = ["QA_Packager", "QA_Pipeline_Stager", "Qa2Error"]
 

@@ -6,69 +6,30 @@ No Typer here: the CLI and the CASA-style API both call :func:`package` and get 
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa2core import execute, journal, manifest, ous, readme, ticket
+from qa2core import ous, readme
+from qa2core.build import ticket_path, write_package
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
-from qa2core.lock import PackLock
 from qa2core.manager import Qa2Plugins, RankedClaim, get_plugin_manager
 from qa2core.model import (
     UNCLASSIFIED,
     Action,
     Collected,
     Delivery,
-    Finding,
     Level,
     PackageOptions,
     Placement,
 )
 from qa2core.plan import PISCRIPT_DEST, PROJECT_CODE, Plan, make_plan
+from qa2core.report import Report
 from qa2core.scan import scan
 from qa2core.styles import Style, resolve_style
 
 MODES = ("fake", "ticket", "copy", "hard")
 STAGE_MODES = ("copy", "hard", "fake")
-
-
-@dataclass
-class Report:
-    """What a run did (or, with dry_run, would do); ``to_json`` is the ``--json`` object."""
-
-    plugin: str
-    style: str
-    mode: str
-    append: str
-    packpath: str
-    member: str = ""
-    dry_run: bool = False
-    claims: list[dict] = field(default_factory=list)
-    files: list[dict] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
-    unclassified: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    package_bytes: int = 0
-    ticket: str = ""
-    notes: list[str] = field(default_factory=list)
-    listing: list[str] = field(default_factory=list)  # member-relative, as in the README
-
-    def to_json(self) -> dict:
-        return {
-            "plugin": self.plugin, "style": self.style, "mode": self.mode,
-            "append": self.append, "packpath": self.packpath, "member": self.member,
-            "dry_run": self.dry_run, "claims": self.claims, "files": self.files,
-            "skipped": self.skipped, "unclassified": self.unclassified,
-            "findings": [f.__dict__ | {"level": str(f.level)} for f in self.findings],
-            "warnings": self.warnings, "errors": self.errors,
-            "package_bytes": self.package_bytes, "ticket": self.ticket, "notes": self.notes,
-            "listing": self.listing,
-        }
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -94,10 +55,6 @@ def _check_paths(origpath: Path, packpath: Path) -> tuple[Path, Path]:
     if zip_path.exists() and not zip_path.is_file():
         raise Qa2Error(f"{zip_path}: ticket zip path exists and is not a file")
     return orig, pack
-
-
-def ticket_path(packpath: Path) -> Path:
-    return packpath.with_name(packpath.name + ".ticket.zip")
 
 
 def resolve_piscript(piscript: Path | None) -> Path | None:
@@ -236,8 +193,8 @@ def package(
         raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=tuple(errors))
     if dry_run:
         return report
-    _execute(report, plan, pack, target, mode, readme_bytes, jobs or min(4, os.cpu_count() or 1),
-             say, with_ticket=purpose == "package")
+    write_package(report, plan, pack, target, mode, readme_bytes,
+                  jobs or min(4, os.cpu_count() or 1), say, with_ticket=purpose == "package")
     return report
 
 
@@ -264,7 +221,7 @@ def stage(
                    plugins=plugins, progress=progress, purpose="stage")
 
 
-def _delivery(origpath: Path | str, style: str = "") -> Delivery:
+def load_delivery(origpath: Path | str, style: str = "") -> Delivery:
     """Scan ORIGPATH into a Delivery (for detect, inspect and tests)."""
     origpath = Path(origpath)
     if not origpath.is_dir():
@@ -279,13 +236,13 @@ def detect(origpath: Path | str, plugins: Qa2Plugins | None = None,
            ) -> tuple[str, tuple[RankedClaim, ...]]:
     """The plugin that would package ORIGPATH, and every claim (``qa2 detect``)."""
     plugins = plugins or get_plugin_manager()
-    return plugins.choose(_delivery(origpath))
+    return plugins.choose(load_delivery(origpath))
 
 
 def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> dict:
     """What qa2 sees in ORIGPATH and how the winning plugin classifies it (``qa2 inspect``)."""
     plugins = plugins or get_plugin_manager()
-    delivery = _delivery(origpath)
+    delivery = load_delivery(origpath)
     chosen, ranked = plugins.choose(delivery)
     by_rel = {c.item.relpath: c for c in plugins.collect(chosen, delivery)}
     items = []
@@ -330,137 +287,3 @@ def _describe(report: Report, plan: Plan, mode: str, readme_file: Path | None,
             "rule": f.rule,
         })
     report.package_bytes = len(readme_bytes) + plan.source_bytes()
-
-
-def _execute(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
-             readme_bytes: bytes, jobs: int, say: Callable[[str], None],
-             with_ticket: bool = True) -> None:
-    created_pack = not pack.exists()
-    pack.mkdir(exist_ok=True)
-    lock = PackLock(pack)
-    try:
-        lock.__enter__()
-    except Qa2Error:
-        if created_pack:
-            pack.rmdir()
-        raise
-    try:
-        note = execute.recover(pack)
-        if note:
-            report.notes.append(note)
-        _build_and_swap(report, plan, pack, target, mode, readme_bytes, jobs, say, with_ticket)
-    except BaseException as exc:
-        # Undo: the previous package comes back if the swap had not finished.
-        execute.recover(pack)
-        lock.__exit__()
-        if created_pack and not (pack / ous.SG).exists():
-            shutil.rmtree(pack, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise _os_error(exc) from exc
-        raise
-    lock.__exit__()
-
-
-def _os_error(exc: OSError) -> Qa2Error:
-    where = exc.filename or "?"
-    if exc.errno == errno.ENOSPC:
-        return Qa2Error(f"{where}: no space left on the device; nothing was kept from this run")
-    return Qa2Error(f"{where}: {exc.strerror or exc}; nothing was kept from this run")
-
-
-def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
-                    readme_bytes: bytes, jobs: int, say: Callable[[str], None],
-                    with_ticket: bool) -> None:
-    partial = execute.partial_dir(pack)
-    partial.mkdir()
-    unit = partial / "unit"
-    member_in_unit = target.member[len(target.unit):].lstrip("/")
-    member_dir = unit / member_in_unit if member_in_unit else unit
-    member_dir.mkdir(parents=True)
-
-    say(f"writing {len(plan.files)} entries in mode {mode} ({plan.source_bytes()} bytes of source)")
-    executor = execute.Executor(member_dir, target.member, mode, pack, journal.load(pack))
-    results = executor.run(plan.files, jobs)
-    (member_dir / "README").write_bytes(readme_bytes)
-
-    written = [w for r in results for w in r.written]
-    readme_rel = f"{target.member}/README"
-    written.append(execute.Written(readme_rel, _sha(readme_bytes), len(readme_bytes)))
-    _refine_actions(report, results, mode)
-
-    real = mode in ("copy", "hard")
-    report.package_bytes = sum(w.size for w in written) if real else report.package_bytes
-    zip_tmp = partial / "ticket.zip"
-    if mode == "fake":
-        zip_tmp.touch()
-    else:
-        statement = ticket.size_statement(pack.name, target.member, report.package_bytes,
-                                          len(written), measured=real)
-        ticket.write(zip_tmp, readme_bytes, plan, statement)
-
-    manifest_text = None
-    if real:
-        entries = _outside(_old_manifest(pack, target.unit), target.unit)
-        entries.update({w.path: w.sha256 for w in written})
-        manifest_text = manifest.format_lines(entries.items())
-        (partial / "manifest").write_text(manifest_text)
-        kept = _outside(journal.load(pack), target.unit)
-        run = {"purpose": "stage" if not with_ticket else "package", "style": report.style,
-               "plugin": report.plugin, "mode": mode}
-        journal.save(partial / "journal", kept | executor.new, run)
-
-    # The swap: old package aside, new one in, manifest and ticket, then the old one goes.
-    final = pack / target.unit
-    (partial / "swap").write_text(f"{target.unit}\n")
-    if final.exists():
-        os.rename(final, partial / "previous")
-    os.rename(unit, final)
-    if manifest_text is not None:
-        os.replace(partial / "manifest", pack / manifest.NAME)
-        os.replace(partial / "journal", pack / journal.NAME)
-    else:  # a fake tree makes any earlier manifest a lie
-        (pack / manifest.NAME).unlink(missing_ok=True)
-        (pack / journal.NAME).unlink(missing_ok=True)
-    if with_ticket:
-        zip_final = ticket_path(pack)
-        os.replace(zip_tmp, zip_final)
-        report.ticket = str(zip_final)
-    shutil.rmtree(partial)
-
-
-def _old_manifest(pack: Path, unit: str) -> dict[str, str]:
-    """Entries of the package being added to; hashed now if it had none (a fake package)."""
-    if (pack / manifest.NAME).exists():
-        return manifest.read(pack)
-    entries: dict[str, str] = {}
-    for top in (p for p in pack.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if top.name != unit:
-            entries |= manifest.hash_tree(pack, top.name)
-    return entries
-
-
-def _outside(entries: dict, unit: str) -> dict:
-    """Entries not below ``unit``, the directory this run replaces or adds."""
-    return {k: v for k, v in entries.items() if not k.startswith(unit + "/")}
-
-
-def _sha(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
-def _refine_actions(report: Report, results: list[execute.EntryResult], mode: str) -> None:
-    by_dest = {f"{report.member}/{r.entry.dest}": r for r in results}
-    for record in report.files:
-        result = by_dest.get(record["dest"])
-        if result is not None:
-            record["action"] = result.action if not result.link_fallback else "copy"
-    fallbacks = [r.entry.dest for r in results if r.link_fallback]
-    if fallbacks:
-        report.warnings.append(f"hard links refused by the file system for {len(fallbacks)} "
-                               f"file(s) (e.g. {fallbacks[0]}): copied instead")
-    tables = [r.entry.dest for r in results if r.copied_tables]
-    if tables and mode == "hard":
-        report.warnings.append(f"{len(tables)} CASA table(s) copied, not hard-linked, because "
-                               f"CASA rewrites tables in place: {', '.join(tables)}")

@@ -8,7 +8,7 @@ import pluggy
 import pytest
 
 from qa2core import SPECIFIC, Claim, hookimpl, hookspecs
-from qa2core.engine import detect
+from qa2core.engine import detect, load_delivery
 from qa2core.errors import AmbiguousDelivery, NotDetected, PluginFailed
 from qa2core.manager import get_plugin_manager
 
@@ -65,7 +65,7 @@ def test_forced_plugin_must_still_claim(qa2_pm, toy_tree):
     qa2_pm.register(Fixed(SPECIFIC), name="a")
     qa2_pm.register(Fixed(SPECIFIC), name="b")
     qa2_pm.register(Fixed(None), name="silent")
-    delivery = _delivery(toy_tree)
+    delivery = load_delivery(toy_tree)
     assert Qa2Plugins.choose(qa2_pm, delivery, "b")[0] == "b"
     with pytest.raises(NotDetected, match="'silent' does not claim"):
         qa2_pm.choose(delivery, "silent")
@@ -112,9 +112,3 @@ def test_blocked_plugins_are_not_loaded(monkeypatch):
     monkeypatch.setenv("QA2_DISABLE_PLUGINS", "pipeline,totalpower")
     names = {i.name for i in get_plugin_manager().installed()}
     assert "interferometric" in names and not names & {"pipeline", "totalpower"}
-
-
-def _delivery(root):
-    from qa2core.engine import _delivery
-
-    return _delivery(root)

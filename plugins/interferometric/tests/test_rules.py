@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qa2core import SPECIFIC, Action
-from qa2core.engine import _delivery, detect
+from qa2core.engine import detect, load_delivery
 
 
 def test_claims_per_eb_calibration_scripts_specifically(if_pm, make_tree):
@@ -15,7 +15,7 @@ def test_claims_per_eb_calibration_scripts_specifically(if_pm, make_tree):
 def test_declines_pipeline_products(if_pm, make_tree):
     root = make_tree({"uid___A002_X1_X2.ms.scriptForCalibration.py": "#",
                       "script/PPR_uid___A001_X1_X3.xml": "<x/>"})
-    delivery = _delivery(root)
+    delivery = load_delivery(root)
     assert if_pm.claims(delivery) == ()
 
 
@@ -28,7 +28,7 @@ def test_layout_maps_names_to_member_dirs(if_pm, make_tree):
         "a/Titan.eph": "e", "a/uid___A002_X1_X2.ms.split.fluxscale": "f", "a/task.last": "",
         "a/uid___A002_X1_X2.ms.split.cal.qa2/plot.png": b"\x89PNG",
     })
-    delivery = _delivery(root, "cycle3-nopipe")
+    delivery = load_delivery(root, "cycle3-nopipe")
     collected = if_pm.collect("interferometric", delivery)
     placements = {p.dest: p for p in if_pm.layout("interferometric", delivery,
                                                    [c for c in collected if not c.skip])}
@@ -48,6 +48,6 @@ def test_layout_maps_names_to_member_dirs(if_pm, make_tree):
 def test_imagingprep_is_not_recognised_before_cycle3(if_pm, make_tree):
     root = make_tree({"uid___A002_X1_X2.ms.scriptForCalibration.py": "#",
                       "scriptForImagingPrep.py": "#"})
-    collected = if_pm.collect("interferometric", _delivery(root, "cycle2-nopipe"))
+    collected = if_pm.collect("interferometric", load_delivery(root, "cycle2-nopipe"))
     prep = next(c for c in collected if c.item.name == "scriptForImagingPrep.py")
     assert "cycle3" in prep.skip

@@ -61,14 +61,14 @@ def test_cli_detect_names_pipeline_first(run_qa2, runs):
 def test_interferometric_plugin_declines_pipeline_input(runs, tmp_path, pm):
     """Cross-plugin: only meaningful when the interferometric plugin is installed."""
     interferometric = pytest.importorskip("qa2_interferometric.plugin")
-    from qa2core.engine import _delivery
+    from qa2core.engine import load_delivery
 
     before = tree_state(runs["cycle4"].root)
     engine.stage(runs["cycle4"].root, tmp_path / "STAGED", piscript=runs["cycle4"].piscript,
                  plugins=pm)
     assert tree_state(runs["cycle4"].root) == before
     for root in (runs["cycle4"].root, tmp_path / "STAGED"):
-        assert interferometric.qa2_detect(delivery=_delivery(root)) is None
+        assert interferometric.qa2_detect(delivery=load_delivery(root)) is None
 
 
 def test_manual_reduction_below_a_mous_directory_stays_interferometric(run_qa2, make_tree):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qa2core import GENERIC, OVERRIDE, SPECIFIC, Action, Level
-from qa2core.engine import _delivery, detect
+from qa2core.engine import detect, load_delivery
 from qa2core.errors import NotDetected
 
 EB = "uid___A002_Xc4f3ae_X57a5"
@@ -45,7 +45,7 @@ def test_no_sd_script_no_claim(tp_pm, make_tree):
 def test_declines_pipeline_markers(tp_pm, make_tree, marker):
     root = make_tree({f"{EB}.ms.scriptForSDCalibration.py": "#", "jyperk.csv": "MS,Antenna\n",
                       marker: "<x/>"})
-    assert tp_pm.claims(_delivery(root)) == ()
+    assert tp_pm.claims(load_delivery(root)) == ()
 
 
 def test_declines_a_staged_placeholder_chain_except_to_verify_it(tp_pm, make_tree):
@@ -56,11 +56,11 @@ def test_declines_a_staged_placeholder_chain_except_to_verify_it(tp_pm, make_tre
     member = "sg_ouss_id/group_ouss_id/member_ouss_id"
     root = make_tree({f"{member}/script/{EB}.ms.scriptForSDCalibration.py": "#",
                       f"{member}/calibration/jyperk.csv": "MS\n", f"{member}/README": ""})
-    assert tp_pm.claims(_delivery(root)) == ()
-    verifying = replace(_delivery(root), options=PackageOptions(purpose="verify"))
+    assert tp_pm.claims(load_delivery(root)) == ()
+    verifying = replace(load_delivery(root), options=PackageOptions(purpose="verify"))
     assert [r.plugin for r in tp_pm.claims(verifying)] == ["totalpower"]
     (root / member / "script/PPR_uid___A001_X87c_X6a.xml").write_text("<x/>")
-    pipeline = replace(_delivery(root), options=PackageOptions(purpose="verify"))
+    pipeline = replace(load_delivery(root), options=PackageOptions(purpose="verify"))
     assert tp_pm.claims(pipeline) == ()
 
 
@@ -94,7 +94,7 @@ def test_layout_maps_names_to_member_dirs(tp_pm, make_tree):
         **_table(f"c2/{EB2}.ms.tsys", CALTABLE), **_table("img/M100.image", IMAGE),
         **_table("img/M100.weight", IMAGE),
     })
-    delivery = _delivery(root, "cycle3-nopipe")
+    delivery = load_delivery(root, "cycle3-nopipe")
     collected = tp_pm.collect("totalpower", delivery)
     placements = {p.dest: p for p in tp_pm.layout("totalpower", delivery,
                                                    [c for c in collected if not c.skip])}
@@ -118,9 +118,9 @@ def test_calibrated_ms_only_without_noms_and_jy_first(tp_pm, make_tree):
     root = make_tree({f"{EB}.ms.scriptForSDCalibration.py": "#", **_table(f"{EB}.ms", ms),
                       **_table(f"{EB}.ms.cal", ms), **_table(f"{EB}.ms.cal.jy", ms),
                       **_table(f"{EB2}.ms.cal", ms)})
-    noms = tp_pm.collect("totalpower", _delivery(root, "cycle3-nopipe"))
+    noms = tp_pm.collect("totalpower", load_delivery(root, "cycle3-nopipe"))
     assert all(c.skip.startswith("measurement set") for c in noms if c.item.is_dir)
-    kept = {c.item.name: c.skip for c in tp_pm.collect("totalpower", _delivery(root, "cycle0-nopipe"))
+    kept = {c.item.name: c.skip for c in tp_pm.collect("totalpower", load_delivery(root, "cycle0-nopipe"))
             if c.kind == "calibrated_ms"}
     assert kept == {f"{EB}.ms.cal": f"superseded by {EB}.ms.cal.jy (Jy/K applied)",
                     f"{EB}.ms.cal.jy": "", f"{EB2}.ms.cal": ""}
