@@ -124,3 +124,17 @@ def test_hard_links_across_file_systems_fall_back_to_copies(tmpfs, tmp_path, pis
     from_tmpfs = [f for f in out["files"] if str(f["source"]).startswith(str(src))]
     assert {f["action"] for f in from_tmpfs if f["dest"].endswith(".py")} == {"copy"}
     assert verify_ok(dst)
+
+
+def test_a_second_run_refuses_while_another_process_holds_the_package(tmp_path, piscript):
+    from qa2core.lock import PackLock
+
+    src = write_tree(tmp_path / "red", MANUAL)
+    dst = tmp_path / "2015.1.00123.S"
+    qa2("package", src, dst, "--piscript", piscript, "--mode", "copy")
+    before = tree_state(dst)
+    with PackLock(dst):  # this test process is the live holder
+        r = qa2("package", src, dst, "--piscript", piscript, "--mode", "copy", check=False)
+        assert r.returncode == 1 and f"holds the lock ({os.getpid()}@" in r.stderr
+    assert tree_state(dst) == before
+    qa2("package", src, dst, "--piscript", piscript, "--mode", "copy")  # free again
