@@ -25,6 +25,42 @@ def ticket_path(packpath: Path) -> Path:
     return packpath.with_name(packpath.name + ".ticket.zip")
 
 
+PARTIAL = ".qa2-partial"
+
+
+def partial_dir(packpath: Path) -> Path:
+    return packpath / PARTIAL
+
+
+def recover(packpath: Path) -> str | None:
+    """Finish or undo a run that was killed, so PACKPATH holds a whole package or none.
+
+    ``.qa2-partial/swap`` is written just before the swap. If the new unit had not moved in
+    yet, the previous one comes back; if it had, the manifest, journal and ticket the run
+    prepared are put in place. Returns a line saying what was done, or ``None``.
+    """
+    partial = partial_dir(packpath)
+    if not partial.exists():
+        return None
+    marker = partial / "swap"
+    note = f"{partial}: removed the leftovers of an interrupted run"
+    if marker.exists():
+        target = packpath / marker.read_text().strip()
+        previous, new_unit = partial / "previous", partial / "unit"
+        if new_unit.exists() and previous.exists() and not target.exists():
+            os.rename(previous, target)  # the swap had not happened: keep the old package
+            note = f"{target}: restored the previous package after an interrupted run"
+        elif not new_unit.exists():
+            for prepared, final in ((partial / "manifest", packpath / manifest.NAME),
+                                    (partial / "journal", packpath / journal.NAME),
+                                    (partial / "ticket.zip", ticket_path(packpath))):
+                if prepared.exists():
+                    os.replace(prepared, final)
+            note = f"{target}: completed an interrupted swap"
+    shutil.rmtree(partial)
+    return note
+
+
 def write_package(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
              readme_bytes: bytes, jobs: int, say: Callable[[str], None],
              with_ticket: bool = True) -> None:
@@ -38,13 +74,13 @@ def write_package(report: Report, plan: Plan, pack: Path, target: ous.Target, mo
             pack.rmdir()
         raise
     try:
-        note = execute.recover(pack)
+        note = recover(pack)
         if note:
             report.notes.append(note)
         _build_and_swap(report, plan, pack, target, mode, readme_bytes, jobs, say, with_ticket)
     except BaseException as exc:
         # Undo: the previous package comes back if the swap had not finished.
-        execute.recover(pack)
+        recover(pack)
         lock.__exit__()
         if created_pack and not (pack / ous.SG).exists():
             shutil.rmtree(pack, ignore_errors=True)
@@ -64,7 +100,7 @@ def _os_error(exc: OSError) -> Qa2Error:
 def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
                     readme_bytes: bytes, jobs: int, say: Callable[[str], None],
                     with_ticket: bool) -> None:
-    partial = execute.partial_dir(pack)
+    partial = partial_dir(pack)
     partial.mkdir()
     unit = partial / "unit"
     member_in_unit = target.member[len(target.unit):].lstrip("/")
@@ -84,7 +120,9 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
     real = mode in ("copy", "hard")
     report.package_bytes = sum(w.size for w in written) if real else report.package_bytes
     zip_tmp = partial / "ticket.zip"
-    if mode == "fake":
+    if not with_ticket:
+        pass  # qa2 stage: a staged tree has no ticket
+    elif mode == "fake":
         zip_tmp.touch()
     else:
         statement = ticket.size_statement(pack.name, target.member, report.package_bytes,

@@ -1,4 +1,4 @@
-"""Carry a plan out: fake, ticket, copy or hard, all-or-nothing.
+"""Carry a plan out: fake, ticket, copy or hard, one planned file at a time.
 
 Everything is built under ``PACKPATH/.qa2-partial/`` (same file system, inside PACKPATH, so
 nothing is written outside it) and renamed into place at the end. The previous package is moved
@@ -8,7 +8,6 @@ aside only once the new one is complete, and deleted only after the swap.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,8 +18,6 @@ from qa2core.errors import Qa2Error
 from qa2core.model import Action, ItemType
 from qa2core.plan import PlannedFile
 from qa2core.scan import tree_stat
-
-PARTIAL = ".qa2-partial"
 
 
 @dataclass(frozen=True)
@@ -189,32 +186,3 @@ class Executor:
             for name in dirnames:  # empty subdirectories are part of a table too
                 (dst / Path(dirpath, name).relative_to(src_top)).mkdir(exist_ok=True)
         return result
-
-
-def partial_dir(packpath: Path) -> Path:
-    return packpath / PARTIAL
-
-
-def recover(packpath: Path) -> str | None:
-    """Finish or undo a run that was killed, so PACKPATH holds a whole package or none.
-
-    Returns a line describing what was done, or ``None`` when there was nothing to do.
-    """
-    partial = partial_dir(packpath)
-    if not partial.exists():
-        return None
-    journal = partial / "swap"
-    note = f"{partial}: removed the leftovers of an interrupted run"
-    if journal.exists():
-        target_rel, _ = journal.read_text().split("\n", 1)
-        target = packpath / target_rel
-        previous = partial / "previous"
-        new_unit = partial / "unit"
-        if new_unit.exists() and previous.exists() and not target.exists():
-            os.rename(previous, target)  # the swap had not happened: keep the old package
-            note = f"{target}: restored the previous package after an interrupted run"
-        elif not new_unit.exists() and (partial / "manifest").exists():
-            os.replace(partial / "manifest", packpath / "manifest-sha256.txt")
-            note = f"{target}: completed an interrupted swap"
-    shutil.rmtree(partial)
-    return note

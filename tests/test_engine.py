@@ -296,3 +296,37 @@ def test_pbcor_images_need_a_primary_beam_beside_them():
     assert pb_warnings("o.J0139+1753_ph.spw19.mfs.I.pbcor.fits") == []  # calibrators ship bare
     assert pb_warnings("cont.image.pbcor.fits", "cont.flux.fits.gz") == []
     assert pb_warnings("lonely.image.pbcor.fits") == ["lonely.image.pbcor.fits"]
+
+
+@pytest.mark.parametrize("fail_at", ["rename", "replace"])
+def test_an_interrupted_swap_is_undone_or_completed(toy_pm, toy_tree, dst, piscript, monkeypatch,
+                                                   fail_at):
+    """Ctrl-C between the steps of the swap: before the new unit is in place, the previous
+    package comes back; after it, the prepared manifest and ticket are put in place."""
+    from qa2core import build
+
+    pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    before = tree_state(dst)
+    (toy_tree / "scripts/run.py").write_text("print('v2')\n")
+    real = getattr(os, fail_at)
+    calls = []
+
+    def interrupted(src, target):
+        name = Path(target).name
+        calls.append(name)
+        if fail_at == "rename" and name == "sg_ouss_id" and calls.count(name) == 1:
+            raise KeyboardInterrupt  # old unit moved aside, new one not yet in
+        if fail_at == "replace" and name == "manifest-sha256.txt" and calls.count(name) == 1:
+            raise KeyboardInterrupt  # new unit in, manifest not yet
+        return real(src, target)
+
+    monkeypatch.setattr(build.os, fail_at, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    monkeypatch.undo()
+    assert not (dst / ".qa2-partial").exists()
+    if fail_at == "rename":
+        assert tree_state(dst) == before
+    else:
+        assert (dst / MEMBER / "script/run.py").read_text() == "print('v2')\n"
+    subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=dst, check=True)
