@@ -71,10 +71,20 @@ def toy_pm(qa2_pm):
 
 
 @pytest.fixture
-def toy_tree(tmp_path: Path) -> Path:
-    from qa2core.testing import write_tree
+def toy_tree(tmp_path: Path, request: pytest.FixtureRequest):
+    """The toy reduction; at teardown it must be byte for byte as it was, unless the test is
+    marked ``mutates_source`` (it edits the source on purpose)."""
+    from qa2core.testing import tree_state, write_tree
 
-    return write_tree(tmp_path / "reduction", TOY_FILES)
+    root = write_tree(tmp_path / "reduction", TOY_FILES)
+    before = tree_state(root)
+    yield root
+    if request.node.get_closest_marker("mutates_source") is None:
+        assert tree_state(root) == before, "the source changed"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "mutates_source: the test edits the source on purpose")
 
 
 @pytest.fixture

@@ -23,8 +23,13 @@ MANUAL = {
 
 
 @pytest.fixture
-def src(tmp_path):
-    return write_tree(tmp_path / "reduction", MANUAL)
+def src(tmp_path, request):
+    """The reduction; byte for byte unchanged at teardown unless marked ``mutates_source``."""
+    root = write_tree(tmp_path / "reduction", MANUAL)
+    before = tree_state(root)
+    yield root
+    if request.node.get_closest_marker("mutates_source") is None:
+        assert tree_state(root) == before, "the source changed"
 
 
 @pytest.fixture
@@ -163,6 +168,7 @@ def test_piscript_directory_without_the_script(run_qa2, src, dst, tmp_path):
     one_error_line(r, "holds no scriptForPI.py")
 
 
+@pytest.mark.mutates_source
 def test_unreadable_source_keeps_the_previous_package(run_qa2, src, dst, piscript, monkeypatch):
     assert run_qa2("package", src, dst, "--piscript", piscript, "--mode", "copy").exit_code == 0
     before = tree_state(dst)
@@ -181,6 +187,7 @@ def test_unreadable_source_keeps_the_previous_package(run_qa2, src, dst, piscrip
     assert tree_state(dst) == before
 
 
+@pytest.mark.mutates_source
 def test_symlink_loop_in_origpath(run_qa2, src, dst):
     (src / "Imaging/loop").symlink_to(src)
     r = run_qa2("package", src, dst)

@@ -152,6 +152,7 @@ def test_append_member_without_a_package_is_refused(toy_pm, toy_tree, dst, piscr
     assert not dst.exists()
 
 
+@pytest.mark.mutates_source
 def test_validation_error_refuses_and_writes_nothing(toy_pm, toy_tree, dst, piscript):
     (toy_tree / "forbidden.py").write_text("x")
     with pytest.raises(ValidationFailed) as err:
@@ -160,6 +161,7 @@ def test_validation_error_refuses_and_writes_nothing(toy_pm, toy_tree, dst, pisc
     assert not dst.exists() and not dst.with_name(dst.name + ".ticket.zip").exists()
 
 
+@pytest.mark.mutates_source
 def test_failure_mid_copy_keeps_the_previous_package(toy_pm, toy_tree, dst, piscript, monkeypatch):
     pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     before = tree_state(dst)
@@ -228,6 +230,7 @@ def test_rerun_over_an_unchanged_source_reuses_without_reading(toy_pm, toy_tree,
     assert len(first.files) == len(second.files)
 
 
+@pytest.mark.mutates_source
 def test_rerun_redoes_what_changed(toy_pm, toy_tree, dst, piscript):
     pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     (toy_tree / "scripts/run.py").write_text("print('reduce better')\n")
@@ -238,6 +241,7 @@ def test_rerun_redoes_what_changed(toy_pm, toy_tree, dst, piscript):
     subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=dst, check=True)
 
 
+@pytest.mark.mutates_source
 def test_source_changed_during_the_copy_refuses_the_run(toy_pm, toy_tree, dst, piscript,
                                                          monkeypatch):
     from qa2core import fileops
@@ -298,6 +302,7 @@ def test_pbcor_images_need_a_primary_beam_beside_them():
     assert pb_warnings("lonely.image.pbcor.fits") == ["lonely.image.pbcor.fits"]
 
 
+@pytest.mark.mutates_source
 @pytest.mark.parametrize("fail_at", ["rename", "replace"])
 def test_an_interrupted_swap_is_undone_or_completed(toy_pm, toy_tree, dst, piscript, monkeypatch,
                                                    fail_at):
