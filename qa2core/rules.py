@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from qa2core.model import UNCLASSIFIED, Collected, ItemType, SourceItem
+from qa2core.model import UNCLASSIFIED, Collected, Finding, ItemType, Level, PackageView, SourceItem
 from qa2core.styles import Style
 
 EB_UID = re.compile(r"uid___A\d{3}_X[0-9a-f]+_X[0-9a-f]+")
@@ -74,6 +74,24 @@ def in_dir_matching(relpath: str, patterns: Iterable[str]) -> str | None:
         if any(fnmatchcase(part, p) for p in patterns):
             return "/".join(parts[i:])
     return None
+
+
+def missing_pb_partners(view: PackageView, exempt: re.Pattern[str] | None = None) -> list[Finding]:
+    """§8.4 rule 17: each ``*.pbcor.fits`` in product/ ships with its primary beam
+    (``.pb.fits.gz``, ``.pb.tt0.fits`` for mtmfs, ``.flux.fits.gz`` for manual imaging).
+    Names matching ``exempt`` (e.g. pipeline calibrator images) need none."""
+    products = {n.removeprefix("product/") for n in view.files if n.startswith("product/")}
+    beams = {p for p in products if not p.endswith(".pbcor.fits")}  # X.pbcor is not X.pb
+
+    def has_beam(stem: str) -> bool:
+        stems = {stem, stem.removesuffix(".image"), re.sub(r"\.tt\d$", "", stem)}
+        return any(p.startswith((f"{s}.pb", f"{s}.flux")) for s in stems for p in beams)
+
+    return [Finding(Level.WARN, "product.pb_partner", f"product/{name}",
+                    "no primary-beam image (.pb.fits.gz, .pb.tt0.fits or .flux.fits.gz) beside it")
+            for name in sorted(products)
+            if name.endswith(".pbcor.fits") and not (exempt and exempt.search(name))
+            and not has_beam(name.removesuffix(".pbcor.fits"))]
 
 
 # Rows every plugin can append: droppings of a CASA session that are never deliverables.

@@ -18,7 +18,7 @@ from qa2core import (
     hookimpl,
     layouts,
 )
-from qa2core.rules import eb_of
+from qa2core.rules import eb_of, missing_pb_partners
 
 NAME = "interferometric"
 
@@ -76,6 +76,7 @@ def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
     if not view.glob(rules.SCRIPT_GLOBS["imaging"]):
         findings.append(Finding(Level.WARN, "script.imaging", "script/",
                                 "no scriptForImaging.py"))
+    findings += missing_pb_partners(view)
     for eb in sorted(ebs):
         if not view.glob(f"calibration/{eb}.calibration.tgz"):
             findings.append(Finding(Level.WARN, "calibration.per_eb", f"calibration/{eb}",

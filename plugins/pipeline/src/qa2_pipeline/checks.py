@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 
 from qa2_pipeline import ppr, rules
 from qa2core import STYLES, Finding, Level, PackageView
+from qa2core.rules import missing_pb_partners
 
 IMAGING_SCRIPT = "script/scriptForImaging.py"
 
@@ -38,6 +39,7 @@ def check(view: PackageView) -> list[Finding]:
     findings += _logs(view)
     findings += _eras(view)
     findings += _manifest(view)
+    findings += missing_pb_partners(view, rules.CALIBRATOR_IMAGE)
     return findings
 
 

@@ -7,6 +7,8 @@ prefixes (2017-07 on), ``PPR_*.xml`` and ``<oussid>.pprequest.xml`` (2017-06 on)
 
 from __future__ import annotations
 
+import re
+
 from qa2core import ItemType, manifest
 from qa2core.rules import COMMON_SKIPS, NameRule
 
@@ -29,6 +31,10 @@ RAW_DIR = "raw"  # ASDMs the analyst put beside the staged tree for scriptForPI
 
 # Names in script/ that make a tree a pipeline package (other plugins decline on them too).
 SCRIPT_MARKERS = ("PPR_*.xml", "*pprequest.xml", "*casa_pipescript.py", "*casa_piperestorescript.py")
+
+# Calibrator images (bandpass, phase, amplitude, check source) ship without a primary beam in
+# real deliveries (2016.1.01435.S: only ..._ph.spw19.mfs.I.pbcor.fits).
+CALIBRATOR_IMAGE = re.compile(r"_(bp|ph|amp|flux|pol|chk|check)\.spw")
 
 # ---------------------------------------------------------------------------- names
 
