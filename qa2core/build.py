@@ -62,32 +62,29 @@ def recover(packpath: Path) -> str | None:
 
 
 def write_package(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
-             readme_bytes: bytes, jobs: int, say: Callable[[str], None],
-             with_ticket: bool = True) -> None:
+                  readme_bytes: bytes, jobs: int, say: Callable[[str], None],
+                  with_ticket: bool = True) -> None:
+    """Build ``target.unit`` under the package lock and swap it in; on any error (Ctrl-C
+    included) the previous package stays, and a PACKPATH this run created goes again."""
     created_pack = not pack.exists()
     pack.mkdir(exist_ok=True)
-    lock = PackLock(pack)
     try:
-        lock.__enter__()
-    except Qa2Error:
-        if created_pack:
-            pack.rmdir()
-        raise
-    try:
-        note = recover(pack)
-        if note:
-            report.notes.append(note)
-        _build_and_swap(report, plan, pack, target, mode, readme_bytes, jobs, say, with_ticket)
+        with PackLock(pack):
+            note = recover(pack)
+            if note:
+                report.notes.append(note)
+            try:
+                _build_and_swap(report, plan, pack, target, mode, readme_bytes, jobs, say,
+                                with_ticket)
+            except BaseException:
+                recover(pack)  # the previous package comes back if the swap had not finished
+                raise
     except BaseException as exc:
-        # Undo: the previous package comes back if the swap had not finished.
-        recover(pack)
-        lock.__exit__()
-        if created_pack and not (pack / ous.SG).exists():
+        if created_pack and not (pack / target.unit).exists():
             shutil.rmtree(pack, ignore_errors=True)
         if isinstance(exc, OSError):
             raise _os_error(exc) from exc
         raise
-    lock.__exit__()
 
 
 def _os_error(exc: OSError) -> Qa2Error:
