@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from qa2core.sampledata import Sample
 
 pytest_plugins = ["qa2core.testing"]
 
@@ -18,15 +19,6 @@ JYPERK = {
     EBS[0]: {"PM01": {17: 43.2, 19: 43.9}, "PM03": {17: 44.1, 19: 44.6}},
     EBS[1]: {"PM01": {17: 42.8, 19: 43.5}, "PM03": {17: 43.7, 19: 44.0}},
 }
-
-
-@dataclass(frozen=True)
-class TpSample:
-    root: Path
-    readme_header: Path
-    piscript: Path
-    ebs: tuple[str, ...]
-    project: str
 
 
 @pytest.fixture
@@ -145,7 +137,7 @@ def _cal_dir(eb: str) -> str:
 # --------------------------------------------------------------------------- the reduction
 
 
-def build_tp_reduction(root: Path, ebs: tuple[str, ...] = EBS) -> TpSample:
+def build_tp_reduction(root: Path, ebs: tuple[str, ...] = EBS) -> Sample:
     """A manual TP reduction as a reducer leaves it: per-EB calibration dirs, imaging dir."""
     from qa2core import sampledata as sd
 
@@ -193,11 +185,11 @@ def build_tp_reduction(root: Path, ebs: tuple[str, ...] = EBS) -> TpSample:
     piscript = root.parent / "master" / "scriptForPI.py"
     piscript.parent.mkdir()
     piscript.write_text("# $Id: scriptForPI.py,v 2.5 2023/10/03 dpetry Exp $\nprint('PI')\n")
-    return TpSample(root, readme, piscript, ebs, PROJECT)
+    return Sample(root, readme, piscript, ebs, PROJECT)
 
 
 @pytest.fixture(scope="session")
-def tp_sample(tmp_path_factory: pytest.TempPathFactory) -> TpSample:
+def tp_sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
     import importlib.util
 
     if importlib.util.find_spec("casatools") is None:  # importing it here would skip its config
@@ -206,9 +198,9 @@ def tp_sample(tmp_path_factory: pytest.TempPathFactory) -> TpSample:
 
 
 @pytest.fixture
-def tp_copy(tp_sample: TpSample, tmp_path: Path) -> TpSample:
+def tp_copy(tp_sample: Sample, tmp_path: Path) -> Sample:
     """A private copy of the real sample, for tests that add files to it."""
     root = tmp_path / "src" / "reduction"
     shutil.copytree(tp_sample.root, root, symlinks=True)
-    return TpSample(root, tp_sample.readme_header, tp_sample.piscript, tp_sample.ebs,
+    return Sample(root, tp_sample.readme_header, tp_sample.piscript, tp_sample.ebs,
                     tp_sample.project)
