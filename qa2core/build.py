@@ -18,7 +18,7 @@ from qa2core import execute, journal, manifest, ous, ticket
 from qa2core.errors import Qa2Error
 from qa2core.lock import PackLock
 from qa2core.plan import Plan
-from qa2core.report import Report
+from qa2core.report import Meter, Report
 
 
 def ticket_path(packpath: Path) -> Path:
@@ -63,7 +63,7 @@ def recover(packpath: Path) -> str | None:
 
 def write_package(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
                   readme_bytes: bytes, jobs: int, say: Callable[[str], None],
-                  with_ticket: bool = True) -> None:
+                  with_ticket: bool = True, meter: Meter | None = None) -> None:
     """Build ``target.unit`` under the package lock and swap it in; on any error (Ctrl-C
     included) the previous package stays, and a PACKPATH this run created goes again."""
     created_pack = not pack.exists()
@@ -75,7 +75,7 @@ def write_package(report: Report, plan: Plan, pack: Path, target: ous.Target, mo
                 report.notes.append(note)
             try:
                 _build_and_swap(report, plan, pack, target, mode, readme_bytes, jobs, say,
-                                with_ticket)
+                                with_ticket, meter)
             except BaseException:
                 recover(pack)  # the previous package comes back if the swap had not finished
                 raise
@@ -96,7 +96,7 @@ def _os_error(exc: OSError) -> Qa2Error:
 
 def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
                     readme_bytes: bytes, jobs: int, say: Callable[[str], None],
-                    with_ticket: bool) -> None:
+                    with_ticket: bool, meter: Meter | None) -> None:
     partial = partial_dir(pack)
     partial.mkdir()
     unit = partial / "unit"
@@ -106,7 +106,13 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
 
     say(f"writing {len(plan.files)} entries in mode {mode} ({plan.source_bytes()} bytes of source)")
     executor = execute.Executor(member_dir, target.member, mode, pack, journal.load(pack))
-    results = executor.run(plan.files, jobs)
+    if meter is not None:
+        meter.start(plan.source_bytes(), len(plan.files))
+    try:
+        results = executor.run(plan.files, jobs, meter.advance if meter is not None else None)
+    finally:
+        if meter is not None:
+            meter.stop()
     (member_dir / "README").write_bytes(readme_bytes)
 
     written = [w for r in results for w in r.written]

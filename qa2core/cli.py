@@ -72,6 +72,40 @@ def _boundary(as_json: bool, base: dict[str, Any] | None = None) -> Iterator[Non
         raise typer.Exit(1) from None
 
 
+class _RichMeter:
+    """Bytes, rate and time left on stderr while a package is written (terminals only)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(TextColumn("qa2: writing"), BarColumn(), DownloadColumn(),
+                                 TransferSpeedColumn(), TimeRemainingColumn(),
+                                 console=Console(stderr=True), transient=True)
+        self.task = None
+
+    def start(self, total_bytes: int, entries: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("write", total=max(total_bytes, 1))
+
+    def advance(self, source_bytes: int) -> None:
+        self.progress.advance(self.task, source_bytes)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _meter() -> _RichMeter | None:
+    return _RichMeter() if sys.stderr.isatty() else None
+
+
 def _plugins() -> Any:
     from qa2core.manager import get_plugin_manager
 
@@ -106,7 +140,7 @@ def package(
             origpath, packpath, readme_path=readme, piscript=piscript, style=style,
             mode=mode.value, append=append.value, noms=noms, plugin=plugin, dry_run=dry_run,
             jobs=jobs, plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"),
-            ous_uids=ous_uids,
+            ous_uids=ous_uids, meter=_meter(),
         )
     _finish(report, as_json)
 
@@ -157,7 +191,8 @@ def stage(
     with _boundary(as_json, base):
         report = engine.stage(pipeline_root, staged_root, mode=mode.value, piscript=piscript,
                               pipe_readme=pipe_readme, plugin=plugin, dry_run=dry_run,
-                              plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"))
+                              plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"),
+                              meter=_meter())
     _finish(report, as_json)
 
 

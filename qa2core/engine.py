@@ -24,7 +24,7 @@ from qa2core.model import (
     Placement,
 )
 from qa2core.plan import PISCRIPT_DEST, PROJECT_CODE, Plan, make_plan
-from qa2core.report import Report
+from qa2core.report import Meter, Report
 from qa2core.scan import scan
 from qa2core.styles import Style, resolve_style
 
@@ -138,6 +138,7 @@ def package(
     progress: Callable[[str], None] | None = None,
     purpose: str = "package",
     ous_uids: str | None = None,
+    meter: Meter | None = None,
 ) -> Report:
     """Package ORIGPATH into PACKPATH (QA_Packager). Raises Qa2Error on refusal.
 
@@ -194,7 +195,8 @@ def package(
     if dry_run:
         return report
     write_package(report, plan, pack, target, mode, readme_bytes,
-                  jobs or min(4, os.cpu_count() or 1), say, with_ticket=purpose == "package")
+                  jobs or min(4, os.cpu_count() or 1), say, with_ticket=purpose == "package",
+                  meter=meter)
     return report
 
 
@@ -210,6 +212,7 @@ def stage(
     jobs: int | None = None,
     plugins: Qa2Plugins | None = None,
     progress: Callable[[str], None] | None = None,
+    meter: Meter | None = None,
 ) -> Report:
     """Stage a pipeline run into a delivery-shaped tree (QA_Pipeline_Stager).
 
@@ -218,7 +221,7 @@ def stage(
     """
     return package(pipeline_root, staged_root, readme_path=pipe_readme, piscript=piscript,
                    mode=mode or "copy", plugin=plugin, dry_run=dry_run, jobs=jobs,
-                   plugins=plugins, progress=progress, purpose="stage")
+                   plugins=plugins, progress=progress, purpose="stage", meter=meter)
 
 
 def load_delivery(origpath: Path | str, style: str = "") -> Delivery:

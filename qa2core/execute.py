@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +75,7 @@ class Executor:
         self.new: dict[str, journal.Entry] = {}
         self._cut = len(str(member_dir)) + 1
         self._made: set[Path] = set()
+        self.advance: Callable[[int], None] | None = None
 
     def _ensure_dir(self, path: Path) -> None:
         # mkdir(exist_ok=True) raises and catches internally: with 20,000 files that shows.
@@ -87,17 +88,24 @@ class Executor:
         return f"{self.rel_prefix}/{str(dst)[self._cut:]}"
 
     def run(self, entries: tuple[PlannedFile, ...], jobs: int,
-            progress: Callable[[PlannedFile], None] | None = None) -> list[EntryResult]:
+            advance: Callable[[int], None] | None = None) -> list[EntryResult]:
+        """Materialise every entry on ``jobs`` threads. ``advance`` (thread-safe) is told the
+        source bytes done: per chunk while copying or compressing, per entry otherwise."""
+        self.advance = advance
         for sub in ("calibration", "log", "product", "qa", "script"):
             (self.member_dir / sub).mkdir(parents=True, exist_ok=True)
         # Big entries first so the pool's tail is short.
         order = sorted(entries, key=lambda e: -e.bytes)
+        results: dict[str, EntryResult] = {}
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            results = {}
-            for entry, result in zip(order, pool.map(self.one, order), strict=True):
-                results[entry.dest] = result
-                if progress:
-                    progress(entry)
+            futures = {pool.submit(self.one, entry): entry for entry in order}
+            try:
+                for future in as_completed(futures):
+                    results[futures[future].dest] = future.result()
+            except BaseException:
+                # A full disk or a changed source: stop queued work at once, not after it.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         return [results[e.dest] for e in entries]
 
     def one(self, entry: PlannedFile) -> EntryResult:
@@ -111,11 +119,20 @@ class Executor:
             dst.touch(exist_ok=False)
             return EntryResult(entry, "empty" if entry.action is Action.EMPTY else "fake",
                                [Written(self._rel(dst), fileops.EMPTY_SHA256, 0)])
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            self.advance(n)
+
+        meter = tick if self.advance else None
         if entry.whole_dir:
             result = self._copy_tree(entry, dst)
         else:
-            result = self._reuse(entry, dst) or self._make(entry, dst)
+            result = self._reuse(entry, dst) or self._make(entry, dst, meter)
         check_unchanged(entry)
+        if self.advance and entry.bytes > done[0]:
+            self.advance(entry.bytes - done[0])
         return result
 
     def _reuse(self, entry: PlannedFile, dst: Path) -> EntryResult | None:
@@ -130,15 +147,16 @@ class Executor:
         self.new[rel] = old
         return EntryResult(entry, "reused", [Written(rel, old.sha256, old.size)])
 
-    def _make(self, entry: PlannedFile, dst: Path) -> EntryResult:
+    def _make(self, entry: PlannedFile, dst: Path, tick: fileops.Tick | None) -> EntryResult:
         if entry.action is Action.GZIP:
-            sha = fileops.gzip_file(entry.sources[0], dst)
+            sha = fileops.gzip_file(entry.sources[0], dst, tick=tick)
             result = EntryResult(entry, "gzip")
         elif entry.action is Action.TGZ:
             sha = fileops.tgz(entry.sources, dst)
             result = EntryResult(entry, "tgz")
         else:
-            result = self._copy_or_link(entry, entry.sources[0], dst, EntryResult(entry, "copy"))
+            result = self._copy_or_link(entry, entry.sources[0], dst, EntryResult(entry, "copy"),
+                                        tick)
             sha = result.written[-1].sha256
             result.written.clear()
         st = dst.stat()
@@ -148,8 +166,8 @@ class Executor:
                                       st.st_size, st.st_mtime_ns)
         return result
 
-    def _copy_or_link(self, entry: PlannedFile, src: Path, dst: Path,
-                      result: EntryResult) -> EntryResult:
+    def _copy_or_link(self, entry: PlannedFile, src: Path, dst: Path, result: EntryResult,
+                      tick: fileops.Tick | None = None) -> EntryResult:
         if self.mode == "hard" and entry.linkable:
             try:
                 sha = fileops.link_file(src, dst)
@@ -164,7 +182,7 @@ class Executor:
             sha = fileops.hash_file(dst)
             result.action = "reflink" if result.action == "copy" else result.action
         else:
-            sha = fileops.copy_file(src, dst)
+            sha = fileops.copy_file(src, dst, tick=tick)
         result.written.append(Written(self._rel(dst), sha, dst.stat().st_size))
         return result
 

@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - isal is a dependency, this keeps a bro
 
 _FICLONE = 0x40049409 if os.uname().sysname == "Linux" else None  # linux/fs.h
 CHUNK = 1 << 20
+Tick = Callable[[int], None]
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 # A hard link can fail for reasons that only mean "copy instead".
 LINK_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
@@ -78,8 +79,9 @@ def reflink(src: Path, dst: Path) -> bool:
     return ok
 
 
-def copy_file(src: Path, dst: Path) -> str:
-    """Copy ``src`` to a new file ``dst`` (mode bits kept), hashing on the way."""
+def copy_file(src: Path, dst: Path, tick: Tick | None = None) -> str:
+    """Copy ``src`` to a new file ``dst`` (mode bits kept), hashing on the way; ``tick`` is
+    told the bytes of each chunk (progress display)."""
     sha = hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -87,6 +89,8 @@ def copy_file(src: Path, dst: Path) -> str:
         while n := fin.readinto(buf):
             sha.update(view[:n])
             fout.write(view[:n])
+            if tick:
+                tick(n)
     shutil.copymode(src, dst)
     return sha.hexdigest()
 
@@ -97,13 +101,16 @@ def link_file(src: Path, dst: Path) -> str:
     return hash_file(dst)
 
 
-def gzip_file(src: Path, dst: Path, level: int = GZIP_LEVEL) -> str:
+def gzip_file(src: Path, dst: Path, level: int = GZIP_LEVEL, tick: Tick | None = None) -> str:
     """Write ``dst`` = gzip(``src``); the digest is of the compressed bytes."""
     with open(src, "rb") as fin, open(dst, "xb") as raw:
         out = HashingWriter(raw)
         mtime = int(os.stat(src).st_mtime)
         with _gzip.GzipFile(fileobj=out, mode="wb", compresslevel=level, mtime=mtime) as gz:
-            shutil.copyfileobj(fin, gz, CHUNK)
+            while chunk := fin.read(CHUNK):
+                gz.write(chunk)
+                if tick:
+                    tick(len(chunk))
     return out.sha.hexdigest()
 
 

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from qa2core.model import Finding
+
+
+class Meter(Protocol):
+    """Progress of the write phase; the CLI shows it with rich on a terminal."""
+
+    def start(self, total_bytes: int, entries: int) -> None: ...
+
+    def advance(self, source_bytes: int) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass

@@ -169,10 +169,10 @@ def test_failure_mid_copy_keeps_the_previous_package(toy_pm, toy_tree, dst, pisc
 
     real_copy = fileops.copy_file
 
-    def unreadable(src, target):
+    def unreadable(src, target, **kw):
         if src.name == "run.py":
             raise PermissionError(13, "Permission denied", str(src))
-        return real_copy(src, target)
+        return real_copy(src, target, **kw)
 
     monkeypatch.setattr(fileops, "copy_file", unreadable)
     os.utime(toy_tree / "scripts/run.py")  # changed since the last run: it must be read again
@@ -248,8 +248,8 @@ def test_source_changed_during_the_copy_refuses_the_run(toy_pm, toy_tree, dst, p
 
     real_copy = fileops.copy_file
 
-    def copy_then_edit(src, target):
-        sha = real_copy(src, target)
+    def copy_then_edit(src, target, **kw):
+        sha = real_copy(src, target, **kw)
         if src.name == "run.py":
             with open(src, "a") as fh:
                 fh.write("# the reducer is still editing\n")
@@ -337,3 +337,26 @@ def test_an_interrupted_swap_is_undone_or_completed(toy_pm, toy_tree, dst, piscr
     else:
         assert (dst / MEMBER / "script/run.py").read_text() == "print('v2')\n"
     subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=dst, check=True)
+
+
+def test_the_meter_sees_every_source_byte_once(toy_pm, toy_tree, dst, piscript):
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def start(self, total_bytes, entries):
+            self.calls.append(("start", total_bytes, entries))
+
+        def advance(self, source_bytes):
+            self.calls.append(("advance", source_bytes))
+
+        def stop(self):
+            self.calls.append(("stop",))
+
+    meter = Recorder()
+    report = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy", meter=meter)
+    start, *advances, stop = meter.calls
+    assert start[0] == "start" and stop == ("stop",)
+    source_bytes = sum(f["bytes"] for f in report.files if f["action"] != "readme")
+    assert sum(a[1] for a in advances) == start[1] == source_bytes
+    assert start[2] == len(report.files) - 1  # every entry but the README
