@@ -169,3 +169,19 @@ def test_validate_only_for_totalpower_packages(tp_pm):
 
     view = PackageView(("README", "script/my.py"), resolve_style(""), "interferometric")
     assert plugin.qa2_validate(view=view, plugin="interferometric") is None
+
+
+def test_an_eb_of_the_input_without_its_sd_script_is_warned(tp_pm, make_tree, tmp_path):
+    from qa2core import engine
+
+    eb, orphan = "uid___A002_Xc4f3ae_X57a5", "uid___A002_Xc4f3ae_X9999"
+    root = make_tree({
+        f"{eb}.ms.scriptForSDCalibration.py": "# SD calibration\n",
+        "scriptForSDimaging.py": "# imaging\n",
+        f"{orphan}.asdm.sdm/ASDM.xml": "<ASDM/>",
+        f"{eb}.asdm.sdm/ASDM.xml": "<ASDM/>",
+        "M100.sd.im.fits": "F",
+    })
+    report = engine.package(root, tmp_path / "2016.1.00234.S", mode="fake", plugins=tp_pm)
+    orphans = [w for w in report.warnings if "sd_calibration_per_eb" in w]
+    assert len(orphans) == 1 and orphan in orphans[0] and "semipass" in orphans[0]
