@@ -94,6 +94,21 @@ def missing_pb_partners(view: PackageView, exempt: re.Pattern[str] | None = None
             and not has_beam(name.removesuffix(".pbcor.fits"))]
 
 
+def unscripted_input_ebs(view: PackageView, scripted: set[str], script: str,
+                         rule: str) -> list[Finding]:
+    """Every EB of the input (its MS, ASDM or tables) has its calibration script (``script``,
+    e.g. ``"{eb}.ms.scriptForCalibration.py"``), or scriptForPI treats it as unused (QA
+    semipass). Checked while packaging only: ``qa2 verify`` has no input to look at."""
+    if view.delivery is None:
+        return []
+    seen = {eb: item.relpath for item in view.delivery.items
+            if item.is_dir and (eb := eb_of(item.name)) and item.name.startswith(f"{eb}.")}
+    return [Finding(Level.WARN, rule, relpath,
+                    f"EB {eb} is in the reduction but has no {script.format(eb=eb)}: scriptForPI "
+                    "will treat it as unused (QA semipass)")
+            for eb, relpath in sorted(seen.items()) if eb not in scripted]
+
+
 # Rows every plugin can append: droppings of a CASA session that are never deliverables.
 COMMON_SKIPS: tuple[NameRule, ...] = (
     NameRule("casa_task_parameters", ("*.last", "*.saved"), skip="CASA task parameter file"),

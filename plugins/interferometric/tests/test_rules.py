@@ -51,3 +51,16 @@ def test_imagingprep_is_not_recognised_before_cycle3(if_pm, make_tree):
     collected = if_pm.collect("interferometric", load_delivery(root, "cycle2-nopipe"))
     prep = next(c for c in collected if c.item.name == "scriptForImagingPrep.py")
     assert "cycle3" in prep.skip
+
+
+def test_an_eb_of_the_input_without_its_calibration_script_is_warned(if_pm, make_tree, tmp_path):
+    from qa2core import engine
+
+    eb, orphan = "uid___A002_X1_X2", "uid___A002_X1_X9"
+    root = make_tree({
+        f"{eb}.ms.scriptForCalibration.py": "#", "scriptForImaging.py": "#",
+        f"{eb}.asdm.sdm/ASDM.xml": "<ASDM/>", f"{orphan}.asdm.sdm/ASDM.xml": "<ASDM/>",
+    })
+    report = engine.package(root, tmp_path / "2015.1.00123.S", mode="fake", plugins=if_pm)
+    orphans = [w for w in report.warnings if "calibration_per_eb" in w]
+    assert len(orphans) == 1 and orphan in orphans[0] and "semipass" in orphans[0]

@@ -18,7 +18,7 @@ from qa2core import (
     hookimpl,
     layouts,
 )
-from qa2core.rules import eb_of, missing_pb_partners
+from qa2core.rules import eb_of, missing_pb_partners, unscripted_input_ebs
 
 NAME = "interferometric"
 
@@ -77,6 +77,8 @@ def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
         findings.append(Finding(Level.WARN, "script.imaging", "script/",
                                 "no scriptForImaging.py"))
     findings += missing_pb_partners(view)
+    findings += unscripted_input_ebs(view, ebs, "{eb}.ms.scriptForCalibration.py",
+                                     "script.calibration_per_eb")
     for eb in sorted(ebs):
         if not view.glob(f"calibration/{eb}.calibration.tgz"):
             findings.append(Finding(Level.WARN, "calibration.per_eb", f"calibration/{eb}",

@@ -18,7 +18,7 @@ from qa2core import (
     hookimpl,
     layouts,
 )
-from qa2core.rules import eb_of
+from qa2core.rules import eb_of, unscripted_input_ebs
 
 NAME = "totalpower"
 
@@ -135,19 +135,6 @@ def _per_eb(view: PackageView, scripted: set[str]) -> list[Finding]:
     return findings
 
 
-def _source_ebs(view: PackageView, scripted: set[str]) -> list[Finding]:
-    """§8.2 for TP: every EB of the input (its MS or ASDM) has its SD calibration script, or
-    scriptForPI treats it as an unused (semipass) EB. Only while packaging: verify has no input."""
-    if view.delivery is None:
-        return []
-    seen = {eb: item.relpath for item in view.delivery.items if item.is_dir
-            and (eb := eb_of(item.name)) and item.name.startswith(f"{eb}.")}
-    return [Finding(Level.WARN, "script.sd_calibration_per_eb", relpath,
-                    f"EB {eb} is in the reduction but has no {eb}.ms.scriptForSDCalibration.py: "
-                    "scriptForPI will treat it as unused (QA semipass)")
-            for eb, relpath in sorted(seen.items()) if eb not in scripted]
-
-
 @hookimpl
 def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
     """What scriptForPI needs from a manual TP package (domain.md §4, §8.2, §8.3 rule 13)."""
@@ -155,7 +142,9 @@ def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
         return None
     findings = _mixed_arrays(view) + _nonstandard(view)
     calibration, scripted = _calibration_scripts(view)
-    findings += calibration + _per_eb(view, scripted) + _source_ebs(view, scripted)
+    findings += calibration + _per_eb(view, scripted)
+    findings += unscripted_input_ebs(view, scripted, "{eb}.ms.scriptForSDCalibration.py",
+                                     "script.sd_calibration_per_eb")
     if not view.glob(f"script/{rules.SD_IMAGING}"):
         findings.append(Finding(Level.WARN, "script.sd_imaging", "script/",
                                 "no scriptForSDimaging.py (expected for a manual TP reduction)"))
