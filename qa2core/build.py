@@ -118,6 +118,11 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
     written = [w for r in results for w in r.written]
     readme_rel = f"{target.member}/README"
     written.append(execute.Written(readme_rel, _sha(readme_bytes), len(readme_bytes)))
+    # The README is in the journal too, so `verify --fast` knows its size; its "sources"
+    # never match a plan entry, so it is never reused.
+    executor.new[readme_rel] = journal.Entry((), mode, "readme", written[-1].sha256 or "",
+                                             len(readme_bytes),
+                                             (member_dir / "README").stat().st_mtime_ns)
     _refine_actions(report, results, mode)
 
     real = mode in ("copy", "hard")

@@ -130,3 +130,11 @@ def test_verify_a_copied_package_elsewhere(run_qa2, package, tmp_path):
     moved = tmp_path / "elsewhere" / "2015.1.00123.S"
     shutil.copytree(dst, moved)
     assert verify(run_qa2, moved)[0] == 0
+
+
+def test_fast_level_sees_a_truncated_readme(run_qa2, package):
+    dst = package()
+    readme = dst / MEMBER / "README"
+    readme.write_bytes(readme.read_bytes()[:-5])
+    code, out = verify(run_qa2, dst, "--fast")
+    assert code == 1 and any(f["rule"] == "manifest.oxum" for f in out["findings"])
