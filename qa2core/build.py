@@ -123,7 +123,7 @@ def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, 
     executor.new[readme_rel] = journal.Entry((), mode, "readme", written[-1].sha256 or "",
                                              len(readme_bytes),
                                              (member_dir / "README").stat().st_mtime_ns)
-    _refine_actions(report, results, mode)
+    _refine_actions(report, results)
 
     real = mode in ("copy", "hard")
     report.package_bytes = sum(w.size for w in written) if real else report.package_bytes
@@ -187,7 +187,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _refine_actions(report: Report, results: list[execute.EntryResult], mode: str) -> None:
+def _refine_actions(report: Report, results: list[execute.EntryResult]) -> None:
     by_dest = {f"{report.member}/{r.entry.dest}": r for r in results}
     for record in report.files:
         result = by_dest.get(record["dest"])
@@ -198,6 +198,6 @@ def _refine_actions(report: Report, results: list[execute.EntryResult], mode: st
         report.warnings.append(f"hard links refused by the file system for {len(fallbacks)} "
                                f"file(s) (e.g. {fallbacks[0]}): copied instead")
     tables = [r.entry.dest for r in results if r.copied_tables]
-    if tables and mode == "hard":
+    if tables:  # only hard mode copies a table on purpose
         report.warnings.append(f"{len(tables)} CASA table(s) copied, not hard-linked, because "
                                f"CASA rewrites tables in place: {', '.join(tables)}")

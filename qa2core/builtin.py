@@ -10,36 +10,32 @@ from qa2core.compression import GZIP_FILE_SUFFIXES
 from qa2core.model import MEMBER_DIRS, Finding, Level, PackageView
 
 
-def _f(level: Level, rule: str, path: str, message: str) -> Finding:
-    return Finding(level, rule, path, message)
-
-
 @hookimpl
 def qa2_validate(view: PackageView, plugin: str) -> list[Finding]:
     findings: list[Finding] = []
     tops = {name.split("/", 1)[0] for name in view.files}
     if "README" not in view.files:
-        findings.append(_f(Level.ERROR, "structure.readme", "README", "README is missing"))
+        findings.append(Finding(Level.ERROR, "structure.readme", "README", "README is missing"))
     for sub in MEMBER_DIRS:
         if sub not in tops and f"{sub}/" not in view.files:
-            findings.append(_f(Level.ERROR, "structure.subdirs", f"{sub}/",
+            findings.append(Finding(Level.ERROR, "structure.subdirs", f"{sub}/",
                                f"member directory has no {sub}/"))
     if "raw" in tops:
-        findings.append(_f(Level.ERROR, "structure.raw", "raw/",
+        findings.append(Finding(Level.ERROR, "structure.raw", "raw/",
                            "raw/ is delivered by the ASDM tarballs, not in the package"))
     if view.style.noms:
         ms = [n for n in view.files if fnmatchcase(n.rstrip("/"), "*.ms*") and n.endswith("/")]
         for name in ms:
-            findings.append(_f(Level.ERROR, "structure.noms", name,
+            findings.append(Finding(Level.ERROR, "structure.noms", name,
                                "measurement set in a noms package"))
     pi = view.glob("script/*scriptForPI.py")
     if view.style.needs_piscript and len(pi) != 1:
-        findings.append(_f(Level.ERROR, "script.piscript", "script/",
+        findings.append(Finding(Level.ERROR, "script.piscript", "script/",
                            f"exactly one scriptForPI.py needed, found {len(pi)}"))
     if view.style.compress_pb_mask and view.purpose != "stage":  # staging never compresses
         for name in view.files:
             if name.startswith("product/") and name.endswith(GZIP_FILE_SUFFIXES):
-                findings.append(_f(Level.ERROR, "product.compress", name,
+                findings.append(Finding(Level.ERROR, "product.compress", name,
                                    "primary-beam/mask image not compressed (ship it as .gz)"))
     findings += _product_rules(view)
     return findings
@@ -50,4 +46,4 @@ def _product_rules(view: PackageView) -> list[Finding]:
     which images have one depends on who made them)."""
     if any(n.startswith("product/") and n != "product/" for n in view.files):
         return []
-    return [_f(Level.WARN, "product.empty", "product/", "product/ is empty")]
+    return [Finding(Level.WARN, "product.empty", "product/", "product/ is empty")]

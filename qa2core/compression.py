@@ -31,7 +31,3 @@ def compression_for(item: SourceItem, packaged_names: set[str]) -> tuple[Action,
         return Action.TGZ, name + ".tgz"
     return None
 
-
-def fits_twin_packaged(item: SourceItem, packaged_names: set[str]) -> bool:
-    """True when ``item`` is a CASA image directory whose FITS export is packaged."""
-    return item.is_dir and item.name + ".fits" in packaged_names

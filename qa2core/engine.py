@@ -153,8 +153,7 @@ def package(
     if readme_file is not None and not readme_file.is_file():
         raise UsageError(f"{readme_file}: --readme header file does not exist")
     pi = resolve_piscript(Path(piscript) if piscript else None)
-    if ous_uids:
-        ous.parse_uids(ous_uids)  # a bad value is a usage error before any work
+    given_uids = ous.parse_uids(ous_uids) if ous_uids else None  # usage error before any work
     orig, pack = _check_paths(origpath, packpath)
     plugins = plugins or get_plugin_manager()
     say = progress or (lambda _msg: None)
@@ -179,13 +178,13 @@ def package(
                                                       delivery), chosen))
     _input_warnings(report, readme_file, pack, purpose)
 
-    uids = ous.parse_uids(ous_uids) if ous_uids else plugins.ous_uids(chosen, delivery)
+    uids = given_uids or plugins.ous_uids(chosen, delivery)
     target = ous.target(pack, append, uids)
     report.member = target.member
     report.listing = plan.listing()
     header = readme_file.read_bytes() if readme_file else b""
     readme_bytes = (header if purpose == "stage" else
-                    readme.assemble(header, target.member.rsplit("/", 1)[-1], plan.listing()))
+                    readme.assemble(header, target.member.rsplit("/", 1)[-1], report.listing))
     _describe(report, plan, mode, readme_file, readme_bytes)
 
     errors = [f.line() for f in report.findings if f.level is Level.ERROR]

@@ -1,8 +1,7 @@
 """Carry a plan out: fake, ticket, copy or hard, one planned file at a time.
 
-Everything is built under ``PACKPATH/.qa2-partial/`` (same file system, inside PACKPATH, so
-nothing is written outside it) and renamed into place at the end. The previous package is moved
-aside only once the new one is complete, and deleted only after the swap.
+The executor writes below a member directory inside ``PACKPATH/.qa2-partial/``; the swap into
+place, the lock and the recovery of killed runs are qa2core.build's.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from qa2core import fileops, journal
 from qa2core.errors import Qa2Error
-from qa2core.model import Action, ItemType
+from qa2core.model import MEMBER_DIRS, Action, ItemType
 from qa2core.plan import PlannedFile
 from qa2core.scan import tree_stat
 
@@ -92,7 +91,7 @@ class Executor:
         """Materialise every entry on ``jobs`` threads. ``advance`` (thread-safe) is told the
         source bytes done: per chunk while copying or compressing, per entry otherwise."""
         self.advance = advance
-        for sub in ("calibration", "log", "product", "qa", "script"):
+        for sub in MEMBER_DIRS:
             (self.member_dir / sub).mkdir(parents=True, exist_ok=True)
         # Big entries first so the pool's tail is short.
         order = sorted(entries, key=lambda e: -e.bytes)

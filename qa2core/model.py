@@ -86,17 +86,6 @@ class Claim:
     evidence: tuple[str, ...] = ()
 
 
-class Category(StrEnum):
-    """Member subdirectories of a package (domain.md §2.1)."""
-
-    CALIBRATION = "calibration"
-    CALIBRATED = "calibrated"  # cycle0-nopipe only
-    LOG = "log"
-    PRODUCT = "product"
-    QA = "qa"
-    SCRIPT = "script"
-
-
 MEMBER_DIRS: tuple[str, ...] = ("calibration", "log", "product", "qa", "script")
 
 

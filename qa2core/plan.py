@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from qa2core.errors import Qa2Error
-from qa2core.model import Action, Delivery, ItemType, PackageView, Placement, SourceItem
+from qa2core.model import MEMBER_DIRS, Action, Delivery, ItemType, PackageView, Placement, SourceItem
 from qa2core.styles import Style
 
 ALLOWED_TOP = {"calibration", "calibrated", "log", "product", "qa", "script"}
@@ -57,7 +57,7 @@ class Plan:
         """Member-relative names for the README: files, whole dirs, and the five subdirs."""
         names = [f.listing_name for f in self.files]
         present = {n.split("/", 1)[0] for n in names}
-        names += [f"{d}/" for d in ("calibration", "log", "product", "qa", "script")
+        names += [f"{d}/" for d in MEMBER_DIRS
                   if d not in present]
         return ["README", *names]
 

@@ -68,9 +68,6 @@ def _files(pack: Path) -> dict[str, int]:
     return out
 
 
-def _finding(level: Level, rule: str, path: str, message: str) -> Finding:
-    return Finding(level, rule, path, message)
-
 
 def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = False,
            style: str = "", jobs: int = 4, plugins: Qa2Plugins | None = None) -> VerifyReport:
@@ -90,7 +87,7 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
     if has_manifest:
         report.findings += _checksums(pack, on_disk, level, jobs)
     else:
-        report.findings.append(_finding(Level.INFO, "manifest.absent", manifest.NAME,
+        report.findings.append(Finding(Level.INFO, "manifest.absent", manifest.NAME,
                                         "no manifest (a fake or ticket package): checksums not checked"))
     run = journal.run_info(pack)
     purpose = run.get("purpose") or _purpose_from_readme(pack, members)
@@ -106,12 +103,12 @@ def _names(members: list[str], for_ingestion: bool) -> list[Finding]:
         for part, kind in zip(member.split("/"), ("sg", "group", "member"), strict=True):
             if PLACEHOLDER.match(part):
                 if for_ingestion:
-                    out.append(_finding(Level.ERROR, "structure.placeholder", member,
+                    out.append(Finding(Level.ERROR, "structure.placeholder", member,
                                         f"placeholder {part!r}: the archive needs real OUS names "
                                         "(qa2 package/tar --ous-uids SOUS,GOUS,MOUS)"))
                     break
             elif not REAL[kind].match(part):
-                out.append(_finding(Level.ERROR, "structure.ous_name", member,
+                out.append(Finding(Level.ERROR, "structure.ous_name", member,
                                     f"{part!r} is neither a placeholder nor {kind}.uid___A00x_X.._X.."))
     return out
 
@@ -120,21 +117,21 @@ def _checksums(pack: Path, on_disk: dict[str, int], level: str, jobs: int) -> li
     try:
         listed = manifest.read(pack)
     except Qa2Error as exc:
-        return [_finding(Level.ERROR, "manifest.line", manifest.NAME, str(exc))]
+        return [Finding(Level.ERROR, "manifest.line", manifest.NAME, str(exc))]
     out = []
     missing = sorted(set(listed) - set(on_disk))
-    out += [_finding(Level.ERROR, "manifest.missing", p, "listed in the manifest but missing")
+    out += [Finding(Level.ERROR, "manifest.missing", p, "listed in the manifest but missing")
             for p in missing]
     if level == "fast":
         sizes = {k: e.size for k, e in journal.load(pack).items()}
         total_disk = sum(on_disk[p] for p in listed if p in on_disk)
         total_want = sum(sizes.get(p, on_disk.get(p, 0)) for p in listed)
         if len(on_disk) != len(listed) or total_disk != total_want:
-            out.append(_finding(Level.ERROR, "manifest.oxum", manifest.NAME,
+            out.append(Finding(Level.ERROR, "manifest.oxum", manifest.NAME,
                                 f"{len(on_disk)} files / {total_disk} bytes on disk, manifest and "
                                 f"journal say {len(listed)} files / {total_want} bytes"))
         return out
-    out += [_finding(Level.ERROR, "manifest.unlisted", p, "file not listed in the manifest")
+    out += [Finding(Level.ERROR, "manifest.unlisted", p, "file not listed in the manifest")
             for p in sorted(set(on_disk) - set(listed))]
     if level == "complete":
         return out
@@ -143,7 +140,7 @@ def _checksums(pack: Path, on_disk: dict[str, int], level: str, jobs: int) -> li
         digests = pool.map(lambda p: fileops.hash_file(pack / p), present)
         for path, digest in zip(present, digests, strict=True):
             if digest != listed[path]:
-                out.append(_finding(Level.ERROR, "manifest.checksum", path,
+                out.append(Finding(Level.ERROR, "manifest.checksum", path,
                                     "sha256 differs from the manifest (corrupted or changed)"))
     return out
 
@@ -165,7 +162,7 @@ def _structure(pack: Path, members: list[str], style: str, purpose: str, real: b
     items, _ = scan(pack)
     delivery = Delivery(pack.resolve(), items, resolve_style(style), PackageOptions(purpose="verify"))
     if purpose == "stage":
-        out_note = [_finding(Level.INFO, "verify.staged", str(pack),
+        out_note = [Finding(Level.INFO, "verify.staged", str(pack),
                              "checked as a staged tree (written by qa2 stage, not yet packaged)")]
     else:
         out_note = []
@@ -174,7 +171,7 @@ def _structure(pack: Path, members: list[str], style: str, purpose: str, real: b
     chosen = top[0].plugin if len(top) == 1 else ""
     out = out_note
     if not chosen:
-        out.append(_finding(Level.WARN, "structure.plugin", str(pack),
+        out.append(Finding(Level.WARN, "structure.plugin", str(pack),
                             "no single plugin recognises this package; only the core's rules ran"))
     for member in members:
         base = pack / member

@@ -25,6 +25,7 @@ from qa2core import (
     PackageView,
     Placement,
     hookimpl,
+    layouts,
 )
 from qa2core.compression import compression_for
 from qa2core.ous import OusUids
@@ -133,10 +134,8 @@ def _decide_images(collected: list[Collected], delivery: Delivery) -> list[Colle
     out = []
     for c in collected:
         if c.kind == "image" and not c.skip:
-            squeeze = compression_for(c.item, fits) if delivery.style.compress_pb_mask else None
-            if c.item.name + ".fits" in fits:
-                c = _skip(c, "CASA image: its FITS export is packaged instead")
-            elif squeeze is None or delivery.options.purpose == "stage":
+            c = layouts.decide_image(c, fits, delivery)
+            if not c.skip and delivery.options.purpose == "stage":  # staging never compresses
                 c = _skip(c, "CASA image: the FITS export is the product")
         out.append(c)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from qa2core import ItemType, manifest
+from qa2core import MEMBER_DIRS, ItemType, manifest
 from qa2core.rules import COMMON_SKIPS, NameRule
 
 TABLE = (ItemType.TABLE,)
@@ -24,7 +24,7 @@ SB_DIR = "SBS_uid___*"  # SB-level runs (the "SB pipeline", packager support sin
 WEBLOG_DIR = "pipeline-*"  # working/pipeline-YYYYMMDDTHHMMSS/html/...: the weblog, unpacked
 
 # A staged tree: [<root>/sg_ouss_id/group_ouss_id/]member_ouss_id/{README,calibration,...}.
-STAGED_DIRS = ("calibration", "log", "product", "qa", "script")
+STAGED_DIRS = MEMBER_DIRS
 CHECKSUM_MANIFEST = manifest.NAME  # qa2 stage's manifest-sha256.txt beside the OUS chain
 ANALYSIS_DIR = "calibrated"  # made by scriptForPI; the analyst images in it (Case 2)
 RAW_DIR = "raw"  # ASDMs the analyst put beside the staged tree for scriptForPI
