@@ -18,8 +18,8 @@ $(STAMP): $(PYPROJECTS)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "qa2 needs Python 3.11, found " + sys.version' 
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[casa,test]' $(addprefix -e ,$(PLUGINS))
-	$(BIN)/python -m qa2core.casa write-config $(CASASITECONFIG)
+	$(BIN)/python -m pip install --quiet -e '.[testing,test]' $(addprefix -e ,$(PLUGINS))
+	$(BIN)/python -m qa2core.testing.casa write-config $(CASASITECONFIG)
 	touch $@
 
 demo: $(STAMP)

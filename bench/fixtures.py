@@ -1,6 +1,6 @@
 """Benchmark input trees, built with the real qa2 sample builder and scaled up.
 
-Two cases, each a manual reduction from :func:`qa2core.sampledata.build_manual_reduction`
+Two cases, each a manual reduction from :func:`qa2core.testing.sampledata.build_manual_reduction`
 (real MSs, caltables, CASA images, scripts) plus bulk data the interferometric plugin packages:
 
 * ``large``: a few big product cubes ``Imaging/big_N.image.pbcor.fits`` (shipped as they are:
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from qa2core import fileops, sampledata
+from qa2core import fileops
+from qa2core.testing import sampledata
 
 MB = 1_000_000
 PLANE = (1024, 1024)  # y, x of the synthetic cubes: 4 MiB per float32 channel

@@ -422,7 +422,7 @@ def render(args: argparse.Namespace, machine: list[tuple[str, str]], cases: dict
         "",
         "## Method",
         "",
-        "- Data: built with `qa2core.sampledata.build_manual_reduction` (real CASA MSs, caltables "
+        "- Data: built with `qa2core.testing.sampledata.build_manual_reduction` (real CASA MSs, caltables "
         "and images from casatools) plus bulk files (`bench/fixtures.py`). The big cubes are valid "
         "FITS (astropy header, float32 data from `write_pbcor_fits`, repeated); the PBs are "
         "`write_pb_fits` (Gaussian, NaN below 0.2), one per cube, which qa2 ships as `.pb.fits.gz`.",

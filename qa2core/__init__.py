@@ -1,8 +1,20 @@
 """qa2: the ALMA QA2 packager as a small plugin host.
 
-Plugins import everything they need from here::
+The plugin author's API (stable; import from here or from these modules):
 
-    from qa2core import hookimpl, Claim, Collected, Placement, Finding
+* ``qa2core`` itself: ``hookimpl``, the model types below, the claim scores.
+* :mod:`qa2core.hookspecs` - the hooks, their arguments and their contracts (the manual).
+* :mod:`qa2core.model` - what hooks take and return (frozen dataclasses, enums).
+* :mod:`qa2core.styles` - the style table; :mod:`qa2core.ous` - ``OusUids``.
+* :mod:`qa2core.rules`, :mod:`qa2core.layouts`, :mod:`qa2core.compression` - building blocks
+  for name-rule tables and manual-reduction layouts.
+* :mod:`qa2core.testing` - pytest fixtures and sample data (extra ``qa2core[testing]``).
+
+The engine's API for programs: :mod:`qa2core.engine` (``package``, ``stage``, ``detect``,
+``inspect``), :mod:`qa2core.verify`, :mod:`qa2core.archive`, :mod:`QA2_Packaging_module`.
+
+Everything else (scan, plan, build, execute, fileops, journal, manifest, lock, report, cli) is
+internal and may change between releases.
 """
 
 from __future__ import annotations
@@ -15,22 +27,26 @@ from qa2core.model import (
     MEMBER_DIRS,
     OVERRIDE,
     SPECIFIC,
+    UID,
     UNCLASSIFIED,
     Action,
     Claim,
     Collected,
+    Collection,
     Delivery,
     Finding,
     ItemType,
     Level,
+    Mode,
     PackageOptions,
     PackageView,
     Placement,
+    Purpose,
     SourceItem,
 )
 from qa2core.styles import STYLES, Style
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 PROJECT = "qa2"
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -44,17 +60,21 @@ __all__ = [
     "PROJECT",
     "SPECIFIC",
     "STYLES",
+    "UID",
     "UNCLASSIFIED",
     "Action",
     "Claim",
     "Collected",
+    "Collection",
     "Delivery",
     "Finding",
     "ItemType",
     "Level",
+    "Mode",
     "PackageOptions",
     "PackageView",
     "Placement",
+    "Purpose",
     "SourceItem",
     "Style",
     "__version__",

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa2core import fileops, manifest, ous
-from qa2core.errors import Qa2Error
-from qa2core.verify import members_of
+from qa2core.errors import Qa2Error, UsageError
+from qa2core.lock import PackLock
+from qa2core.model import Level
 
 DEFAULT_MAX_BYTES = 100 * 2**30  # 100 GiB per volume; documented in docs/reliability.md
 
@@ -65,34 +66,47 @@ def _volumes(files: list[tuple[str, int]], max_bytes: int) -> list[list[str]]:
 
 
 def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Path | None = None,
-              max_bytes: int = DEFAULT_MAX_BYTES) -> TarReport:
+              max_bytes: int = DEFAULT_MAX_BYTES, plugins=None) -> TarReport:
+    """Archive a package that proves itself: under the PACKPATH lock (no run can change it
+    meanwhile), after a full verify (a fake, or any ERROR, refuses), regular files only."""
+    from qa2core.verify import verify
+
     pack = Path(packpath)
-    if not pack.is_dir():
-        raise Qa2Error(f"{packpath}: not a directory, so not a qa2 package")
-    members = members_of(pack)
-    if not members:
-        raise Qa2Error(f"{packpath}: not a qa2 package (no OUS directory chain below it)")
-    report = TarReport()
+    if not pack.exists():
+        raise UsageError(f"{packpath}: PACKPATH does not exist")
     uids = ous.parse_uids(ous_uids) if ous_uids else None
+    with PackLock(pack, "tar"):
+        checked = verify(pack, level="full", plugins=plugins)
+        problems = [f for f in checked.findings
+                    if f.level is Level.ERROR or f.rule == "package.fake"]
+        if problems:
+            lines = tuple(f"{pack}: refused to archive: {f.path}: {f.message} [{f.rule}]"
+                          for f in problems[:10])
+            raise Qa2Error(lines[0], lines=lines)
+        return _archive(pack, checked.members, uids, out_dir or pack.parent, max_bytes)
+
+
+def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path,
+             max_bytes: int) -> TarReport:
+    report = TarReport()
     renames = _rename_map(members, uids)
     mous = uids.member if uids else _member_uid(members)
     if mous is None:
         report.warnings.append("placeholder OUS names in the tar: JAO ingestion refuses them; "
                                "give --ous-uids SOUS,GOUS,MOUS")
     tops = sorted({m.split("/")[0] for m in members})
-    files = [(p.relative_to(pack).as_posix(), p.stat().st_size)
-             for top in tops for p in fileops.iter_files(pack / top)]
-    dirs = sorted({d.relative_to(pack).as_posix() for top in tops
-                   for d in [pack / top, *(pack / top).rglob("*")] if d.is_dir()})
+    cut = len(str(pack)) + 1
+    files = [(path[cut:], st.st_size) for top in tops
+             for path, st in fileops.iter_package_files(str(pack / top))]
+    dirs = sorted({dirpath[cut:] for top in tops for dirpath, _d, _f in os.walk(pack / top)})
     volumes = _volumes(files, max_bytes)
     base = f"{pack.name}_{mous}" if mous else pack.name
     names = [f"{base}_{i:03d}_of_{len(volumes):03d}.tar" for i in range(1, len(volumes) + 1)]
-    out = out_dir or pack.parent
     for name in names:
         for suffix in ("", ".sha256", ".md5sum"):
             if (out / (name + suffix)).exists():
                 raise Qa2Error(f"{out / (name + suffix)}: exists; remove it or choose --out")
-    listed = manifest.read(pack) if (pack / manifest.NAME).exists() else None
+    listed = manifest.read(pack)
     for number, (name, volume) in enumerate(zip(names, volumes, strict=True)):
         extra = _renamed_manifest(pack.name, listed, renames) if number == len(names) - 1 else None
         _write_tar(out / name, pack, volume, dirs if number == 0 else [], renames, extra, report)
@@ -112,22 +126,35 @@ def _renamed_manifest(proj: str, listed: dict[str, str] | None, renames: dict[st
     return manifest.format_lines(renamed.items()).encode()
 
 
+def _portable(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0  # the reducer's account means nothing to the PI
+    info.uname = info.gname = ""
+    return info
+
+
 def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renames: dict[str, str],
                manifest_bytes: bytes | None, report: TarReport) -> None:
     import io
+    import tempfile
 
     proj = pack.name
-    tmp = path.with_name(path.name + ".partial")
+    # A name of our own: two tars at once never touch each other's partial file.
+    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
+    tmp = Path(tmp_name)
     try:
-        with open(tmp, "xb") as raw:
+        with os.fdopen(fd, "wb") as raw:
             out = _TwoHashWriter(raw)
             with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as tar:
                 for rel in dirs:
-                    tar.add(pack / rel, arcname=_arcname(proj, rel, renames), recursive=False)
+                    tar.add(pack / rel, arcname=_arcname(proj, rel, renames), recursive=False,
+                            filter=_portable)
                 for rel in volume:
-                    tar.add(pack / rel, arcname=_arcname(proj, rel, renames), recursive=False)
+                    with os.fdopen(fileops.open_source(str(pack / rel), follow=False), "rb") as fh:
+                        info = _portable(tar.gettarinfo(arcname=_arcname(proj, rel, renames),
+                                                        fileobj=fh))
+                        tar.addfile(info, fh)
                 if manifest_bytes is not None:
-                    info = tarfile.TarInfo(f"{proj}/{manifest.NAME}")
+                    info = _portable(tarfile.TarInfo(f"{proj}/{manifest.NAME}"))
                     info.size = len(manifest_bytes)
                     info.mtime = int((pack / manifest.NAME).stat().st_mtime)
                     tar.addfile(info, io.BytesIO(manifest_bytes))

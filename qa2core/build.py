@@ -1,170 +1,199 @@
-"""Writing a planned package, all or nothing (docs/reliability.md).
+"""Writing a planned package, all or nothing (docs/reliability.md): the one owner of every
+side effect of a run.
 
-The new unit is built in ``PACKPATH/.qa2-partial/`` under the package lock, then swapped in:
-the previous package is moved aside only once the new one is complete, and comes back on any
-error. Nothing is written outside PACKPATH and its ticket zip.
+Under the PACKPATH lock, in this order: recover an interrupted run, decide where the new unit
+goes (the append target: decided inside the lock, so two appends cannot pick the same name),
+build it in ``PACKPATH.qa2/partial/``, then swap it in. The previous package is moved aside
+only once the new one is complete, and comes back on any error. The result is a frozen record
+of what is on disk.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from qa2core import execute, journal, manifest, ous, ticket
+from qa2core import journal, manifest, ous, paths, ticket
 from qa2core.errors import Qa2Error
+from qa2core.execute import EntryResult, Executor, Written
 from qa2core.lock import PackLock
+from qa2core.model import Mode, Purpose
 from qa2core.plan import Plan
-from qa2core.report import Meter, Report
+from qa2core.report import Meter
 
 
-def ticket_path(packpath: Path) -> Path:
-    return packpath.with_name(packpath.name + ".ticket.zip")
+@dataclass(frozen=True)
+class BuildRequest:
+    plan: Plan
+    pack: Path
+    root: Path  # ORIGPATH, resolved
+    mode: Mode
+    purpose: Purpose
+    append: str
+    uids: ous.OusUids | None
+    readme_for: Callable[[str], bytes]  # member directory name -> README bytes
+    run_info: dict[str, str]  # style, plugin: recorded in the journal
+    jobs: int
 
 
-PARTIAL = ".qa2-partial"
+@dataclass(frozen=True)
+class BuildResult:
+    member: str  # relative to PACKPATH
+    entries: tuple[EntryResult, ...]
+    readme: Written
+    package_bytes: int
+    ticket: str
+    notes: tuple[str, ...]
 
 
-def partial_dir(packpath: Path) -> Path:
-    return packpath / PARTIAL
-
-
-def recover(packpath: Path) -> str | None:
+def recover(pack: Path) -> str | None:
     """Finish or undo a run that was killed, so PACKPATH holds a whole package or none.
 
-    ``.qa2-partial/swap`` is written just before the swap. If the new unit had not moved in
-    yet, the previous one comes back; if it had, the manifest, journal and ticket the run
-    prepared are put in place. Returns a line saying what was done, or ``None``.
+    ``partial/swap`` is written just before the swap. If the new unit had not moved in yet, the
+    previous one comes back; if it had, the manifest, journal and ticket the run prepared are
+    put in place. Returns a line saying what was done, or ``None``. Call under the lock.
     """
-    partial = partial_dir(packpath)
+    partial = paths.partial_dir(pack)
     if not partial.exists():
         return None
     marker = partial / "swap"
     note = f"{partial}: removed the leftovers of an interrupted run"
     if marker.exists():
-        target = packpath / marker.read_text().strip()
+        swap = json.loads(marker.read_text())
+        target = pack / swap["unit"]
         previous, new_unit = partial / "previous", partial / "unit"
-        if new_unit.exists() and previous.exists() and not target.exists():
-            os.rename(previous, target)  # the swap had not happened: keep the old package
-            note = f"{target}: restored the previous package after an interrupted run"
-        elif not new_unit.exists():
-            for prepared, final in ((partial / "manifest", packpath / manifest.NAME),
-                                    (partial / "journal", packpath / journal.NAME),
-                                    (partial / "ticket.zip", ticket_path(packpath))):
-                if prepared.exists():
-                    os.replace(prepared, final)
+        if new_unit.exists():
+            if previous.exists() and not target.exists():
+                os.rename(previous, target)  # the swap had not happened: keep the old package
+                note = f"{target}: restored the previous package after an interrupted run"
+        else:
+            _finish_swap(pack, partial, swap["real"], swap["ticket"])
             note = f"{target}: completed an interrupted swap"
     shutil.rmtree(partial)
     return note
 
 
-def write_package(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
-                  readme_bytes: bytes, jobs: int, say: Callable[[str], None],
-                  with_ticket: bool = True, meter: Meter | None = None) -> None:
-    """Build ``target.unit`` under the package lock and swap it in; on any error (Ctrl-C
-    included) the previous package stays, and a PACKPATH this run created goes again."""
-    created_pack = not pack.exists()
-    pack.mkdir(exist_ok=True)
-    try:
-        with PackLock(pack):
-            note = recover(pack)
-            if note:
-                report.notes.append(note)
-            try:
-                _build_and_swap(report, plan, pack, target, mode, readme_bytes, jobs, say,
-                                with_ticket, meter)
-            except BaseException:
-                recover(pack)  # the previous package comes back if the swap had not finished
-                raise
-    except BaseException as exc:
-        if created_pack and not (pack / target.unit).exists():
-            shutil.rmtree(pack, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise _os_error(exc) from exc
-        raise
+def _finish_swap(pack: Path, partial: Path, real: bool, with_ticket: bool) -> None:
+    if (partial / "manifest").exists():
+        os.replace(partial / "manifest", pack / manifest.NAME)
+    elif not real:  # a rehearsal's tree makes any earlier manifest a lie
+        (pack / manifest.NAME).unlink(missing_ok=True)
+    if (partial / "journal").exists():
+        os.replace(partial / "journal", paths.journal_file(pack))
+    if with_ticket and (partial / "ticket.zip").exists():
+        os.replace(partial / "ticket.zip", paths.ticket_zip(pack))
+
+
+def write_package(request: BuildRequest, say: Callable[[str], None],
+                  meter: Meter | None = None) -> BuildResult:
+    """Build and swap in under the lock. On any error (Ctrl-C included) the previous package
+    stays, and a PACKPATH this run created goes again; nothing another run made is touched."""
+    pack = request.pack
+    state = paths.state_dir(pack)
+    fresh_state = not state.exists()
+    with PackLock(pack, str(request.purpose)):
+        notes = [n for n in (recover(pack),) if n]
+        created = not pack.exists()
+        try:
+            pack.mkdir(exist_ok=True)
+            target = ous.target(pack, request.append, request.uids)
+            return _build_and_swap(request, target, notes, say, meter)
+        except BaseException as exc:
+            recover(pack)  # the previous package comes back if the swap had not finished
+            if created and pack.is_dir() and not any(pack.iterdir()):
+                pack.rmdir()
+            if (fresh_state and not created) or (created and not pack.exists()):
+                _drop_state(state)  # a refused first run leaves nothing behind
+            if isinstance(exc, OSError):
+                raise _os_error(exc) from exc
+            raise
+
+
+def _drop_state(state: Path) -> None:
+    """Remove bookkeeping this run created, when it holds nothing but the lock file."""
+    if state.is_dir() and {p.name for p in state.iterdir()} <= {"lock"}:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _os_error(exc: OSError) -> Qa2Error:
-    where = exc.filename or "?"
+    where = exc.filename or "(no path)"
     if exc.errno == errno.ENOSPC:
         return Qa2Error(f"{where}: no space left on the device; nothing was kept from this run")
+    if exc.errno == errno.EACCES:
+        return Qa2Error(f"{where}: not readable or writable (permission denied); nothing was "
+                        "kept from this run")
     return Qa2Error(f"{where}: {exc.strerror or exc}; nothing was kept from this run")
 
 
-def _build_and_swap(report: Report, plan: Plan, pack: Path, target: ous.Target, mode: str,
-                    readme_bytes: bytes, jobs: int, say: Callable[[str], None],
-                    with_ticket: bool, meter: Meter | None) -> None:
-    partial = partial_dir(pack)
+def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
+                    say: Callable[[str], None], meter: Meter | None) -> BuildResult:
+    pack, plan, mode = request.pack, request.plan, request.mode
+    partial = paths.partial_dir(pack)
     partial.mkdir()
     unit = partial / "unit"
     member_in_unit = target.member[len(target.unit):].lstrip("/")
     member_dir = unit / member_in_unit if member_in_unit else unit
     member_dir.mkdir(parents=True)
 
-    say(f"writing {len(plan.files)} entries in mode {mode} ({plan.source_bytes()} bytes of source)")
-    executor = execute.Executor(member_dir, target.member, mode, pack, journal.load(pack))
+    old = journal.load(pack)
+    what = "source bytes" if mode.real else "bytes of source, as empty placeholders"
+    say(f"writing {len(plan.files)} entries in mode {mode} ({plan.source_bytes()} {what})")
+    executor = Executor(str(member_dir), target.member, mode, str(pack), str(request.root),
+                        old.entries if old.run.get("mode") == str(mode) else {})
     if meter is not None:
         meter.start(plan.source_bytes(), len(plan.files))
     try:
-        results = executor.run(plan.files, jobs, meter.advance if meter is not None else None)
+        results = executor.run(plan.files, request.jobs, meter.advance if meter else None)
     finally:
         if meter is not None:
             meter.stop()
+    readme_bytes = request.readme_for(target.member.rsplit("/", 1)[-1])
     (member_dir / "README").write_bytes(readme_bytes)
+    readme = Written(f"{target.member}/README", hashlib.sha256(readme_bytes).hexdigest(),
+                     len(readme_bytes))
+    written = [w for r in results for w in r.written] + [readme]
+    package_bytes = sum(w.size for w in written) if mode.real else len(readme_bytes) + plan.source_bytes()
 
-    written = [w for r in results for w in r.written]
-    readme_rel = f"{target.member}/README"
-    written.append(execute.Written(readme_rel, _sha(readme_bytes), len(readme_bytes)))
-    # The README is in the journal too, so `verify --fast` knows its size; its "sources"
-    # never match a plan entry, so it is never reused.
-    executor.new[readme_rel] = journal.Entry((), mode, "readme", written[-1].sha256 or "",
-                                             len(readme_bytes),
-                                             (member_dir / "README").stat().st_mtime_ns)
-    _refine_actions(report, results)
+    with_ticket = request.purpose is Purpose.PACKAGE
+    if with_ticket:
+        zip_tmp = partial / "ticket.zip"
+        if mode is Mode.FAKE:
+            zip_tmp.touch()
+        else:
+            statement = ticket.size_statement(pack.name, target.member, package_bytes,
+                                              len(written), measured=mode.real)
+            ticket.write(zip_tmp, readme_bytes, plan, statement)
 
-    real = mode in ("copy", "hard")
-    report.package_bytes = sum(w.size for w in written) if real else report.package_bytes
-    zip_tmp = partial / "ticket.zip"
-    if not with_ticket:
-        pass  # qa2 stage: a staged tree has no ticket
-    elif mode == "fake":
-        zip_tmp.touch()
-    else:
-        statement = ticket.size_statement(pack.name, target.member, report.package_bytes,
-                                          len(written), measured=real)
-        ticket.write(zip_tmp, readme_bytes, plan, statement)
+    entries = {k: v for r in results for k, v in r.journal}
+    # The README is in the journal too, so `verify --fast` knows its size; it has no sources,
+    # so no plan entry ever reuses it.
+    entries[readme.path] = journal.Entry((), str(mode), "readme", readme.sha256, readme.size,
+                                         (member_dir / "README").stat().st_mtime_ns)
+    kept = {k: v for k, v in old.entries.items() if not k.startswith(target.unit + "/")}
+    run = {"purpose": str(request.purpose), "mode": str(mode), **request.run_info}
+    (partial / "journal").write_text(journal.dump(kept | entries if mode.real else {}, run))
+    if mode.real:
+        listed = _outside(_old_manifest(pack, target.unit), target.unit)
+        listed.update({w.path: w.sha256 for w in written})
+        (partial / "manifest").write_text(manifest.format_lines(listed.items()))
 
-    manifest_text = None
-    if real:
-        entries = _outside(_old_manifest(pack, target.unit), target.unit)
-        entries.update({w.path: w.sha256 for w in written})
-        manifest_text = manifest.format_lines(entries.items())
-        (partial / "manifest").write_text(manifest_text)
-        kept = _outside(journal.load(pack), target.unit)
-        run = {"purpose": "stage" if not with_ticket else "package", "style": report.style,
-               "plugin": report.plugin, "mode": mode}
-        journal.save(partial / "journal", kept | executor.new, run)
-
-    # The swap: old package aside, new one in, manifest and ticket, then the old one goes.
+    # The swap: old unit aside, new one in, then manifest, journal and ticket.
     final = pack / target.unit
-    (partial / "swap").write_text(f"{target.unit}\n")
+    swap = {"unit": target.unit, "real": mode.real, "ticket": with_ticket}
+    (partial / "swap").write_text(json.dumps(swap))
     if final.exists():
         os.rename(final, partial / "previous")
     os.rename(unit, final)
-    if manifest_text is not None:
-        os.replace(partial / "manifest", pack / manifest.NAME)
-        os.replace(partial / "journal", pack / journal.NAME)
-    else:  # a fake tree makes any earlier manifest a lie
-        (pack / manifest.NAME).unlink(missing_ok=True)
-        (pack / journal.NAME).unlink(missing_ok=True)
-    if with_ticket:
-        zip_final = ticket_path(pack)
-        os.replace(zip_tmp, zip_final)
-        report.ticket = str(zip_final)
+    _finish_swap(pack, partial, mode.real, with_ticket)
     shutil.rmtree(partial)
+    return BuildResult(target.member, tuple(results), readme, package_bytes,
+                       str(paths.ticket_zip(pack)) if with_ticket else "", tuple(notes))
 
 
 def _old_manifest(pack: Path, unit: str) -> dict[str, str]:
@@ -172,7 +201,7 @@ def _old_manifest(pack: Path, unit: str) -> dict[str, str]:
     if (pack / manifest.NAME).exists():
         return manifest.read(pack)
     entries: dict[str, str] = {}
-    for top in (p for p in pack.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for top in (p for p in pack.iterdir() if p.is_dir()):
         if top.name != unit:
             entries |= manifest.hash_tree(pack, top.name)
     return entries
@@ -181,23 +210,3 @@ def _old_manifest(pack: Path, unit: str) -> dict[str, str]:
 def _outside(entries: dict, unit: str) -> dict:
     """Entries not below ``unit``, the directory this run replaces or adds."""
     return {k: v for k, v in entries.items() if not k.startswith(unit + "/")}
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _refine_actions(report: Report, results: list[execute.EntryResult]) -> None:
-    by_dest = {f"{report.member}/{r.entry.dest}": r for r in results}
-    for record in report.files:
-        result = by_dest.get(record["dest"])
-        if result is not None:
-            record["action"] = result.action if not result.link_fallback else "copy"
-    fallbacks = [r.entry.dest for r in results if r.link_fallback]
-    if fallbacks:
-        report.warnings.append(f"hard links refused by the file system for {len(fallbacks)} "
-                               f"file(s) (e.g. {fallbacks[0]}): copied instead")
-    tables = [r.entry.dest for r in results if r.copied_tables]
-    if tables:  # only hard mode copies a table on purpose
-        report.warnings.append(f"{len(tables)} CASA table(s) copied, not hard-linked, because "
-                               f"CASA rewrites tables in place: {', '.join(tables)}")

@@ -1,5 +1,6 @@
 """The core's own rules, registered as an ordinary plugin: what every package needs whatever
-made it (domain.md §8.1, §8.2 rule 5, §8.4 rule 18)."""
+made it (docs/domain.md §8.1, §8.2 rule 5, §8.4 rule 18). The core calls them on every member
+directory it validates, whichever plugin made it."""
 
 from __future__ import annotations
 
@@ -7,32 +8,34 @@ from fnmatch import fnmatchcase
 
 from qa2core import hookimpl
 from qa2core.compression import GZIP_FILE_SUFFIXES
-from qa2core.model import MEMBER_DIRS, Finding, Level, PackageView
+from qa2core.model import MEMBER_DIRS, Finding, Level, PackageView, Purpose
+from qa2core.rules import narrowed
 
 
 @hookimpl
-def qa2_validate(view: PackageView, plugin: str) -> list[Finding]:
+def qa2_validate(view: PackageView) -> list[Finding]:
     findings: list[Finding] = []
-    tops = {name.split("/", 1)[0] for name in view.files}
-    if "README" not in view.files:
+    files = set(view.files)
+    tops = {name.split("/", 1)[0] for name in files}
+    if "README" not in files:
         findings.append(Finding(Level.ERROR, "structure.readme", "README", "README is missing"))
     for sub in MEMBER_DIRS:
-        if sub not in tops and f"{sub}/" not in view.files:
+        if sub not in tops and f"{sub}/" not in files:
             findings.append(Finding(Level.ERROR, "structure.subdirs", f"{sub}/",
                                f"member directory has no {sub}/"))
     if "raw" in tops:
         findings.append(Finding(Level.ERROR, "structure.raw", "raw/",
                            "raw/ is delivered by the ASDM tarballs, not in the package"))
     if view.style.noms:
-        ms = [n for n in view.files if fnmatchcase(n.rstrip("/"), "*.ms*") and n.endswith("/")]
+        ms = [n for n in view.files if n.endswith("/") and fnmatchcase(n.rstrip("/"), "*.ms*")]
         for name in ms:
             findings.append(Finding(Level.ERROR, "structure.noms", name,
                                "measurement set in a noms package"))
-    pi = view.glob("script/*scriptForPI.py")
+    pi = narrowed(view, "script/").glob("script/*scriptForPI.py")
     if view.style.needs_piscript and len(pi) != 1:
         findings.append(Finding(Level.ERROR, "script.piscript", "script/",
                            f"exactly one scriptForPI.py needed, found {len(pi)}"))
-    if view.style.compress_pb_mask and view.purpose != "stage":  # staging never compresses
+    if view.style.compress_pb_mask and view.purpose is not Purpose.STAGE:  # staging never compresses
         for name in view.files:
             if name.startswith("product/") and name.endswith(GZIP_FILE_SUFFIXES):
                 findings.append(Finding(Level.ERROR, "product.compress", name,
@@ -42,8 +45,8 @@ def qa2_validate(view: PackageView, plugin: str) -> list[Finding]:
 
 
 def _product_rules(view: PackageView) -> list[Finding]:
-    """§8.4 rule 17, first half: something to deliver (the PB partners are the plugins' rule:
-    which images have one depends on who made them)."""
+    """docs/domain.md §8.4 rule 17, first half: something to deliver (the PB partners are the
+    plugins' rule: which images have one depends on who made them)."""
     if any(n.startswith("product/") and n != "product/" for n in view.files):
         return []
     return [Finding(Level.WARN, "product.empty", "product/", "product/ is empty")]

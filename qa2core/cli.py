@@ -1,7 +1,7 @@
 """The ``qa2`` command: a thin Typer layer over the engine.
 
 stdout carries results (one JSON object with ``--json``); stderr carries progress, warnings
-and errors. Exit 0 done, 1 refused or failed, 2 usage (contract.md).
+and errors. Exit 0 done, 1 refused or failed, 2 usage (docs/contract.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,14 +29,14 @@ app = typer.Typer(
 )
 
 
-class Mode(StrEnum):
+class Mode(str, Enum):  # typer shows the values; str+Enum works on Python 3.10
     fake = "fake"
     ticket = "ticket"
     copy = "copy"
     hard = "hard"
 
 
-class Append(StrEnum):
+class Append(str, Enum):
     none = "none"
     group = "group"
     member = "member"
@@ -62,7 +62,8 @@ def _boundary(as_json: bool, base: dict[str, Any] | None = None) -> Iterator[Non
         for line in exc.lines:
             _err(f"qa2: error: {line}")
         if as_json:
-            _emit({**(base or {}), "errors": list(exc.lines), "exit_code": exc.exit_code})
+            named = {"plugin": exc.plugin} if exc.plugin else {}
+            _emit({**(base or {}), **named, "errors": list(exc.lines), "exit_code": exc.exit_code})
         raise typer.Exit(exc.exit_code) from None
     except OSError as exc:
         line = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
@@ -167,7 +168,7 @@ def _print_package_summary(report: Any) -> None:
         _err(f"qa2: ticket: {report.ticket}")
 
 
-class StageMode(StrEnum):
+class StageMode(str, Enum):
     copy = "copy"
     hard = "hard"
     fake = "fake"
@@ -196,7 +197,7 @@ def stage(
     _finish(report, as_json)
 
 
-class VerifyLevel(StrEnum):
+class VerifyLevel(str, Enum):
     fast = "fast"
     complete = "complete"
     full = "full"
@@ -249,7 +250,7 @@ def tar_(
 
     with _boundary(as_json, {"tars": []}):
         report = make_tars(packpath, ous_uids=ous_uids, out_dir=out,
-                           max_bytes=int(max_size * 2**30))
+                           max_bytes=int(max_size * 2**30), plugins=_plugins())
     for line in report.warnings:
         _err(f"qa2: warning: {line}")
     if as_json:
@@ -269,27 +270,34 @@ def detect(
     from qa2core import engine
 
     with _boundary(as_json, {"plugin": None, "claims": []}):
-        chosen, ranked = engine.detect(origpath, _plugins())
+        decision = engine.detect(origpath, _plugins())
+    ranked = decision.ranked
     claims = [{"plugin": r.plugin, "score": r.claim.score, "reason": r.claim.reason,
                "evidence": list(r.claim.evidence)} for r in ranked]
     if as_json:
-        _emit({"plugin": chosen, "claims": claims})
+        _emit({"plugin": decision.plugin, "claims": claims})
         return
-    print(f"{chosen}  (score {ranked[0].claim.score}: {ranked[0].claim.reason})")
-    for r in ranked[1:]:
-        print(f"  also: {r.line()}")
+    print(f"{decision.plugin}  (score {decision.claim.score}: {decision.claim.reason})")
+    for r in ranked:
+        if r.plugin != decision.plugin:
+            print(f"  also: {r.line()}")
 
 
 @app.command()
 def plugins(as_json: JsonOpt = False) -> None:
-    """List installed plugins (entry-point group 'qa2')."""
+    """List installed plugins (entry-point group 'qa2'); exit 1 if one of them failed to load."""
+    from dataclasses import asdict
+
     with _boundary(as_json):
         infos = _plugins().installed()
     if as_json:
-        _emit({"plugins": [i.__dict__ | {"hooks": list(i.hooks)} for i in infos]})
-        return
-    for i in infos:
-        print(f"{i.name:<16} {i.distribution} {i.version}  hooks: {', '.join(i.hooks)}")
+        _emit({"plugins": [asdict(i) | {"hooks": list(i.hooks)} for i in infos]})
+    else:
+        for i in infos:
+            print(f"{i.name:<16} BROKEN: {i.error}" if i.error else
+                  f"{i.name:<16} {i.distribution} {i.version}  hooks: {', '.join(i.hooks)}")
+    if any(i.error for i in infos):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -342,7 +350,7 @@ def selftest(
     import tempfile
 
     from qa2core import engine, readme
-    from qa2core.sampledata import build_demo
+    from qa2core.testing.selftest import build_demo
 
     work = workdir or Path(tempfile.mkdtemp(prefix="qa2-selftest-"))
     marker = work / ".qa2-selftest"

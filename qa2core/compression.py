@@ -1,4 +1,4 @@
-"""Which images the package ships compressed (contract; domain.md §6), as data.
+"""Which images the package ships compressed (docs/contract.md; docs/domain.md §6), as data.
 
 Plugins call :func:`compression_for` from their layout; the core executor does the work.
 """
@@ -18,7 +18,8 @@ def compression_for(item: SourceItem, packaged_names: set[str]) -> tuple[Action,
     """``(action, dest_name)`` for a PB/mask image, ``None`` when it ships as it is.
 
     ``packaged_names`` are the base names of the other files packaged beside it; a CASA image
-    directory whose FITS export is among them is not shipped at all: ``("skip", "")``.
+    directory whose FITS export is among them ships as that export: ``None`` here too (the
+    layout skips the directory).
     """
     name = item.name
     if name.endswith(ALREADY_COMPRESSED):

@@ -1,35 +1,41 @@
-"""``package``: scan -> detect -> collect -> layout -> plan -> validate -> execute -> report.
+"""``package``: scan -> detect -> collect -> layout -> plan -> validate -> write -> report.
 
 No Typer here: the CLI and the CASA-style API both call :func:`package` and get a
-:class:`Report` or a :class:`~qa2core.errors.Qa2Error`.
+:class:`~qa2core.report.Report` or a :class:`~qa2core.errors.Qa2Error`. The path of one run,
+module by module, is in docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from qa2core import ous, readme
-from qa2core.build import ticket_path, write_package
+from qa2core import ous, paths, readme
+from qa2core.build import BuildRequest, BuildResult, write_package
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
-from qa2core.manager import Qa2Plugins, RankedClaim, get_plugin_manager
+from qa2core.manager import Decision, Qa2Plugins, RankedClaim, get_plugin_manager
 from qa2core.model import (
     UNCLASSIFIED,
     Action,
     Collected,
+    Collection,
     Delivery,
+    Finding,
     Level,
+    Mode,
     PackageOptions,
     Placement,
+    Purpose,
 )
-from qa2core.plan import PISCRIPT_DEST, PROJECT_CODE, Plan, make_plan
-from qa2core.report import Meter, Report
+from qa2core.plan import PISCRIPT_DEST, Plan, make_plan
+from qa2core.report import FileRecord, Meter, Report
 from qa2core.scan import scan
 from qa2core.styles import Style, resolve_style
 
-MODES = ("fake", "ticket", "copy", "hard")
-STAGE_MODES = ("copy", "hard", "fake")
+PROJECT_CODE = __import__("re").compile(r"^\d{4}\.\d\.\d{5}\.[A-Z]+$")
+STAGE_MODES = (Mode.COPY, Mode.HARD, Mode.FAKE)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -44,23 +50,24 @@ def _check_paths(origpath: Path, packpath: Path) -> tuple[Path, Path]:
     if pack == orig or pack.is_relative_to(orig):
         raise Qa2Error(f"{packpath}: PACKPATH must not be inside ORIGPATH {origpath} "
                        "(the source is never written to)")
-    if orig.is_relative_to(pack):
+    if orig.is_relative_to(pack) or orig.is_relative_to(paths.state_dir(pack)):
         raise Qa2Error(f"{packpath}: PACKPATH must not contain ORIGPATH {origpath} "
                        "(append none would delete the source)")
     if pack.exists() and not pack.is_dir():
         raise Qa2Error(f"{packpath}: PACKPATH exists and is not a directory")
     if not pack.parent.is_dir():
-        raise Qa2Error(f"{pack.parent}: parent directory of PACKPATH does not exist")
-    zip_path = ticket_path(pack)
+        raise UsageError(f"{pack.parent}: parent directory of PACKPATH does not exist")
+    zip_path = paths.ticket_zip(pack)
     if zip_path.exists() and not zip_path.is_file():
         raise Qa2Error(f"{zip_path}: ticket zip path exists and is not a file")
     return orig, pack
 
 
-def resolve_piscript(piscript: Path | None) -> Path | None:
+def resolve_piscript(piscript: Path | str | None) -> Path | None:
     """A file, or a directory holding ``scriptForPI.py`` (original page: both forms)."""
     if piscript is None or str(piscript) == "":
         return None
+    piscript = Path(piscript)
     if piscript.is_dir():
         candidate = piscript / "scriptForPI.py"
         if not candidate.is_file():
@@ -71,54 +78,97 @@ def resolve_piscript(piscript: Path | None) -> Path | None:
     return piscript.resolve()
 
 
-def _check_choice(value: str, valid: tuple[str, ...], what: str) -> str:
+def _choice(value: str | Mode, valid: tuple[Mode, ...] | tuple[str, ...], what: str):
     value = value or valid[0]
-    if value not in valid:
-        raise UsageError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
-    return value
+    for v in valid:
+        if str(v) == str(value):
+            return v
+    raise UsageError(f"unknown {what} {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked request: every usage error is raised before any work starts."""
+
+    root: Path
+    pack: Path
+    origpath: str  # as the user wrote it, for messages
+    packpath: str
+    mode: Mode
+    append: str
+    style: Style
+    readme: Path | None
+    piscript: Path | None
+    uids: ous.OusUids | None
+    purpose: Purpose
 
 
 # ---------------------------------------------------------------------------- planning
 
 
-def _core_placements(style: Style, mode: str, piscript: Path | None,
+def _core_placements(style: Style, mode: Mode, piscript: Path | None,
                      warnings: list[str]) -> list[Placement]:
-    """The PI script is everybody's: the core places it (domain.md §3.6)."""
+    """The PI script is everybody's: the core places it (docs/domain.md §3.6)."""
     if piscript is not None:
         return [Placement(PISCRIPT_DEST, Action.COPY, external=piscript, rule="core.piscript")]
     if not style.needs_piscript:
         return []
-    if mode == "fake":
+    if mode is Mode.FAKE:
         warnings.append("no --piscript given: script/scriptForPI.py is an empty placeholder; "
                         "the real run needs --piscript")
         return [Placement(PISCRIPT_DEST, Action.EMPTY, rule="core.piscript")]
     raise Qa2Error(f"missing scriptForPI: style {style.name or '(none)'} needs --piscript "
-                   "(the file, or the directory holding scriptForPI.py) in mode " + mode)
+                   f"(the file, or the directory holding scriptForPI.py) in mode {mode}")
 
 
-def _account(delivery: Delivery, collected: tuple[Collected, ...],
-             report: Report) -> tuple[Collected, ...]:
-    """Split collected items into packable ones, skipped and unclassified; nothing is lost."""
-    known = {c.item.relpath for c in collected}
-    packable = []
-    for c in collected:
+@dataclass(frozen=True)
+class Accounting:
+    packable: tuple[Collected, ...]
+    skipped: tuple[tuple[str, str], ...]
+    unclassified: tuple[str, ...]
+
+
+def _account(delivery: Delivery, collection: Collection) -> Accounting:
+    """Split collected items into packable, skipped and unclassified; nothing is lost."""
+    known = set()
+    packable, skipped, unclassified = [], [], []
+    for c in collection.items:
+        known.add(c.item.relpath)
         if c.skip:
-            report.skipped.append({"source": str(delivery.root / c.item.relpath),
-                                   "reason": c.skip})
+            skipped.append((f"{delivery.root}/{c.item.relpath}", c.skip))
         elif c.kind == UNCLASSIFIED:
-            report.unclassified.append(c.item.relpath)
+            unclassified.append(c.item.relpath)
         else:
             packable.append(c)
-    report.unclassified += [i.relpath for i in delivery.items if i.relpath not in known]
-    if report.unclassified:
-        shown = ", ".join(report.unclassified[:20])
-        more = f" and {len(report.unclassified) - 20} more" if len(report.unclassified) > 20 else ""
-        report.warnings.append(f"{len(report.unclassified)} file(s) not classified and not "
-                               f"packaged: {shown}{more}")
-    return tuple(packable)
+    unclassified += [i.relpath for i in delivery.items if i.relpath not in known]
+    return Accounting(tuple(packable), tuple(skipped), tuple(unclassified))
+
+
+def _unclassified_warning(unclassified: tuple[str, ...]) -> list[str]:
+    if not unclassified:
+        return []
+    shown = ", ".join(unclassified[:20])
+    more = f" and {len(unclassified) - 20} more" if len(unclassified) > 20 else ""
+    return [f"{len(unclassified)} file(s) not classified and not packaged: {shown}{more}"]
 
 
 # ---------------------------------------------------------------------------- the run
+
+
+def _request(origpath, packpath, readme_path, piscript, style, mode, append, noms, ous_uids,
+             purpose: Purpose) -> Request:
+    modes = STAGE_MODES if purpose is Purpose.STAGE else tuple(Mode)
+    mode = _choice(mode, modes, "mode")
+    append = _choice(append or "none", ous.APPEND_MODES, "append mode")
+    resolved_style = resolve_style(style, noms)
+    readme_file = Path(readme_path) if readme_path else None
+    if readme_file is not None and not readme_file.is_file():
+        raise UsageError(f"{readme_file}: --readme header file does not exist")
+    pi = resolve_piscript(piscript)
+    uids = ous.parse_uids(ous_uids) if ous_uids else None
+    orig, pack = _check_paths(Path(origpath), Path(packpath))
+    return Request(orig, pack, str(origpath), str(packpath), mode, append, resolved_style,
+                   readme_file, pi, uids, purpose)
 
 
 def package(
@@ -128,7 +178,7 @@ def package(
     readme_path: Path | str | None = None,
     piscript: Path | str | None = None,
     style: str = "",
-    mode: str = "fake",
+    mode: str | Mode = Mode.FAKE,
     append: str = "none",
     noms: bool | None = None,
     plugin: str | None = None,
@@ -136,74 +186,126 @@ def package(
     jobs: int | None = None,
     plugins: Qa2Plugins | None = None,
     progress: Callable[[str], None] | None = None,
-    purpose: str = "package",
+    purpose: Purpose | str = Purpose.PACKAGE,
     ous_uids: str | None = None,
     meter: Meter | None = None,
 ) -> Report:
     """Package ORIGPATH into PACKPATH (QA_Packager). Raises Qa2Error on refusal.
 
-    ``purpose="stage"`` is QA_Pipeline_Stager (use :func:`stage`): the README is the header
-    alone, no ticket zip is written, and plugins are told so through the options.
+    ``purpose=Purpose.STAGE`` is QA_Pipeline_Stager (use :func:`stage`): the README is the
+    header alone, no ticket zip is written, and plugins are told so through the options.
     """
-    mode = _check_choice(mode, STAGE_MODES if purpose == "stage" else MODES, "mode")
-    append = _check_choice(append or "none", ous.APPEND_MODES, "append mode")
-    resolved_style = resolve_style(style, noms)
-    origpath, packpath = Path(origpath), Path(packpath)
-    readme_file = Path(readme_path) if readme_path else None
-    if readme_file is not None and not readme_file.is_file():
-        raise UsageError(f"{readme_file}: --readme header file does not exist")
-    pi = resolve_piscript(Path(piscript) if piscript else None)
-    given_uids = ous.parse_uids(ous_uids) if ous_uids else None  # usage error before any work
-    orig, pack = _check_paths(origpath, packpath)
+    req = _request(origpath, packpath, readme_path, piscript, style, mode, append, noms,
+                   ous_uids, Purpose(purpose))
     plugins = plugins or get_plugin_manager()
+    plugins.require_healthy()
     say = progress or (lambda _msg: None)
 
-    items, scan_warnings = scan(orig)
+    items, scan_warnings = scan(req.root)
     if not items:
-        raise Qa2Error(f"{origpath}: ORIGPATH is empty (no files to package)")
-    options = PackageOptions(mode=mode, append=append, piscript=pi, readme=readme_file,
-                             purpose=purpose)
-    delivery = Delivery(orig, items, resolved_style, options)
-    chosen, ranked = plugins.choose(delivery, plugin)
-    report = Report(chosen, resolved_style.name, mode, append, str(packpath), dry_run=dry_run,
-                    claims=[_claim_json(r) for r in ranked], warnings=list(scan_warnings))
-    say(f"{chosen} claims {origpath} ({ranked[0].claim.reason if ranked else ''})")
+        raise Qa2Error(f"{req.origpath}: ORIGPATH is empty (no files to package)")
+    options = PackageOptions(mode=req.mode, append=req.append, piscript=req.piscript,
+                             readme=req.readme, purpose=req.purpose)
+    delivery = Delivery(req.root, items, req.style, options)
+    decision = plugins.choose(delivery, plugin)
+    say(f"{decision.plugin} claims {req.origpath} ({decision.claim.reason})")
 
-    packable = _account(delivery, plugins.collect(chosen, delivery), report)
-    placements = [*plugins.layout(chosen, delivery, packable),
-                  *_core_placements(resolved_style, mode, pi, report.warnings)]
-    plan = make_plan(orig, items, placements)
+    collection = plugins.collect(decision.plugin, delivery, decision.context)
+    refusal = [f.line() for f in collection.findings if f.level is Level.ERROR]
+    if refusal:  # the input itself is refused: say why before planning anything
+        raise ValidationFailed(f"refused: {len(refusal)} rule(s) broken", lines=tuple(refusal),
+                               plugin=decision.plugin)
+    accounting = _account(delivery, collection)
+    warnings = [*scan_warnings]
+    placements = [*plugins.layout(decision.plugin, delivery, accounting.packable, decision.context),
+                  *_core_placements(req.style, req.mode, req.piscript, warnings)]
+    plan = make_plan(req.root, items, placements)
+    view = plan.view(req.style, decision.plugin, req.mode, req.purpose)
+    findings = (*collection.findings, *plugins.validate(view, decision.plugin, decision.context))
+    warnings += [f.line() for f in findings if f.level is Level.WARN]
+    warnings += _unclassified_warning(accounting.unclassified)
+    warnings += _input_warnings(req)
 
-    report.findings = list(plugins.validate(plan.view(resolved_style, chosen, mode, purpose,
-                                                      delivery), chosen))
-    _input_warnings(report, readme_file, pack, purpose)
-
-    uids = given_uids or plugins.ous_uids(chosen, delivery)
-    target = ous.target(pack, append, uids)
-    report.member = target.member
-    report.listing = plan.listing()
-    header = readme_file.read_bytes() if readme_file else b""
-    readme_bytes = (header if purpose == "stage" else
-                    readme.assemble(header, target.member.rsplit("/", 1)[-1], report.listing))
-    _describe(report, plan, mode, readme_file, readme_bytes)
-
-    errors = [f.line() for f in report.findings if f.level is Level.ERROR]
+    errors = tuple(f.line() for f in findings if f.level is Level.ERROR)
     if errors:  # fake mode too: it is the rehearsal, and it must say what a real run refuses
-        report.errors = errors
-        raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=tuple(errors))
-    if dry_run:
-        return report
-    write_package(report, plan, pack, target, mode, readme_bytes,
-                  jobs or min(4, os.cpu_count() or 1), say, with_ticket=purpose == "package",
-                  meter=meter)
-    return report
+        raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=errors,
+                               plugin=decision.plugin)
+    uids = req.uids or plugins.ous_uids(decision.plugin, delivery, decision.context)
+    header = req.readme.read_bytes() if req.readme else b""
+
+    def readme_for(member_name: str) -> bytes:
+        if req.purpose is Purpose.STAGE:
+            return header
+        return readme.assemble(header, member_name, plan.listing())
+
+    parts = (req, decision, plan, accounting, findings, warnings)
+    if dry_run:  # the target as it would be now; the real run decides it under the lock
+        return _report(*parts, member=ous.target(req.pack, req.append, uids).member,
+                       readme_bytes=readme_for("member_ouss_id"), built=None)
+    built = write_package(BuildRequest(
+        plan, req.pack, req.root, req.mode, req.purpose, req.append, uids, readme_for,
+        {"style": req.style.name, "plugin": decision.plugin},
+        jobs or min(4, os.cpu_count() or 1)), say, meter)
+    return _report(*parts, member=built.member, readme_bytes=b"", built=built)
+
+
+def _input_warnings(req: Request) -> list[str]:
+    if req.purpose is not Purpose.PACKAGE:
+        return []
+    out = []
+    if not req.readme:
+        out.append("no --readme header given: README holds only the file listing")
+    if not PROJECT_CODE.match(req.pack.name):  # JAO staged to <run>_<MOUS>
+        out.append(f"{req.packpath}: PACKPATH should be named after the project code "
+                   "(like 2016.1.01435.S)")
+    return out
+
+
+def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting,
+            findings: tuple[Finding, ...], warnings: list[str], *, member: str,
+            readme_bytes: bytes, built: BuildResult | None) -> Report:
+    """The one place a Report is made: from the plan, and from what was written."""
+    done = {r.dest: r for r in built.entries} if built else {}
+    files = [FileRecord(f"{member}/README", (str(req.readme),) if req.readme else (), "readme",
+                        built.readme.size if built else len(readme_bytes), "core.readme")]
+    for f in plan.files:
+        result = done.get(f.dest)
+        if result is not None:
+            action = result.action
+        elif not req.mode.real and f.action is not Action.EMPTY:
+            action = "fake"
+        else:
+            action = "link" if req.mode is Mode.HARD and f.linkable else str(f.action)
+        files.append(FileRecord(f"{member}/{f.dest}", f.sources, action, f.bytes, f.rule))
+    if built:
+        warnings = warnings + _build_warnings(built)
+    package_bytes = built.package_bytes if built else len(readme_bytes) + plan.source_bytes()
+    return Report(
+        decision.plugin, req.style.name, str(req.mode), req.append, req.packpath, member,
+        built is None, tuple(_claim_json(r) for r in decision.ranked), tuple(files),
+        accounting.skipped, accounting.unclassified, findings, tuple(warnings),
+        built.notes if built else (), package_bytes, built.ticket if built else "",
+        plan.listing())
+
+
+def _build_warnings(built: BuildResult) -> list[str]:
+    out = []
+    fallbacks = [r.dest for r in built.entries if r.link_fallback]
+    if fallbacks:
+        out.append(f"hard links refused by the file system for {len(fallbacks)} entr(y/ies) "
+                   f"(e.g. {fallbacks[0]}): copied instead")
+    tables = [r.dest for r in built.entries if r.copied_table]
+    if tables:
+        out.append(f"{len(tables)} CASA table(s) copied, not hard-linked, because CASA rewrites "
+                   f"tables in place: {', '.join(tables)}")
+    return out
 
 
 def stage(
     pipeline_root: Path | str,
     staged_root: Path | str,
     *,
-    mode: str = "copy",
+    mode: str | Mode = Mode.COPY,
     piscript: Path | str | None = None,
     pipe_readme: Path | str | None = None,
     plugin: str | None = None,
@@ -219,73 +321,50 @@ def stage(
     The member README is ``pipe_readme`` unchanged (empty when not given, as JAO's pkgPipe did).
     """
     return package(pipeline_root, staged_root, readme_path=pipe_readme, piscript=piscript,
-                   mode=mode or "copy", plugin=plugin, dry_run=dry_run, jobs=jobs,
-                   plugins=plugins, progress=progress, purpose="stage", meter=meter)
+                   mode=mode or Mode.COPY, plugin=plugin, dry_run=dry_run, jobs=jobs,
+                   plugins=plugins, progress=progress, purpose=Purpose.STAGE, meter=meter)
 
 
-def load_delivery(origpath: Path | str, style: str = "") -> Delivery:
-    """Scan ORIGPATH into a Delivery (for detect, inspect and tests)."""
+def load_delivery(origpath: Path | str, style: str = "",
+                  purpose: Purpose = Purpose.PACKAGE) -> Delivery:
+    """Scan ORIGPATH into a Delivery (for detect, inspect, verify and tests)."""
     origpath = Path(origpath)
     if not origpath.is_dir():
         raise UsageError(f"{origpath}: ORIGPATH does not exist or is not a directory")
     items, _ = scan(origpath.resolve())
     if not items:
         raise Qa2Error(f"{origpath}: ORIGPATH is empty (no files to package)")
-    return Delivery(origpath.resolve(), items, resolve_style(style), PackageOptions())
+    return Delivery(origpath.resolve(), items, resolve_style(style),
+                    PackageOptions(purpose=purpose))
 
 
-def detect(origpath: Path | str, plugins: Qa2Plugins | None = None,
-           ) -> tuple[str, tuple[RankedClaim, ...]]:
+def detect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> Decision:
     """The plugin that would package ORIGPATH, and every claim (``qa2 detect``)."""
     plugins = plugins or get_plugin_manager()
+    plugins.require_healthy()
     return plugins.choose(load_delivery(origpath))
 
 
 def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> dict:
     """What qa2 sees in ORIGPATH and how the winning plugin classifies it (``qa2 inspect``)."""
     plugins = plugins or get_plugin_manager()
+    plugins.require_healthy()
     delivery = load_delivery(origpath)
-    chosen, ranked = plugins.choose(delivery)
-    by_rel = {c.item.relpath: c for c in plugins.collect(chosen, delivery)}
+    decision = plugins.choose(delivery)
+    collection = plugins.collect(decision.plugin, delivery, decision.context)
+    by_rel = {c.item.relpath: c for c in collection.items}
     items = []
     for item in delivery.items:
         c = by_rel.get(item.relpath)
         items.append({"relpath": item.relpath, "type": str(item.type), "size": item.size,
                       "table_type": item.table_type, "kind": c.kind if c else UNCLASSIFIED,
                       "skip": c.skip if c else ""})
-    return {"plugin": chosen, "claims": [_claim_json(r) for r in ranked], "items": items}
-
-
-def _input_warnings(report: Report, readme_file: Path | None, pack: Path, purpose: str) -> None:
-    report.warnings += [f.line() for f in report.findings if f.level is Level.WARN]
-    if not readme_file and purpose == "package":
-        report.warnings.append("no --readme header given: README holds only the file listing")
-    if not PROJECT_CODE.match(pack.name) and purpose == "package":  # JAO staged to <run>_<MOUS>
-        report.warnings.append(f"{pack}: PACKPATH should be named after the project code "
-                               "(like 2016.1.01435.S)")
+    return {"plugin": decision.plugin, "claims": [_claim_json(r) for r in decision.ranked],
+            "items": items,
+            "findings": [{"level": str(f.level), "rule": f.rule, "path": f.path,
+                          "message": f.message} for f in collection.findings]}
 
 
 def _claim_json(r: RankedClaim) -> dict:
     return {"plugin": r.plugin, "score": r.claim.score, "reason": r.claim.reason,
             "evidence": list(r.claim.evidence)}
-
-
-def _describe(report: Report, plan: Plan, mode: str, readme_file: Path | None,
-              readme_bytes: bytes) -> None:
-    """Fill report.files from the plan (actions refined after execution)."""
-    real = mode in ("copy", "hard")
-    report.files = [{
-        "source": str(readme_file) if readme_file else None,
-        "dest": f"{report.member}/README", "action": "readme",
-        "bytes": readme_file.stat().st_size if readme_file else 0,
-    }]
-    for f in plan.files:
-        planned = str(f.action) if real or f.action is Action.EMPTY else "fake"
-        if real and mode == "hard" and f.linkable:
-            planned = "link"
-        report.files.append({
-            "source": str(f.sources[0]) if len(f.sources) == 1 else [str(s) for s in f.sources],
-            "dest": f"{report.member}/{f.dest}", "action": planned, "bytes": f.bytes,
-            "rule": f.rule,
-        })
-    report.package_bytes = len(readme_bytes) + plan.source_bytes()

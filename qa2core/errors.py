@@ -8,9 +8,10 @@ class Qa2Error(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, lines: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, *, lines: tuple[str, ...] = (), plugin: str | None = None) -> None:
         super().__init__(message)
         self.lines = lines or (message,)
+        self.plugin = plugin  # the plugin that claimed the input, when one did
 
 
 class UsageError(Qa2Error):

@@ -1,205 +1,226 @@
-"""Carry a plan out: fake, ticket, copy or hard, one planned file at a time.
+"""Carry a plan out in one mode, below a member directory in the scratch space.
 
-The executor writes below a member directory inside ``PACKPATH/.qa2-partial/``; the swap into
-place, the lock and the recovery of killed runs are qa2core.build's.
+The swap into place, the lock and recovery are qa2core.build's. Work is batched: small files go
+to the thread pool in groups (one future per file costs more than copying a small plot), big
+files one by one, biggest first so the pool's tail is short. Each source is read once: the
+read that copies it also hashes it and checks it against the scan.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from qa2core import fileops, journal
-from qa2core.errors import Qa2Error
-from qa2core.model import MEMBER_DIRS, Action, ItemType
+from qa2core.fileops import Copied, changed
+from qa2core.model import MEMBER_DIRS, Action, ItemType, Mode
 from qa2core.plan import PlannedFile
-from qa2core.scan import tree_stat
+
+BATCH_FILES = 256
+BATCH_BYTES = 32 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Written:
-    """One file on disk in the package (relative to PACKPATH)."""
+    """One file on disk in the package (path relative to PACKPATH)."""
 
     path: str
-    sha256: str | None
+    sha256: str
     size: int
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class EntryResult:
-    entry: PlannedFile
-    action: str  # what was done: fake, copy, reflink, link, gzip, tgz, empty, reused
-    written: list[Written] = field(default_factory=list)
-    link_fallback: bool = False  # hard mode wanted a link and the file system refused
-    copied_tables: bool = False  # hard mode copied a CASA table on purpose
-
-
-class SourceChanged(Qa2Error):
-    """A source file changed between the scan and the copy: the package would be inconsistent."""
+    dest: str  # member-relative
+    action: str  # what was done: fake, empty, copy, reflink, link, gzip, tgz, reused
+    written: tuple[Written, ...]
+    journal: tuple[tuple[str, journal.Entry], ...] = ()
+    link_fallback: bool = False  # a link was refused by the file system: copied instead
+    copied_table: bool = False  # hard mode copied a CASA table on purpose
 
 
 def fingerprint(entry: PlannedFile) -> tuple[tuple[str, int, int], ...]:
     if entry.items:
-        return tuple((str(src), item.size, item.mtime_ns)
+        return tuple((src, item.size, item.mtime_ns)
                      for src, item in zip(entry.sources, entry.items, strict=True))
-    return tuple((str(src), src.stat().st_size, src.stat().st_mtime_ns) for src in entry.sources)
+    return tuple((src, (st := os.stat(src)).st_size, st.st_mtime_ns) for src in entry.sources)
 
 
-def check_unchanged(entry: PlannedFile) -> None:
-    """Compare every source with the scan; a reducer still writing into ORIGPATH stops the run."""
-    for src, item in zip(entry.sources, entry.items, strict=False):
-        if item.is_dir:
-            size, mtime = tree_stat(src)
-        else:
-            st = os.stat(src)
-            size, mtime = st.st_size, st.st_mtime_ns
-        if (size, mtime) != (item.size, item.mtime_ns):
-            raise SourceChanged(f"{src}: source changed while packaging (size or modification "
-                                "time differs from the scan); run again once it is final")
+def _batches(entries: list[PlannedFile]) -> list[list[PlannedFile]]:
+    out: list[list[PlannedFile]] = []
+    small: list[PlannedFile] = []
+    small_bytes = 0
+    for e in sorted(entries, key=lambda e: -e.bytes):
+        if e.bytes >= BATCH_BYTES or e.action is not Action.COPY or e.whole_dir:
+            out.append([e])
+            continue
+        small.append(e)
+        small_bytes += e.bytes
+        if len(small) >= BATCH_FILES or small_bytes >= BATCH_BYTES:
+            out.append(small)
+            small, small_bytes = [], 0
+    if small:
+        out.append(small)
+    return out
 
 
 class Executor:
-    """Materialises planned files below ``member_dir`` (inside the partial directory)."""
+    """Materialises planned files below ``member_dir``; ``member_rel`` is its path relative to
+    PACKPATH (for manifest and journal), ``root`` the real path of ORIGPATH (links inside
+    tables may not leave it)."""
 
-    def __init__(self, member_dir: Path, rel_prefix: str, mode: str, packpath: Path,
-                 old: dict[str, journal.Entry] | None = None) -> None:
+    def __init__(self, member_dir: str, member_rel: str, mode: Mode, pack: str, root: str,
+                 old: dict[str, journal.Entry]) -> None:
         self.member_dir = member_dir
-        self.rel_prefix = rel_prefix  # member path relative to PACKPATH, for manifest lines
+        self.member_rel = member_rel
         self.mode = mode
-        self.packpath = packpath
-        self.old = old or {}
-        self.new: dict[str, journal.Entry] = {}
-        self._cut = len(str(member_dir)) + 1
-        self._made: set[Path] = set()
-        self.advance: Callable[[int], None] | None = None
-
-    def _ensure_dir(self, path: Path) -> None:
-        # mkdir(exist_ok=True) raises and catches internally: with 20,000 files that shows.
-        if path not in self._made:
-            path.mkdir(parents=True, exist_ok=True)
-            self._made.add(path)
-
-    def _rel(self, dst: Path) -> str:
-        # dst is always member_dir / something: slicing the string spares pathlib's parsing
-        return f"{self.rel_prefix}/{str(dst)[self._cut:]}"
+        self.pack = pack
+        self.root = root
+        self.old = old
+        self.tick: Callable[[int], None] | None = None
 
     def run(self, entries: tuple[PlannedFile, ...], jobs: int,
             advance: Callable[[int], None] | None = None) -> list[EntryResult]:
-        """Materialise every entry on ``jobs`` threads. ``advance`` (thread-safe) is told the
-        source bytes done: per chunk while copying or compressing, per entry otherwise."""
-        self.advance = advance
-        for sub in MEMBER_DIRS:
-            (self.member_dir / sub).mkdir(parents=True, exist_ok=True)
-        # Big entries first so the pool's tail is short.
-        order = sorted(entries, key=lambda e: -e.bytes)
+        """Every entry, in plan order. ``advance`` (thread-safe) is told source bytes done."""
+        self.tick = advance
+        for parent in sorted({*MEMBER_DIRS, *(os.path.dirname(e.dest) for e in entries)}):
+            os.makedirs(os.path.join(self.member_dir, parent), exist_ok=True)
+        if not self.mode.real:  # names only: no pool, no reads
+            return [self._placeholder(e) for e in entries]
         results: dict[str, EntryResult] = {}
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(self.one, entry): entry for entry in order}
+            futures = [pool.submit(self._batch, b) for b in _batches(list(entries))]
             try:
-                for future in as_completed(futures):
-                    results[futures[future].dest] = future.result()
+                for future in futures:
+                    results.update((r.dest, r) for r in future.result())
             except BaseException:
                 # A full disk or a changed source: stop queued work at once, not after it.
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
         return [results[e.dest] for e in entries]
 
-    def one(self, entry: PlannedFile) -> EntryResult:
-        dst = self.member_dir / entry.dest
-        self._ensure_dir(dst.parent)
-        real = self.mode in ("copy", "hard")
-        if entry.action is Action.EMPTY or not real:
-            if entry.whole_dir:
-                dst.mkdir()
-                return EntryResult(entry, "fake")
-            dst.touch(exist_ok=False)
-            return EntryResult(entry, "empty" if entry.action is Action.EMPTY else "fake",
-                               [Written(self._rel(dst), fileops.EMPTY_SHA256, 0)])
-        done = [0]
+    def _batch(self, batch: list[PlannedFile]) -> list[EntryResult]:
+        out = []
+        for entry in batch:
+            done = [0]
 
-        def tick(n: int) -> None:
-            done[0] += n
-            self.advance(n)
+            def tick(n: int, done: list[int] = done) -> None:
+                done[0] += n
+                self.tick(n)
 
-        meter = tick if self.advance else None
+            out.append(self._one(entry, tick if self.tick else None))
+            if self.tick and entry.bytes > done[0]:
+                self.tick(entry.bytes - done[0])
+        return out
+
+    def _rel(self, dest: str) -> str:
+        return f"{self.member_rel}/{dest}"
+
+    def _placeholder(self, entry: PlannedFile) -> EntryResult:
+        dst = os.path.join(self.member_dir, entry.dest)
         if entry.whole_dir:
-            result = self._copy_tree(entry, dst)
-        else:
-            result = self._reuse(entry, dst) or self._make(entry, dst, meter)
-        check_unchanged(entry)
-        if self.advance and entry.bytes > done[0]:
-            self.advance(entry.bytes - done[0])
-        return result
+            os.mkdir(dst)
+            return EntryResult(entry.dest, "fake", ())
+        os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        action = "empty" if entry.action is Action.EMPTY else "fake"
+        return EntryResult(entry.dest, action, (Written(self._rel(entry.dest), fileops.EMPTY_SHA256, 0),))
 
-    def _reuse(self, entry: PlannedFile, dst: Path) -> EntryResult | None:
-        """Link the previous run's output when nothing about it changed: no read, no hash."""
-        rel = self._rel(dst)
-        old = self.old.get(rel)
-        previous = self.packpath / rel
-        if (old is None or old.mode != self.mode or old.sources != fingerprint(entry)
-                or not journal.still_valid(old, previous)):
-            return None
-        os.link(previous, dst)
-        self.new[rel] = old
-        return EntryResult(entry, "reused", [Written(rel, old.sha256, old.size)])
-
-    def _make(self, entry: PlannedFile, dst: Path, tick: fileops.Tick | None) -> EntryResult:
+    def _one(self, entry: PlannedFile, tick: fileops.Tick | None) -> EntryResult:
+        dst = os.path.join(self.member_dir, entry.dest)
+        if entry.action is Action.EMPTY:
+            return self._placeholder(entry)
+        if entry.whole_dir:
+            return self._copy_tree(entry, dst)
+        reused = self._reuse(entry, dst)
+        if reused is not None:
+            return reused
+        tick = tick if entry.bytes >= BATCH_BYTES else None  # small files: one tick each
+        link_fallback = False
         if entry.action is Action.GZIP:
-            sha = fileops.gzip_file(entry.sources[0], dst, tick=tick)
-            result = EntryResult(entry, "gzip")
+            done = fileops.gzip_file(entry.sources[0], dst, tick=tick)
         elif entry.action is Action.TGZ:
-            sha = fileops.tgz(entry.sources, dst)
-            result = EntryResult(entry, "tgz")
+            trees = [(src, None if not item.is_dir else fileops.walk_tree(src, self.root))
+                     for src, item in zip(entry.sources, entry.items, strict=True)]
+            done, _, _ = fileops.tgz(trees, dst)
+            for src, item in zip(entry.sources, entry.items, strict=True):
+                self._check_item(src, item, trees)
         else:
-            result = self._copy_or_link(entry, entry.sources[0], dst, EntryResult(entry, "copy"),
-                                        tick)
-            sha = result.written[-1].sha256
-            result.written.clear()
-        st = dst.stat()
-        rel = self._rel(dst)
-        result.written.append(Written(rel, sha, st.st_size))
-        self.new[rel] = journal.Entry(fingerprint(entry), self.mode, result.action, sha or "",
-                                      st.st_size, st.st_mtime_ns)
-        return result
+            done, link_fallback = self._copy_or_link(entry.sources[0], dst,
+                                                     self.mode is Mode.HARD and entry.linkable, tick)
+        if entry.items and entry.action is not Action.TGZ:
+            # as opened, and after the copy: a reducer still writing into ORIGPATH stops the run
+            item, after = entry.items[0], os.stat(entry.sources[0])
+            if {(done.src_size, done.src_mtime_ns), (after.st_size, after.st_mtime_ns)} != {
+                    (item.size, item.mtime_ns)}:
+                raise changed(entry.sources[0])
+        st = os.lstat(dst)
+        rel = self._rel(entry.dest)
+        record = journal.Entry(fingerprint(entry), str(self.mode), done.how, done.sha256,
+                               st.st_size, st.st_mtime_ns)
+        return EntryResult(entry.dest, done.how, (Written(rel, done.sha256, st.st_size),),
+                           ((rel, record),), link_fallback)
 
-    def _copy_or_link(self, entry: PlannedFile, src: Path, dst: Path, result: EntryResult,
-                      tick: fileops.Tick | None = None) -> EntryResult:
-        if self.mode == "hard" and entry.linkable:
+    def _check_item(self, src: str, item, trees) -> None:
+        tree = dict(trees).get(src)
+        if tree is not None and fileops.tree_fingerprint(tree) != (item.size, item.mtime_ns):
+            raise changed(src)
+
+    def _copy_or_link(self, src: str, dst: str, link: bool,
+                      tick: fileops.Tick | None = None) -> tuple[Copied, bool]:
+        if link:
             try:
-                sha = fileops.link_file(src, dst)
-                result.action = "link" if result.action in ("copy", "link") else result.action
-                result.written.append(Written(self._rel(dst), sha, dst.stat().st_size))
-                return result
+                return fileops.link_file(src, dst), False
             except OSError as exc:
                 if exc.errno not in fileops.LINK_FALLBACK_ERRNOS:
                     raise
-                result.link_fallback = True
-        if fileops.reflink(src, dst):
-            sha = fileops.hash_file(dst)
-            result.action = "reflink" if result.action == "copy" else result.action
-        else:
-            sha = fileops.copy_file(src, dst, tick=tick)
-        result.written.append(Written(self._rel(dst), sha, dst.stat().st_size))
-        return result
+                return fileops.copy_file(src, dst, tick), True
+        return fileops.copy_file(src, dst, tick), False
 
-    def _copy_tree(self, entry: PlannedFile, dst: Path) -> EntryResult:
-        item = entry.items[0]
-        result = EntryResult(entry, "copy")
-        # casacore rewrites table files in place: a link would tie the package to the source.
-        if self.mode == "hard" and item.type is not ItemType.ASDM:
-            result.copied_tables = True
-        elif self.mode == "hard":
-            result.action = "link"
-        src_top = entry.sources[0]
-        dst.mkdir()
-        for src in fileops.iter_files(src_top):
-            target = dst / src.relative_to(src_top)
-            self._ensure_dir(target.parent)
-            self._copy_or_link(entry, src, target, result)
-        for dirpath, dirnames, _ in os.walk(src_top, followlinks=True):
-            for name in dirnames:  # empty subdirectories are part of a table too
-                (dst / Path(dirpath, name).relative_to(src_top)).mkdir(exist_ok=True)
-        return result
+    def _reuse(self, entry: PlannedFile, dst: str) -> EntryResult | None:
+        """The previous run's file, when nothing about it changed: no read, no hash. Linked
+        into the new build, or copied where the file system refuses links."""
+        rel = self._rel(entry.dest)
+        old = self.old.get(rel)
+        previous = os.path.join(self.pack, rel)
+        if (old is None or old.mode != str(self.mode) or old.sources != fingerprint(entry)
+                or not journal.still_valid(old, previous)):
+            return None
+        fallback = False
+        try:
+            os.link(previous, dst)
+        except OSError as exc:
+            if exc.errno not in fileops.LINK_FALLBACK_ERRNOS:
+                raise
+            fileops.copy_file(previous, dst)
+            os.utime(dst, ns=(old.mtime_ns, old.mtime_ns))
+            fallback = True
+        return EntryResult(entry.dest, "reused", (Written(rel, old.sha256, old.size),),
+                           ((rel, old),), fallback)
+
+    def _copy_tree(self, entry: PlannedFile, dst: str) -> EntryResult:
+        """A directory shipped whole: one walk lists it, checks it against the scan, and copies
+        it (empty subdirectories included). Hard mode links only ASDM content: casacore
+        rewrites tables in place."""
+        src, item = entry.sources[0], entry.items[0]
+        tree = fileops.walk_tree(src, self.root)
+        if fileops.tree_fingerprint(tree) != (item.size, item.mtime_ns):
+            raise changed(src)
+        link = self.mode is Mode.HARD and item.type is ItemType.ASDM
+        os.mkdir(dst)
+        written, records, fallback = [], [], False
+        for e in tree:
+            target = os.path.join(dst, e.rel)
+            if e.is_dir:
+                os.mkdir(target)
+                continue
+            done, refused = self._copy_or_link(os.path.join(src, e.rel), target, link)
+            fallback = fallback or refused
+            if (done.src_size, done.src_mtime_ns) != (e.size, e.mtime_ns):
+                raise changed(os.path.join(src, e.rel))
+            rel = self._rel(f"{entry.dest}/{e.rel}")
+            written.append(Written(rel, done.sha256, done.size))
+        action = "link" if link else "copy"
+        return EntryResult(entry.dest, action, tuple(written), tuple(records), fallback,
+                           copied_table=self.mode is Mode.HARD and not link)

@@ -1,31 +1,32 @@
 """The plugin author's manual: every hook qa2 calls, when, on whom, and what it must return.
 
 A plugin is a module (or object) with functions decorated by ``qa2core.hookimpl`` and named
-like the specs below; it is found through the entry-point group ``qa2``::
+like the specs below, found through the entry-point group ``qa2``::
 
     [project.entry-points.qa2]
     mysite = "qa2_mysite.plugin"
 
-Rules that hold for every hook:
+Rules for every hook:
 
-* Hooks never write to disk and never print. The core owns all file I/O: it scans ORIGPATH,
-  copies, links, compresses, writes README, ticket and manifest. Plugins return data.
-* Hooks are keyword-called; an implementation may accept fewer arguments than the spec.
-* An exception raised in a hook is a plugin bug: the run stops with ``PluginFailed`` naming the
-  plugin. It is never read as "no claim".
-* Results are frozen dataclasses from :mod:`qa2core.model`, never dicts.
+* Hooks never write to disk and never print: the core owns all file I/O. Plugins return data.
+* Hooks are called by keyword. An implementation takes only the arguments it wants (pluggy's
+  opt-in arguments), so new arguments can be added to a spec without breaking any plugin.
+* An exception, or a result of the wrong type, stops the run with one line:
+  ``plugin NAME failed in HOOK: …``. It is never read as "no claim".
+* Results are the frozen dataclasses of :mod:`qa2core.model`, never dicts.
+* A plugin never needs the name it was registered under: the core decides whose hooks run.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from qa2core.model import Claim, Collected, Delivery, Finding, PackageView, Placement
+    from qa2core.model import Claim, Collected, Collection, Delivery, Finding, PackageView, Placement
     from qa2core.ous import OusUids
 
 _hookspec = pluggy.HookspecMarker("qa2")
@@ -36,76 +37,73 @@ class Qa2Specs:
     def qa2_detect(self, delivery: Delivery) -> Claim | None:
         """Say whether this plugin can package ``delivery``, and how sure it is.
 
-        Called on **every** plugin, before anything else. The core ranks the claims: the
-        highest ``Claim.score`` wins; a tie at the top, or no claim at all, stops the run with
-        a list of every claim (``--plugin NAME`` skips ranking, but that plugin must still
-        claim). Use the scale in :mod:`qa2core.model`: ``FALLBACK`` (10), ``GENERIC`` (50),
-        ``SPECIFIC`` (80), ``OVERRIDE`` (90).
+        Called on **every** plugin first. The core ranks the claims: the highest score wins; a
+        tie at the top, or no claim, stops the run listing every claim (``--plugin NAME`` skips
+        the ranking, but that plugin must still claim). Scores: ``FALLBACK`` 10, ``GENERIC`` 50,
+        ``SPECIFIC`` 80, ``OVERRIDE`` 90 (:mod:`qa2core.model`).
 
-        Must be cheap: look at ``delivery.items`` (names, item types, table types, sizes).
+        Look only at names, item types, table types and sizes; never open a file here. Put what
+        you work out into ``Claim.context``: the core hands it to your other hooks.
 
-        :param delivery: the scanned input: ``root``, ``items``, resolved ``style``, options
         :returns: a :class:`~qa2core.model.Claim`, or ``None`` to decline
         """
 
     @_hookspec
-    def qa2_collect(self, delivery: Delivery) -> Sequence[Collected]:
+    def qa2_collect(self, delivery: Delivery, context: Any) -> Collection | Sequence[Collected]:
         """Classify the items of ``delivery``: what each one is, or why it stays out.
 
-        Called on the **winning** plugin only. Return one :class:`~qa2core.model.Collected`
-        per item you have an opinion on: ``kind`` names what it is (your vocabulary, used again
-        by your ``qa2_layout``); ``skip="reason"`` leaves it out on purpose; ``kind=UNCLASSIFIED``
-        (or leaving an item out of the result) makes the core report it to the user as
-        unclassified and not package it. Nothing is ever dropped silently.
+        Called on the **winner** only. One :class:`~qa2core.model.Collected` per item:
+        ``kind`` is your word for it (your ``qa2_layout`` gets it back); ``skip="reason"``
+        leaves it out on purpose; ``UNCLASSIFIED``, or no entry at all, is reported to the user
+        as left out. Problems of the input itself (an unreadable PPR, an EB without its
+        script) go into :class:`~qa2core.model.Collection` ``findings``; an ERROR refuses the
+        run. This is the place to read small input files (a PPR), once.
 
-        :param delivery: as for ``qa2_detect``
-        :returns: a sequence of ``Collected``
+        :param context: your ``Claim.context``
+        :returns: a ``Collection``, or a plain sequence of ``Collected``
         """
 
     @_hookspec
-    def qa2_layout(self, delivery: Delivery, collected: Sequence[Collected]) -> Sequence[Placement]:
+    def qa2_layout(self, delivery: Delivery, collected: Sequence[Collected],
+                   context: Any) -> Sequence[Placement]:
         """Say where each collected item goes in the member directory, and how.
 
-        Called on the **winning** plugin only, with the non-skipped, classified items of its
-        own ``qa2_collect``. Each :class:`~qa2core.model.Placement` names a member-relative
-        ``dest`` (``"script/scriptForImaging.py"``) and an ``action``: ``COPY``, ``GZIP``
-        (dest ends ``.gz``), ``TGZ`` (one or more sources, each archived under its base name)
-        or ``EMPTY`` (a dummy that must exist). The core adds ``README`` and
-        ``script/scriptForPI.py`` itself; do not place them. Two placements with one ``dest``
-        stop the run.
+        Called on the **winner** only, with its classified, non-skipped items. Each
+        :class:`~qa2core.model.Placement` names a member-relative ``dest``
+        (``"script/scriptForImaging.py"``) and an ``action``: ``COPY``, ``GZIP`` (dest ends
+        ``.gz``), ``TGZ`` (sources archived under their base names) or ``EMPTY`` (a dummy that
+        must exist). The core adds ``README`` and ``script/scriptForPI.py``; do not place them.
 
-        :param delivery: as for ``qa2_detect``
+        :param delivery: the scanned input, as for ``qa2_detect``
         :param collected: this plugin's classified items, skipped and unclassified ones removed
+        :param context: your ``Claim.context``
         :returns: a sequence of ``Placement``
         """
 
     @_hookspec
-    def qa2_validate(self, view: PackageView, plugin: str) -> Sequence[Finding] | None:
-        """Check a member directory, as planned (before anything is written) or on disk.
+    def qa2_validate(self, view: PackageView, context: Any, plugin: str) -> Sequence[Finding] | None:
+        """Check one member directory: as planned (before anything is written) or on disk.
 
-        Called on **every** plugin: check what you know about. ``plugin`` is the name of the
-        plugin that packaged (or, for ``qa2 verify``, claims) the package; return ``None``
-        when the rules you hold are not for it. Findings at level ``ERROR`` refuse the run
-        (``ticket``, ``copy``, ``hard``) or fail ``qa2 verify``; ``WARN`` and ``INFO`` are
-        reported.
+        The same call in ``qa2 package`` and ``qa2 verify``. Called on the plugin that
+        packages (or, in verify, claims) the package, on the core's built-in rules, and on
+        plugins that set ``QA2_CROSS_CUTTING = True`` (rules for every package, e.g. a site
+        policy). Read content through ``view.open(path)``, which streams; it returns ``None``
+        where content is not at hand. ``ERROR`` refuses the run or fails verify.
 
-        :param view: member-relative file names, the style, and a ``read`` function for content
-        :param plugin: the name of the packaging plugin
+        :param context: the packaging plugin's ``Claim.context`` (``None`` for other plugins)
+        :param plugin: name of the packaging plugin (kept for plugins written before 0.2)
         :returns: a sequence of :class:`~qa2core.model.Finding`, or ``None``
         """
 
     @_hookspec
-    def qa2_ous_uids(self, delivery: Delivery) -> OusUids | None:
-        """Give the real SOUS, GOUS and MOUS UIDs of ``delivery`` when the input names them.
+    def qa2_ous_uids(self, delivery: Delivery, context: Any) -> OusUids | None:
+        """Give the real SOUS, GOUS and MOUS UIDs when the input names them.
 
-        Called on the **winning** plugin only, when the user gave no ``--ous-uids``. Return
-        an :class:`~qa2core.ous.OusUids` (sanitized UIDs, e.g. from a pipeline run's
-        ``SOUS_``/``GOUS_``/``MOUS_`` directories) and the package gets ingestion-ready
-        ``science_goal.<SOUS>/group.<GOUS>/member.<MOUS>`` names instead of the placeholders;
-        return ``None`` (or do not implement it) to keep the placeholders.
+        Called on the **winner** only, when the user gave no ``--ous-uids``. Return an
+        :class:`~qa2core.ous.OusUids` and the package gets
+        ``science_goal.<SOUS>/group.<GOUS>/member.<MOUS>``; ``None`` keeps the placeholders.
 
-        :param delivery: as for ``qa2_detect``
+        :param delivery: the scanned input, as for ``qa2_detect``
+        :param context: your ``Claim.context``
         :returns: :class:`~qa2core.ous.OusUids` or ``None``
-
-        .. versionadded:: 0.1
         """

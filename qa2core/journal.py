@@ -1,10 +1,10 @@
-"""What a finished run wrote, so the next run over an unchanged source skips the work.
+"""What the last run wrote, so the next run over an unchanged source skips the work.
 
-``PACKPATH/.qa2-journal.json`` maps each packaged file (relative to PACKPATH) to the
-fingerprint of its sources (path, size, mtime_ns), the mode and action that made it, and the
-packaged file's own size, mtime_ns and sha256. A file is reused (hard-linked from the previous
-package into the new build, never re-read or re-hashed) only when every one of these still
-matches; anything else is redone.
+``PACKPATH.qa2/journal.json`` (beside the package, never delivered) maps each packaged file
+(relative to PACKPATH) to the fingerprint of its sources (path, size, mtime_ns), the mode and
+action that made it, and the packaged file's own size, mtime_ns and sha256; ``run`` records how
+the package was made (purpose, style, plugin, mode). A file is reused (linked from the previous
+package, never re-read) only when all of these still match; anything else is redone.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa2core.manifest import write_atomic
-
-NAME = ".qa2-journal.json"
+from qa2core import paths
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     sources: tuple[tuple[str, int, int], ...]
     mode: str
@@ -29,37 +27,38 @@ class Entry:
     mtime_ns: int
 
 
-def run_info(packpath: Path) -> dict[str, str]:
-    """How the package was last written: ``purpose``, ``style``, ``plugin``, ``mode``."""
+@dataclass(frozen=True)
+class Journal:
+    run: dict[str, str]
+    entries: dict[str, Entry]
+
+
+def load(packpath: Path) -> Journal:
+    """The journal beside ``packpath``; empty when missing or unreadable (redo everything)."""
     try:
-        return dict(json.loads((packpath / NAME).read_text()).get("run", {}))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}
+        raw = json.loads(paths.journal_file(packpath).read_text())
+        entries = {k: Entry(tuple(tuple(s) for s in v["sources"]), v["mode"], v["action"],
+                            v["sha256"], v["size"], v["mtime_ns"])
+                   for k, v in raw["entries"].items()}
+        return Journal(dict(raw.get("run", {})), entries)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return Journal({}, {})
 
 
-def load(packpath: Path) -> dict[str, Entry]:
-    try:
-        raw = json.loads((packpath / NAME).read_text())
-        return {k: Entry(tuple(tuple(s) for s in v["sources"]), v["mode"], v["action"],
-                         v["sha256"], v["size"], v["mtime_ns"]) for k, v in raw["entries"].items()}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}  # no journal, or one we cannot trust: redo everything
-
-
-def save(path: Path, entries: dict[str, Entry], run: dict[str, str] | None = None) -> None:
-    data = {"version": 1, "run": run or {},
+def dump(entries: dict[str, Entry], run: dict[str, str]) -> str:
+    data = {"version": 2, "run": run,
             "entries": {k: {"sources": v.sources, "mode": v.mode, "action": v.action,
                             "sha256": v.sha256, "size": v.size, "mtime_ns": v.mtime_ns}
                         for k, v in sorted(entries.items())}}
-    write_atomic(path, json.dumps(data, separators=(",", ":")))  # no indent: C encoder
+    return json.dumps(data, separators=(",", ":"))  # no indent: the C encoder
 
 
-def still_valid(old: Entry | None, packaged: Path) -> bool:
+def still_valid(old: Entry | None, packaged: str) -> bool:
     """The packaged file is the one the journal describes (not edited or replaced since)."""
     if old is None:
         return False
     try:
-        st = os.stat(packaged)
+        st = os.lstat(packaged)
     except OSError:
         return False
     return st.st_size == old.size and st.st_mtime_ns == old.mtime_ns

@@ -1,49 +1,45 @@
-"""One run per PACKPATH: ``PACKPATH/.qa2.lock`` holds ``pid@host``; a dead holder's lock is
-taken over (same host only: a pid on another host cannot be checked)."""
+"""One writer per PACKPATH: an exclusive ``flock`` on ``PACKPATH.qa2/lock``, outside the
+delivered tree. The kernel releases it when the holder dies, kill -9 included, so there is no
+stale lock to take over and no check-then-unlink race; it is honoured across NFS clients.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 from pathlib import Path
 
+from qa2core import paths
 from qa2core.errors import Qa2Error
-
-NAME = ".qa2.lock"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class PackLock:
-    def __init__(self, packpath: Path) -> None:
-        self.path = packpath / NAME
-        self.me = f"{os.getpid()}@{socket.gethostname()}"
+    """``with PackLock(pack, "package"):`` or :class:`Qa2Error` naming the holder."""
+
+    def __init__(self, packpath: Path, what: str = "qa2") -> None:
+        self.pack = packpath
+        self.path = paths.lock_file(packpath)
+        self.me = f"{what} pid {os.getpid()}@{socket.gethostname()}"
+        self.fd: int | None = None
 
     def __enter__(self) -> PackLock:
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self.path.read_text().strip() if self.path.exists() else ""
-                pid, _, host = holder.partition("@")
-                if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-                    self.path.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
-                who = holder or "unknown holder"
-                raise Qa2Error(f"{self.path.parent}: another qa2 run holds the lock ({who}); "
-                               f"wait for it, or remove {self.path} if that run is dead") from None
-            with os.fdopen(fd, "w") as fh:
-                fh.write(self.me + "\n")
-            return self
-        raise Qa2Error(f"{self.path}: could not take the lock")
+        self.path.parent.mkdir(exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another run"
+            os.close(fd)
+            raise Qa2Error(f"{self.pack}: another qa2 run holds the lock ({holder}); wait for it "
+                           "to finish [lock.held]") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, (self.me + "\n").encode())
+        self.fd = fd
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None

@@ -1,25 +1,26 @@
-"""The plugin manager: a typed facade over pluggy, built by a factory (no import-time global).
-
-Detection is claim-and-rank: every plugin is asked, the core picks the highest score and
-refuses ties. ``collect`` and ``layout`` then run on the winner only; ``validate`` is asked of
-everyone.
-"""
+"""The plugin manager: a typed facade over pluggy, built by a factory. Hooks are called plugin by
+plugin and every failure is one attributed line, ``plugin NAME failed in HOOK: ...``."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
 
-from qa2core import PROJECT, hookspecs
+from qa2core import PROJECT, builtin, hookspecs
 from qa2core.errors import AmbiguousDelivery, NotDetected, PluginFailed, UsageError
-from qa2core.model import Claim, Collected, Delivery, Finding, PackageView, Placement
+from qa2core.model import Claim, Collected, Collection, Delivery, Finding, PackageView, Placement
 from qa2core.ous import OusUids
 
 BUILTIN = "qa2core.builtin"
+RESULTS = {"qa2_detect": (Claim, "Claim or None"), "qa2_ous_uids": (OusUids, "OusUids or None"),
+           "qa2_collect": (Collected, "Collection or a sequence of Collected"),
+           "qa2_layout": (Placement, "a sequence of Placement"),
+           "qa2_validate": (Finding, "a sequence of Finding or None")}  # type of result or its items
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class PluginInfo:
     version: str
     distribution: str
     hooks: tuple[str, ...]
+    error: str = ""  # set when the entry point failed to load: the line to show the user
 
 
 @dataclass(frozen=True)
@@ -39,120 +41,159 @@ class RankedClaim:
         return f"{self.plugin} (score {self.claim.score}): {self.claim.reason}"
 
 
+@dataclass(frozen=True)
+class Decision:
+    """Who packages the input: the winning plugin, its claim, and every claim ranked."""
+    plugin: str
+    claim: Claim
+    ranked: tuple[RankedClaim, ...]
+
+    @property
+    def context(self) -> Any:
+        return self.claim.context
+
+
+def _seq(result: Any, kind: type, what: str = "") -> str:
+    if isinstance(result, str | bytes) or not isinstance(result, Sequence):
+        return type(result).__name__
+    return next((f"{what or type(result).__name__} holding {type(x).__name__} at index {i}"
+                 for i, x in enumerate(result) if not isinstance(x, kind)), "")
+
+
+def _wrong(hook: str, got: Any) -> str:
+    """'' if ``got`` is what ``hook`` must return; else what it is, for the error line."""
+    if got is None:
+        return "nothing" if hook in ("qa2_collect", "qa2_layout") else ""  # None, or no hookimpl
+    if isinstance(got, Claim) and (isinstance(got.score, bool) or not isinstance(got.score, int)):
+        return f"Claim with a {type(got.score).__name__} score"
+    if hook in ("qa2_detect", "qa2_ous_uids"):
+        return "" if isinstance(got, RESULTS[hook][0]) else type(got).__name__
+    if hook == "qa2_collect" and isinstance(got, Collection):
+        return _seq(got.items, Collected, "Collection.items") or _seq(
+            got.findings, Finding, "Collection.findings")
+    return _seq(got, RESULTS[hook][0])
+
+
 class Qa2Plugins:
-    """What the engine needs from the plugins, with pluggy's untyped results wrapped."""
+    """What the engine needs from the plugins: each call attributed, each result type-checked."""
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
+        self._dists: dict[str, tuple[str, str]] = {}  # entry-point name -> (version, distribution)
+        self._broken: dict[str, PluginInfo] = {}
 
     def register(self, plugin: object, name: str) -> None:
-        """Register a plugin object directly (tests, site scripts) and check its hook names."""
-        self.pm.register(plugin, name=name)
-        self.pm.check_pending()
+        """Register a plugin object (tests, site scripts); a misspelled hook leaves no trace."""
+        self.pm.register(plugin, name=name)  # pluggy checks every hookimpl before any change
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            self.pm.unregister(plugin, name=name)
+            raise
+
+    def load_entrypoints(self) -> None:
+        """Load the ``qa2`` entry points one by one; a broken one is recorded, not raised."""
+        for ep in (e for e in entry_points(group=PROJECT) if not self.pm.is_blocked(e.name)):
+            dist = (ep.dist.version, ep.dist.name) if ep.dist else ("", "(unknown distribution)")
+            try:
+                self.register(ep.load(), ep.name)
+                self._dists[ep.name] = dist
+            except Exception as exc:  # an import or registration error of that plugin alone
+                error = (f"plugin {ep.name!r} (distribution {dist[1]} {dist[0]}) failed to load: "
+                         f"{exc!r}; skip it with QA2_DISABLE_PLUGINS={ep.name}")
+                self._broken.setdefault(ep.name, PluginInfo(ep.name, *dist, (), error))
 
     def names(self) -> tuple[str, ...]:
-        # A blocked name stays listed with plugin None: it is not installed for us.
         return tuple(sorted(n for n, p in self.pm.list_name_plugin() if n != BUILTIN and p is not None))
 
-    def installed(self) -> tuple[PluginInfo, ...]:
-        dists = {id(p): d for p, d in self.pm.list_plugin_distinfo()}
-        infos = []
-        for name in self.names():
-            plugin = self.pm.get_plugin(name)
-            dist = dists.get(id(plugin))
-            hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
-            infos.append(PluginInfo(
-                name=name,
-                version=dist.version if dist else "",
-                distribution=dist.project_name if dist else "(registered directly)",
-                hooks=hooks,
-            ))
-        return tuple(infos)
+    def broken(self) -> tuple[PluginInfo, ...]:
+        return tuple(info for _, info in sorted(self._broken.items()))
 
-    def _call_one(self, hook: str, plugin: str, **kwargs: Any) -> Any:
-        """Call ``hook`` on one plugin only, with pluggy's own argument handling."""
-        target = self.pm.get_plugin(plugin)
-        if target is None:
+    def installed(self) -> tuple[PluginInfo, ...]:  # loaded and broken (``error`` set) plugins
+        loaded = [PluginInfo(n, *self._dists.get(n, ("", "(registered directly)")), tuple(sorted(
+            h.name for h in self.pm.get_hookcallers(self.pm.get_plugin(n)) or ()))) for n in self.names()]
+        return tuple(sorted([*self.broken(), *loaded], key=lambda i: i.name))
+
+    def require_healthy(self) -> None:
+        if lines := tuple(info.error for info in self.broken()):
+            raise PluginFailed("; ".join(lines), lines=lines)
+
+    def _call(self, hook: str, plugin: str, /, **kwargs: Any) -> list[Any]:  # kwargs may hold plugin=
+        """``hook`` on ``plugin`` alone through pluggy (opt-in arguments): its results, checked."""
+        if self.pm.get_plugin(plugin) is None:
             raise UsageError(f"no plugin named {plugin!r}; installed: {', '.join(self.names())}")
+        failed = f"plugin {plugin!r} failed in {hook}:"
         others = [p for n, p in self.pm.list_name_plugin() if n != plugin]
-        caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
-        try:
-            results = caller(**kwargs)
+        try:  # pluggy drops None results; [None] also stands for "no hookimpl"
+            results = self.pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs) or [None]
         except Exception as exc:  # a plugin bug, reported with the plugin's name
-            raise PluginFailed(f"plugin {plugin!r} failed in {hook}: {exc!r}") from exc
-        return results[0] if results else None
+            raise PluginFailed(f"{failed} {exc!r}") from exc
+        for wrong in filter(None, (_wrong(hook, result) for result in results)):
+            raise PluginFailed(f"{failed} returned {wrong}, expected {RESULTS[hook][1]}")
+        if len(results) > 1 and hook != "qa2_validate":
+            raise PluginFailed(f"{failed} {len(results)} implementations, expected one")
+        return [r for r in results if r is not None]
 
     def claims(self, delivery: Delivery) -> tuple[RankedClaim, ...]:
-        """Every plugin's claim on ``delivery``, highest score first."""
-        ranked = []
-        for name in self.names():
-            claim = self._call_one("qa2_detect", name, delivery=delivery)
-            if claim is not None:
-                ranked.append(RankedClaim(name, claim))
+        """Every claim on ``delivery``, best first; none while a plugin is broken (it may claim)."""
+        self.require_healthy()
+        ranked = [RankedClaim(name, claim) for name in self.names()
+                  for claim in self._call("qa2_detect", name, delivery=delivery)]
         return tuple(sorted(ranked, key=lambda r: (-r.claim.score, r.plugin)))
 
-    def choose(self, delivery: Delivery, forced: str | None = None) -> tuple[str, tuple[RankedClaim, ...]]:
+    def choose(self, delivery: Delivery, forced: str | None = None) -> Decision:
         """The plugin that packages ``delivery``: the unique top claim, or ``forced`` if it claims."""
         ranked = self.claims(delivery)
-        listing = tuple(r.line() for r in ranked)
-        where = str(delivery.root)
-        if forced:
-            if forced not in self.names():
-                raise UsageError(
-                    f"--plugin {forced!r}: no such plugin; installed: {', '.join(self.names())}"
-                )
-            if not any(r.plugin == forced for r in ranked):
-                raise NotDetected(f"{where}: plugin {forced!r} does not claim this input",
-                                  lines=(f"{where}: plugin {forced!r} does not claim this input",
-                                         *listing))
-            return forced, ranked
+        listing, where = tuple(r.line() for r in ranked), str(delivery.root)
+        if forced and forced not in self.names():
+            raise UsageError(f"--plugin {forced!r}: no such plugin; installed: {', '.join(self.names())}")
+        if forced and not any(r.plugin == forced for r in ranked):
+            line = f"{where}: plugin {forced!r} does not claim this input"
+            raise NotDetected(line, lines=(line, *listing))
         if not ranked:
-            msg = (f"{where}: no plugin claims this input (installed: "
-                   f"{', '.join(self.names()) or 'none'}); is it a reduction directory?")
-            raise NotDetected(msg)
+            raise NotDetected(f"{where}: no plugin claims this input (installed: "
+                              f"{', '.join(self.names()) or 'none'}); is it a reduction directory?")
         top = [r for r in ranked if r.claim.score == ranked[0].claim.score]
-        if len(top) > 1:
+        if len(top) > 1 and not forced:
             msg = (f"{where}: ambiguous input, {len(top)} plugins claim it with score "
                    f"{top[0].claim.score}; choose one with --plugin NAME")
             raise AmbiguousDelivery(msg, lines=(msg, *listing))
-        return ranked[0].plugin, ranked
+        win = next(r for r in ranked if r.plugin == forced) if forced else ranked[0]
+        return Decision(win.plugin, win.claim, ranked)
 
-    def collect(self, plugin: str, delivery: Delivery) -> tuple[Collected, ...]:
-        return tuple(self._call_one("qa2_collect", plugin, delivery=delivery) or ())
+    def collect(self, plugin: str, delivery: Delivery, context: Any = None) -> Collection:
+        (got,) = self._call("qa2_collect", plugin, delivery=delivery, context=context)
+        return Collection(*(tuple(got.items), tuple(got.findings)) if isinstance(got, Collection)
+                          else (tuple(got),))
 
-    def layout(self, plugin: str, delivery: Delivery,
-               collected: Sequence[Collected]) -> tuple[Placement, ...]:
-        result = self._call_one("qa2_layout", plugin, delivery=delivery, collected=collected)
-        return tuple(result or ())
+    def layout(self, plugin: str, delivery: Delivery, collected: Sequence[Collected],
+               context: Any = None) -> tuple[Placement, ...]:
+        return tuple(*self._call("qa2_layout", plugin, delivery=delivery, collected=collected,
+                                 context=context))
 
-    def ous_uids(self, plugin: str, delivery: Delivery) -> OusUids | None:
-        return self._call_one("qa2_ous_uids", plugin, delivery=delivery)
+    def ous_uids(self, plugin: str, delivery: Delivery, context: Any = None) -> OusUids | None:
+        return next(iter(self._call("qa2_ous_uids", plugin, delivery=delivery, context=context)), None)
 
-    def validate(self, view: PackageView, plugin: str) -> tuple[Finding, ...]:
-        try:
-            results = self.pm.hook.qa2_validate(view=view, plugin=plugin)
-        except Exception as exc:
-            raise PluginFailed(f"a plugin failed in qa2_validate: {exc!r}") from exc
-        return tuple(f for findings in results for f in findings or ())
+    def validate(self, view: PackageView, plugin: str | None, context: Any = None) -> tuple[Finding, ...]:
+        """The packaging plugin's rules (given ``context``), the built-in ones, those of each plugin
+        with ``QA2_CROSS_CUTTING = True`` (``context=None``); only the last two if no ``plugin``."""
+        cross = sorted(n for n, p in self.pm.list_name_plugin() if getattr(p, "QA2_CROSS_CUTTING", 0) is True)
+        return tuple(f for name in dict.fromkeys(n for n in (plugin, BUILTIN, *cross) if n)
+                     for result in self._call("qa2_validate", name, view=view, plugin=plugin or "",
+                                              context=context if name == plugin else None)
+                     for f in result)
 
 
 def get_plugin_manager(*, entrypoints: bool = True, blocked: Sequence[str] = ()) -> Qa2Plugins:
-    """Build a fresh manager: specs, built-in rules, then installed plugins (group ``qa2``).
-
-    ``QA2_DISABLE_PLUGINS=a,b`` blocks installed plugins by name, like tox's deny-list.
-    """
+    """Specs, built-in rules, then entry points ``qa2`` not blocked nor in QA2_DISABLE_PLUGINS=a,b."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs.Qa2Specs)
-    from qa2core import builtin
-
     pm.register(builtin, name=BUILTIN)
-    env_blocked = [n for n in os.environ.get("QA2_DISABLE_PLUGINS", "").split(",") if n]
-    for name in (*blocked, *env_blocked):
-        pm.set_blocked(name)
+    for name in (*blocked, *os.environ.get("QA2_DISABLE_PLUGINS", "").replace(" ", "").split(",")):
+        if name and name != BUILTIN:  # the core's own rules cannot be switched off
+            pm.set_blocked(name)
+    plugins = Qa2Plugins(pm)
     if entrypoints:
-        try:
-            pm.load_setuptools_entrypoints(PROJECT)
-        except Exception as exc:  # a broken site plugin must not hide the others' names
-            raise PluginFailed(f"loading plugins from entry-point group 'qa2' failed: {exc!r}") from exc
+        plugins.load_entrypoints()
     pm.check_pending()
-    return Qa2Plugins(pm)
+    return plugins

@@ -41,10 +41,9 @@ def read(packpath: Path) -> dict[str, str]:
 
 def hash_tree(packpath: Path, top: str) -> dict[str, str]:
     """Hash every file below ``packpath/top`` (used when an old package had no manifest)."""
-    out = {}
-    for path in fileops.iter_files(packpath / top):
-        out[path.relative_to(packpath).as_posix()] = fileops.hash_file(path)
-    return out
+    cut = len(str(packpath)) + 1
+    return {path[cut:]: fileops.hash_file(path)
+            for path, _st in fileops.iter_package_files(str(packpath / top))}
 
 
 def write_atomic(target: Path, text: str) -> None:

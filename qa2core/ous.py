@@ -1,8 +1,8 @@
 """Names of the OUS directory chain inside PACKPATH, and where an append puts the new unit.
 
-The packager writes placeholders (domain.md §2.2): ``sg_ouss_id/group_ouss_id/member_ouss_id``.
+The packager writes placeholders (docs/domain.md §2.2): ``sg_ouss_id/group_ouss_id/member_ouss_id``.
 Appended groups and members are numbered ``group_ouss_2_id``, ``member_ouss_2_id`` … after the
-only observed variant, Cycle 0's ``member_ouss_<date>_id`` (domain.md §9 Q2): the number keeps
+only observed variant, Cycle 0's ``member_ouss_<date>_id`` (docs/domain.md §9 Q2): the number keeps
 "the highest group" well defined.
 """
 
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa2core.errors import Qa2Error, UsageError
+from qa2core.model import UID
 
 SG = "sg_ouss_id"
 _NUMBERED = re.compile(r"^(group|member)_ouss(?:_(\d+))?_id$")
 APPEND_MODES = ("none", "group", "member")
-SANITIZED_UID = re.compile(r"^uid___A\d{3}_X[0-9a-f]+_X[0-9a-f]+$")
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,11 @@ class OusUids:
 
 
 def sanitize_uid(uid: str) -> str:
-    """``uid://A001/X87c/X69`` -> ``uid___A001_X87c_X69`` (domain.md §1); checked."""
+    """``uid://A001/X87c/X69`` -> ``uid___A001_X87c_X69`` (docs/domain.md §1); checked."""
     text = uid.strip()
     if text.startswith("uid://"):
         text = "uid___" + text[len("uid://"):].replace("/", "_").replace(":", "_")
-    if not SANITIZED_UID.match(text):
+    if not UID.fullmatch(text):
         raise UsageError(f"{uid!r} is not an ALMA UID (want uid://A001/X87c/X69 or "
                          "uid___A001_X87c_X69)")
     return text

@@ -6,26 +6,36 @@ the README listing, the ticket and the executor.
 
 from __future__ import annotations
 
-import re
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from qa2core.errors import Qa2Error
-from qa2core.model import MEMBER_DIRS, Action, Delivery, ItemType, PackageView, Placement, SourceItem
+from qa2core.fileops import open_source
+from qa2core.model import (
+    MEMBER_DIRS,
+    Action,
+    ItemType,
+    Mode,
+    PackageView,
+    Placement,
+    Purpose,
+    SourceItem,
+)
 from qa2core.styles import Style
 
-ALLOWED_TOP = {"calibration", "calibrated", "log", "product", "qa", "script"}
+ALLOWED_TOP = frozenset({"calibration", "calibrated", "log", "product", "qa", "script"})
 PISCRIPT_DEST = "script/scriptForPI.py"
-PROJECT_CODE = re.compile(r"^\d{4}\.\d\.\d{5}\.[A-Z]+$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedFile:
     dest: str  # member-relative
     action: Action
-    sources: tuple[Path, ...]
-    items: tuple[SourceItem, ...]
+    sources: tuple[str, ...]  # absolute paths
+    items: tuple[SourceItem, ...]  # the scanned items behind sources (empty for --piscript)
     bytes: int
     rule: str
 
@@ -36,7 +46,8 @@ class PlannedFile:
 
     @property
     def linkable(self) -> bool:
-        """Hard mode may link it: plain files and ASDM contents never change once written."""
+        """Hard mode may link it: plain files and ASDM contents never change once written;
+        casacore rewrites tables in place, so a link would tie the package to the source."""
         if self.action is not Action.COPY or len(self.sources) != 1:
             return False
         return not self.items or self.items[0].type in (ItemType.FILE, ItemType.ASDM)
@@ -53,60 +64,70 @@ class Plan:
     def source_bytes(self) -> int:
         return sum(f.bytes for f in self.files)
 
-    def listing(self) -> list[str]:
+    def listing(self) -> tuple[str, ...]:
         """Member-relative names for the README: files, whole dirs, and the five subdirs."""
         names = [f.listing_name for f in self.files]
         present = {n.split("/", 1)[0] for n in names}
-        names += [f"{d}/" for d in MEMBER_DIRS
-                  if d not in present]
-        return ["README", *names]
+        names += [f"{d}/" for d in MEMBER_DIRS if d not in present]
+        return ("README", *names)
 
-    def view(self, style: Style, plugin: str, mode: str, purpose: str = "package",
-             delivery: Delivery | None = None) -> PackageView:
+    def view(self, style: Style, plugin: str, mode: Mode, purpose: Purpose) -> PackageView:
+        """The planned member directory. Content is the sources', streamed; a rehearsal (fake,
+        ticket) opens only what its ticket ships (script/), never a product."""
         by_dest = {f.dest: f for f in self.files}
 
-        def read(dest: str) -> bytes | None:
+        def open_planned(dest: str) -> BinaryIO | None:
             entry = by_dest.get(dest)
             if entry is None or entry.action is not Action.COPY or entry.whole_dir:
                 return None
+            if not mode.real and not dest.startswith("script/"):
+                return None
             if not entry.sources:
-                return b""
-            return entry.sources[0].read_bytes()
+                return open(os.devnull, "rb")
+            return os.fdopen(open_source(entry.sources[0]), "rb")
 
-        return PackageView(tuple(self.listing()), style, plugin, mode, purpose, read, delivery)
+        return PackageView(self.listing(), style, plugin, mode, purpose, open_planned)
 
 
-def check_dest(dest: str, rule: str) -> None:
+def _bad_dest(dest: str) -> bool:
     path = PurePosixPath(dest)
-    if (path.is_absolute() or ".." in path.parts or len(path.parts) < 2
-            or path.parts[0] not in ALLOWED_TOP):
-        raise Qa2Error(f"plugin rule {rule or '?'} placed a file at {dest!r}: destinations must "
-                       f"be inside one of {', '.join(sorted(ALLOWED_TOP))}")
+    return (path.is_absolute() or ".." in path.parts or len(path.parts) < 2
+            or path.parts[0] not in ALLOWED_TOP)
 
 
 def make_plan(root: Path, items: Sequence[SourceItem], placements: Sequence[Placement]) -> Plan:
+    """Check and size every placement; every broken rule is listed, not only the first."""
     by_rel = {item.relpath: item for item in items}
     files: list[PlannedFile] = []
     seen: dict[str, Placement] = {}
+    problems: list[str] = []
+    base = str(root)
     for p in placements:
-        check_dest(p.dest, p.rule)
+        if _bad_dest(p.dest):
+            problems.append(f"plugin rule {p.rule or '?'} placed a file at {p.dest!r}: destinations "
+                            f"must be inside one of {', '.join(sorted(ALLOWED_TOP))}")
+            continue
         if p.dest in seen:
             first = seen[p.dest]
-            raise Qa2Error(f"two sources for {p.dest}: {', '.join(first.sources) or first.rule} "
-                           f"and {', '.join(p.sources) or p.rule}; rename one of them")
+            problems.append(f"{p.dest}: two sources for one destination: "
+                            f"{', '.join(first.sources) or first.rule} and "
+                            f"{', '.join(p.sources) or p.rule} [plan.clash]")
+            continue
         seen[p.dest] = p
         if p.external is not None:
             size = p.external.stat().st_size
-            files.append(PlannedFile(p.dest, p.action, (p.external,), (), size, p.rule))
+            files.append(PlannedFile(p.dest, p.action, (str(p.external),), (), size, p.rule))
             continue
         missing = [s for s in p.sources if s not in by_rel]
         if missing:
-            raise Qa2Error(f"plugin rule {p.rule!r} placed unknown source(s): {', '.join(missing)}")
+            problems.append(f"plugin rule {p.rule!r} placed unknown source(s): {', '.join(missing)}")
+            continue
         srcs = tuple(by_rel[s] for s in p.sources)
         if p.action is Action.GZIP and (len(srcs) != 1 or srcs[0].is_dir):
-            raise Qa2Error(f"plugin rule {p.rule!r}: gzip takes one file, got {p.sources}")
-        files.append(PlannedFile(
-            p.dest, p.action, tuple(root / s.relpath for s in srcs), srcs,
-            sum(s.size for s in srcs), p.rule,
-        ))
+            problems.append(f"plugin rule {p.rule!r}: gzip takes one file, got {p.sources}")
+            continue
+        files.append(PlannedFile(p.dest, p.action, tuple(f"{base}/{s.relpath}" for s in srcs),
+                                 srcs, sum(s.size for s in srcs), p.rule))
+    if problems:
+        raise Qa2Error(problems[0], lines=tuple(problems))
     return Plan(tuple(sorted(files, key=lambda f: f.dest)))

@@ -1,8 +1,9 @@
-"""What a packaging run did (or, with --dry-run, would do): the ``--json`` object."""
+"""What a run did (or, with --dry-run, would do): built once, at the end, from frozen records."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from typing import Protocol
 
 from qa2core.model import Finding
@@ -18,37 +19,62 @@ class Meter(Protocol):
     def stop(self) -> None: ...
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One entry of the package: where it came from, where it went, and how."""
+
+    dest: str  # relative to PACKPATH
+    sources: tuple[str, ...]
+    action: str  # readme, fake, empty, copy, reflink, link, gzip, tgz, reused
+    bytes: int  # size of the source(s)
+    rule: str
+
+    @property
+    def source(self) -> str:
+        """One string always: the source, or the directory that holds a tgz's sources."""
+        if len(self.sources) == 1:
+            return self.sources[0]
+        return os.path.commonpath(self.sources) if self.sources else ""
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "sources": list(self.sources), "dest": self.dest,
+                "action": self.action, "bytes": self.bytes, "rule": self.rule}
+
+
+@dataclass(frozen=True)
 class Report:
-    """What a run did (or, with dry_run, would do); ``to_json`` is the ``--json`` object."""
+    """The ``--json`` object of ``qa2 package`` and ``qa2 stage``."""
 
     plugin: str
     style: str
     mode: str
     append: str
     packpath: str
-    member: str = ""
-    dry_run: bool = False
-    claims: list[dict] = field(default_factory=list)
-    files: list[dict] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
-    unclassified: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    package_bytes: int = 0
+    member: str
+    dry_run: bool
+    claims: tuple[dict, ...]
+    files: tuple[FileRecord, ...]
+    skipped: tuple[tuple[str, str], ...]  # (source, reason)
+    unclassified: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    package_bytes: int = 0  # written bytes (copy, hard); the sources' bytes otherwise
     ticket: str = ""
-    notes: list[str] = field(default_factory=list)
-    listing: list[str] = field(default_factory=list)  # member-relative, as in the README
+    listing: tuple[str, ...] = ()  # member-relative, as in the README
+    errors: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return {
             "plugin": self.plugin, "style": self.style, "mode": self.mode,
             "append": self.append, "packpath": self.packpath, "member": self.member,
-            "dry_run": self.dry_run, "claims": self.claims, "files": self.files,
-            "skipped": self.skipped, "unclassified": self.unclassified,
-            "findings": [f.__dict__ | {"level": str(f.level)} for f in self.findings],
-            "warnings": self.warnings, "errors": self.errors,
-            "package_bytes": self.package_bytes, "ticket": self.ticket, "notes": self.notes,
-            "listing": self.listing,
+            "dry_run": self.dry_run, "claims": list(self.claims),
+            "files": [f.to_json() for f in self.files],
+            "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
+            "unclassified": list(self.unclassified),
+            "findings": [{"level": str(f.level), "rule": f.rule, "path": f.path,
+                          "message": f.message} for f in self.findings],
+            "warnings": list(self.warnings), "errors": list(self.errors),
+            "package_bytes": self.package_bytes, "ticket": self.ticket, "notes": list(self.notes),
+            "listing": list(self.listing),
         }

@@ -9,20 +9,58 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from collections.abc import Callable, Container, Iterable, Sequence
+from dataclasses import dataclass, replace
 
-from qa2core.model import UNCLASSIFIED, Collected, Finding, ItemType, Level, PackageView, SourceItem
+from qa2core.model import UID, UNCLASSIFIED, Collected, Finding, ItemType, Level, PackageView, SourceItem
 from qa2core.styles import Style
-
-EB_UID = re.compile(r"uid___A\d{3}_X[0-9a-f]+_X[0-9a-f]+")
 
 
 def eb_of(name: str) -> str | None:
     """The sanitized EB (or OUS) UID in a name, e.g. ``uid___A002_Xb8e115_X1e3b``."""
-    m = EB_UID.search(name)
+    m = UID.search(name)
     return m.group(0) if m else None
+
+
+@functools.lru_cache(maxsize=512)
+def fnmatch_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled regex for fnmatch ``patterns`` (case-sensitive, whole name), compiled once
+    per pattern tuple: ``fnmatchcase`` per pattern per item adds up over 200,000 items."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+@functools.lru_cache(maxsize=512)
+def fnmatch_screen(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """A cheap test, true for every name that matches one of ``patterns`` (and perhaps a few
+    others: confirm hits with :func:`fnmatch_regex`). ``*.xml`` becomes ``endswith(".xml")``,
+    ``PPR*`` ``startswith("PPR")``, ``*.hsd_*`` a substring test: string methods, where a
+    regex of many ``.*`` alternatives backtracks over every name."""
+    suffixes: list[str] = []
+    prefixes: list[str] = []
+    inner: list[str] = []
+    other: list[str] = []
+    for pattern in patterns:
+        pieces = pattern.split("*")
+        if "?" in pattern or "[" in pattern:
+            other.append(pattern)
+        elif pieces[-1]:
+            suffixes.append(pieces[-1])
+        elif pieces[0]:
+            prefixes.append(pieces[0])
+        elif any(pieces):
+            inner.append(max(pieces, key=len))
+        else:  # "*": everything
+            return lambda _name: True
+    ends, starts = tuple(suffixes), tuple(prefixes)
+    within = re.compile("|".join(map(re.escape, inner))).search if inner else None
+    rest = fnmatch_regex(tuple(other)).match if other else None
+
+    def screen(name: str) -> bool:
+        return (name.endswith(ends) or name.startswith(starts)
+                or (within is not None and within(name) is not None)
+                or (rest is not None and rest(name) is not None))
+
+    return screen
 
 
 @dataclass(frozen=True)
@@ -43,41 +81,83 @@ class NameRule:
     skip: str = ""
 
     def matches(self, item: SourceItem, style: Style) -> bool:
-        if item.type not in self.types:
+        return self.applies(item.type, item.table_type, style) and \
+            self._regex.match(item.name) is not None
+
+    def applies(self, type_: ItemType, table_type: str, style: Style) -> bool:
+        """Everything but the name: the item type, table type and style switches."""
+        if type_ not in self.types:
             return False
-        if self.table_types and item.table_type not in self.table_types:
+        if self.table_types and table_type not in self.table_types:
             return False
         if self.requires and not getattr(style, self.requires):
             return False
-        if self.unless and getattr(style, self.unless):
-            return False
-        return self._regex.match(item.name) is not None
+        return not (self.unless and getattr(style, self.unless))
 
     @functools.cached_property
     def _regex(self) -> re.Pattern[str]:
-        """All patterns as one compiled regex: fnmatch per pattern per item adds up."""
-        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.patterns))
+        return fnmatch_regex(self.patterns)
+
+
+class _Table:
+    """A rule table under one style, as one regex per (item type, table type): its alternatives
+    are the rules that apply to such items, in order, so the first alternative that matches a
+    name is the first matching rule. One match per item instead of one per rule."""
+
+    def __init__(self, rules: Sequence[NameRule], style: Style) -> None:
+        self.rules, self.style = rules, style  # held: the cache below is keyed by their ids
+        self.by_type: dict[tuple[ItemType, str], tuple[re.Pattern[str] | None, dict[int, NameRule]]] = {}
+
+    def classify(self, item: SourceItem) -> Collected:
+        key = (item.type, item.table_type)
+        try:
+            regex, owner = self.by_type[key]
+        except KeyError:
+            regex, owner = self.by_type[key] = self._build(*key)
+        if regex is not None and (m := regex.match(item.name)) is not None:
+            rule = owner[m.lastindex or 0]
+            return Collected(item, rule.kind, rule.skip)
+        return Collected(item, UNCLASSIFIED)
+
+    def _build(self, type_: ItemType, table_type: str) -> tuple[re.Pattern[str] | None, dict[int, NameRule]]:
+        parts: list[str] = []
+        owner: dict[int, NameRule] = {}
+        group = 0
+        for rule in self.rules:
+            if not rule.applies(type_, table_type, self.style):
+                continue
+            body = "|".join(f"(?:{fnmatch.translate(p)})" for p in rule.patterns)
+            inner = re.compile(body).groups  # captures fnmatch itself may add
+            for g in range(group + 1, group + inner + 2):
+                owner[g] = rule
+            group += inner + 1
+            parts.append(f"({body})")
+        return (re.compile("|".join(parts)) if parts else None), owner
+
+
+_TABLES: dict[tuple[int, int], _Table] = {}
 
 
 def classify(item: SourceItem, rules: Sequence[NameRule], style: Style) -> Collected:
-    for rule in rules:
-        if rule.matches(item, style):
-            return Collected(item, rule.kind, rule.skip)
-    return Collected(item, UNCLASSIFIED)
+    """The first rule of ``rules`` that matches ``item`` under ``style``, as a ``Collected``
+    (``UNCLASSIFIED`` when none does). Keep ``rules`` in a module constant: the table is
+    compiled once per (rules, style)."""
+    table = _TABLES.get((id(rules), id(style)))
+    if table is None or table.rules is not rules or table.style is not style:
+        if len(_TABLES) > 64:  # tables built on the fly: do not hold them all
+            _TABLES.clear()
+        table = _TABLES[(id(rules), id(style))] = _Table(rules, style)
+    return table.classify(item)
 
 
-def in_dir_matching(relpath: str, patterns: Iterable[str]) -> str | None:
-    """The part of ``relpath`` from the first directory whose name matches ``patterns``
-    (``a/X.qa2/p.png`` -> ``X.qa2/p.png``), or ``None``."""
-    parts = relpath.split("/")
-    for i, part in enumerate(parts[:-1]):
-        if any(fnmatchcase(part, p) for p in patterns):
-            return "/".join(parts[i:])
-    return None
+def narrowed(view: PackageView, *tops: str) -> PackageView:
+    """``view`` with only its files below ``tops`` (``"script/"``, ``"product/"`` …): its
+    ``glob`` then scans those, not every QA plot of a 200,000-file package."""
+    return replace(view, files=tuple(f for f in view.files if f.startswith(tops)))
 
 
 def missing_pb_partners(view: PackageView, exempt: re.Pattern[str] | None = None) -> list[Finding]:
-    """§8.4 rule 17: each ``*.pbcor.fits`` in product/ ships with its primary beam
+    """docs/domain.md §8.4 rule 17: each ``*.pbcor.fits`` in product/ ships with its primary beam
     (``.pb.fits.gz``, ``.pb.tt0.fits`` for mtmfs, ``.flux.fits.gz`` for manual imaging).
     Names matching ``exempt`` (e.g. pipeline calibrator images) need none."""
     products = {n.removeprefix("product/") for n in view.files if n.startswith("product/")}
@@ -94,15 +174,17 @@ def missing_pb_partners(view: PackageView, exempt: re.Pattern[str] | None = None
             and not has_beam(name.removesuffix(".pbcor.fits"))]
 
 
-def unscripted_input_ebs(view: PackageView, scripted: set[str], script: str,
+def unscripted_input_ebs(items: Iterable[SourceItem], scripted: Container[str], script: str,
                          rule: str) -> list[Finding]:
-    """Every EB of the input (its MS, ASDM or tables) has its calibration script (``script``,
-    e.g. ``"{eb}.ms.scriptForCalibration.py"``), or scriptForPI treats it as unused (QA
-    semipass). Checked while packaging only: ``qa2 verify`` has no input to look at."""
-    if view.delivery is None:
-        return []
-    seen = {eb: item.relpath for item in view.delivery.items
-            if item.is_dir and (eb := eb_of(item.name)) and item.name.startswith(f"{eb}.")}
+    """Every EB of the input (its MS, ASDM or tables among ``items``) has its calibration script
+    (``script``, e.g. ``"{eb}.ms.scriptForCalibration.py"``; ``scripted`` holds the EBs that
+    have one), or scriptForPI treats it as unused (QA semipass). A problem of the input: call
+    it from ``qa2_collect`` (``qa2 verify`` has no input to look at)."""
+    seen: dict[str, str] = {}
+    file = ItemType.FILE
+    for item in items:
+        if item.type is not file and (eb := eb_of(item.name)) and item.name.startswith(f"{eb}."):
+            seen[eb] = item.relpath
     return [Finding(Level.WARN, rule, relpath,
                     f"EB {eb} is in the reduction but has no {script.format(eb=eb)}: scriptForPI "
                     "will treat it as unused (QA semipass)")

@@ -1,9 +1,12 @@
-"""Scan a reduction directory into SourceItems: names, item types, sizes. Read-only.
+"""Scan a reduction directory into SourceItems: names, item types, sizes. Read-only, one pass.
 
 A casacore table is a directory holding ``table.dat``; its type is line 1 of ``table.info``
-(casacore TableInfo). Tables, ASDMs and ``*.flagversions`` directories are single items: the
-scanner does not descend into them. Symbolic links are followed (reducers link raw data in),
-with loops detected by (device, inode) along the current path.
+(docs/casa-and-io.md §2). Tables, ASDMs and ``*.flagversions`` directories are single items: their
+contents are walked once, for their size and newest mtime. Every directory is listed once.
+
+Symbolic links that resolve inside ORIGPATH count as what they point to (reducers link files
+around); links that leave ORIGPATH, broken links, loops, FIFOs, sockets and devices refuse the
+run, every one of them named, before anything is written (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -13,94 +16,88 @@ import stat
 from pathlib import Path
 
 from qa2core.errors import Qa2Error
-from qa2core.fileops import VOLATILE
+from qa2core.fileops import lstat_checked, tree_fingerprint, walk_tree
 from qa2core.model import ItemType, SourceItem
 
-# Names never worth a look: editor and interpreter droppings, table locks.
-_IGNORED = {"__pycache__", ".ipynb_checkpoints", ".DS_Store"}
+# Names never worth a look: editor and interpreter droppings.
+_IGNORED = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store"})
 
 
-def read_table_info(path: Path) -> tuple[str, str]:
+def read_table_info(path: str) -> tuple[str, str]:
     """``(Type, SubType)`` from a table's ``table.info``; blanks when missing (old tables)."""
     try:
-        lines = (path / "table.info").read_text(errors="replace").splitlines()
+        with open(os.path.join(path, "table.info"), "rb") as fh:
+            head = fh.read(4096).decode(errors="replace")
     except OSError:
         return "", ""
-    values = [line.split("=", 1)[1].strip() if "=" in line else "" for line in lines[:2]]
+    values = [line.split("=", 1)[1].strip() if "=" in line else ""
+              for line in head.splitlines()[:2]]
     values += [""] * (2 - len(values))
     return values[0], values[1]
 
 
-def _dir_item_type(path: Path, entries: set[str]) -> ItemType | None:
-    if "table.dat" in entries:
+def _dir_item_type(name: str, children: list[os.DirEntry]) -> ItemType | None:
+    names = {c.name for c in children}
+    if "table.dat" in names:
         return ItemType.TABLE
-    if "ASDM.xml" in entries:
+    if "ASDM.xml" in names:
         return ItemType.ASDM
-    if path.name.endswith(".flagversions") and "FLAG_VERSION_LIST" in entries:
+    if name.endswith(".flagversions") and "FLAG_VERSION_LIST" in names:
         return ItemType.FLAGVERSIONS
     return None
 
 
-def tree_stat(path: Path) -> tuple[int, int]:
-    """(bytes, newest mtime_ns) of the regular files below ``path`` (links followed, as the
-    copy will); casacore lock files are left out, as the package leaves them out."""
-    total = newest = 0
-    for dirpath, _dirs, files in os.walk(path, followlinks=True):
-        for name in files:
-            if name in VOLATILE:
-                continue
-            try:
-                st = os.stat(os.path.join(dirpath, name))
-            except OSError as exc:
-                raise Qa2Error(f"{os.path.join(dirpath, name)}: cannot read ({exc.strerror})") from exc
-            total += st.st_size
-            newest = max(newest, st.st_mtime_ns)
-    return total, newest
+def _listing(path: str, problems: list[str]) -> list[os.DirEntry] | None:
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        problems.append(f"{path}: cannot list directory ({exc.strerror})")
+        return None
 
 
 def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
-    """Items under ``root`` sorted by path, and warnings (broken links, special files)."""
+    """Items under ``root`` sorted by path, and warnings. Refuses (Qa2Error listing every
+    problem) when the input holds links leaving it, loops or special files."""
     items: list[SourceItem] = []
+    problems: list[str] = []
     warnings: list[str] = []
+    top = os.path.realpath(root)
 
-    def walk(directory: Path, rel: str, ancestors: frozenset[tuple[int, int]]) -> None:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            raise Qa2Error(f"{directory}: cannot list directory ({exc.strerror})") from exc
-        for entry in entries:
-            if entry.name in _IGNORED or entry.name.startswith("."):
+    def walk(directory: str, rel: str, children: list[os.DirEntry],
+             ancestors: frozenset[tuple[int, int]]) -> None:
+        for entry in children:
+            name = entry.name
+            if name in _IGNORED or name.startswith("."):
                 continue
-            path = Path(entry.path)
-            relpath = f"{rel}{entry.name}"
-            try:
-                st = os.stat(path)  # follows links
-            except FileNotFoundError:
-                warnings.append(f"{path}: broken symbolic link, skipped")
+            path, relpath = entry.path, rel + name
+            st = lstat_checked(path, top, problems, warnings)
+            if st is None:
                 continue
-            except OSError as exc:
-                if exc.errno == 40:  # ELOOP: a link that points at itself
-                    raise Qa2Error(f"{path}: symbolic link loop; fix or remove the link") from exc
-                raise Qa2Error(f"{path}: cannot read ({exc.strerror})") from exc
-            if stat.S_ISDIR(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if key in ancestors:
-                    raise Qa2Error(f"{path}: symbolic link loop (points back to a parent "
-                                   "directory); fix or remove the link")
-                kind = _dir_item_type(path, set(os.listdir(path)))
-                if kind is None:
-                    walk(path, relpath + "/", ancestors | {key})
-                    continue
-                ttype, subtype = read_table_info(path) if kind is ItemType.TABLE else ("", "")
-                size, mtime = tree_stat(path)
-                items.append(SourceItem(relpath, kind, size, ttype, subtype, mtime))
-            elif stat.S_ISREG(st.st_mode):
+            if stat.S_ISREG(st.st_mode):
                 if not os.access(path, os.R_OK):
-                    raise Qa2Error(f"{path}: source file is not readable (permission denied)")
+                    problems.append(f"{path}: source file is not readable (permission denied)")
+                    continue
                 items.append(SourceItem(relpath, ItemType.FILE, st.st_size, mtime_ns=st.st_mtime_ns))
-            else:
-                warnings.append(f"{path}: not a regular file or directory, skipped")
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                problems.append(f"{path}: symbolic link loop (points back to a parent directory)")
+                continue
+            listing = _listing(path, problems)
+            if listing is None:
+                continue
+            kind = _dir_item_type(name, listing)
+            if kind is None:
+                walk(path, relpath + "/", listing, ancestors | {key})
+                continue
+            ttype, subtype = read_table_info(path) if kind is ItemType.TABLE else ("", "")
+            size, mtime = tree_fingerprint(walk_tree(path, top, problems))
+            items.append(SourceItem(relpath, kind, size, ttype, subtype, mtime))
 
-    top = os.stat(root)
-    walk(root, "", frozenset({(top.st_dev, top.st_ino)}))
+    root_st = os.stat(root)
+    listing = _listing(str(root), problems) or []
+    walk(str(root), "", listing, frozenset({(root_st.st_dev, root_st.st_ino)}))
+    if problems:
+        raise Qa2Error(f"{root}: {len(problems)} problem(s) in ORIGPATH", lines=tuple(problems))
     return tuple(items), tuple(warnings)

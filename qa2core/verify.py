@@ -1,32 +1,35 @@
 """``qa2 verify``: does a package prove itself? Checksums, completeness, and the plugins' rules.
 
-Levels (BagIt's, peers.md §1d): ``fast`` compares file count and bytes with the manifest and
-journal; ``complete`` also requires every file listed and no file unlisted; ``full`` (default)
-re-hashes everything, threaded. Structure rules run at every level through ``qa2_validate``,
-asked of every plugin with the name of the plugin that claims the package.
+Levels (BagIt's): ``fast`` compares file count and bytes with the manifest and journal;
+``complete`` also requires every file listed and no file unlisted; ``full`` (default) re-hashes
+everything, threaded. Nothing is followed or opened blindly: a symbolic link or special file in
+a package is an ERROR naming it. A package without a manifest cannot prove its content: it is
+a rehearsal (fake, ticket), never deliverable. Structure rules run through ``qa2_validate`` of
+the plugin that claims the package, the built-in rules and cross-cutting plugins.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from qa2core import fileops, journal, manifest, readme
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.manager import Qa2Plugins, get_plugin_manager
-from qa2core.model import Delivery, Finding, Level, PackageOptions, PackageView
+from qa2core.model import UID, Delivery, Finding, Level, Mode, PackageOptions, PackageView, Purpose
 from qa2core.scan import scan
-from qa2core.styles import resolve_style
+from qa2core.styles import Style, resolve_style
 
 LEVELS = ("fast", "complete", "full")
 PLACEHOLDER = re.compile(r"^(sg_ouss_id|(group|member)_ouss(_[\w-]+)?_id)$")
-REAL = {"sg": re.compile(r"^science_goal\.uid___A\d{3}_X[0-9a-f]+_X[0-9a-f]+$"),
-        "group": re.compile(r"^group\.uid___A\d{3}_X[0-9a-f]+_X[0-9a-f]+$"),
-        "member": re.compile(r"^member\.uid___A\d{3}_X[0-9a-f]+_X[0-9a-f]+$")}
-_OWN = {manifest.NAME, journal.NAME, ".qa2.lock", ".qa2-partial"}
+REAL = {level: re.compile(rf"^{prefix}\.{UID.pattern}$")
+        for level, prefix in (("sg", "science_goal"), ("group", "group"), ("member", "member"))}
+FAKE = "FAKE package (names only): not deliverable"
 
 
 @dataclass
@@ -34,6 +37,7 @@ class VerifyReport:
     packpath: str
     level: str
     plugin: str | None = None
+    mode: str = ""
     members: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
@@ -43,30 +47,34 @@ class VerifyReport:
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "packpath": self.packpath, "level": self.level,
-                "plugin": self.plugin, "members": self.members,
+                "plugin": self.plugin, "mode": self.mode, "members": self.members,
                 "findings": [{"level": str(f.level), "rule": f.rule, "path": f.path,
                               "message": f.message} for f in self.findings]}
 
 
 def members_of(pack: Path) -> list[str]:
-    """Member directories (relative to PACKPATH) of the three-level OUS chain."""
-    found = []
-    for sg in sorted(p for p in pack.iterdir() if p.is_dir() and p.name not in _OWN):
-        for group in sorted(p for p in sg.iterdir() if p.is_dir()):
-            found += [f"{sg.name}/{group.name}/{m.name}" for m in sorted(group.iterdir()) if m.is_dir()]
-    return found
+    """Member directories (relative to PACKPATH) of the three-level OUS chain (no links)."""
+    def dirs(p: Path) -> list[Path]:
+        return sorted(c for c in p.iterdir() if c.is_dir() and not c.is_symlink())
+
+    return [f"{sg.name}/{group.name}/{m.name}"
+            for sg in dirs(pack) for group in dirs(sg) for m in dirs(group)]
 
 
-def _files(pack: Path) -> dict[str, int]:
-    out = {}
-    for top in pack.iterdir():
-        if top.name in _OWN or top.name.startswith("."):
-            continue
-        paths = [top] if top.is_file() else fileops.iter_files(top)
-        for path in paths:
-            out[path.relative_to(pack).as_posix()] = path.stat().st_size
-    return out
-
+def _walk(pack: Path) -> tuple[dict[str, int], list[Finding]]:
+    """Regular files below PACKPATH (relative path -> size), and every link or special file."""
+    out, bad = {}, []
+    cut = len(str(pack)) + 1
+    for path, st in fileops.iter_package_files(str(pack)):
+        rel = path[cut:]
+        if stat.S_ISREG(st.st_mode):
+            out[rel] = st.st_size
+        else:
+            bad.append(Finding(Level.ERROR, "structure.special", rel,
+                               f"{fileops.special_kind(st.st_mode)} in the package: a delivery "
+                               "holds regular files only (never followed, never opened)"))
+    out.pop(manifest.NAME, None)
+    return out, bad
 
 
 def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = False,
@@ -74,25 +82,34 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
     if level not in LEVELS:
         raise UsageError(f"unknown verify level {level!r}; valid: {', '.join(LEVELS)}")
     pack = Path(packpath)
+    if not pack.exists():
+        raise UsageError(f"{packpath}: PACKPATH does not exist")
     if not pack.is_dir():
         raise Qa2Error(f"{packpath}: not a directory, so not a qa2 package")
     members = members_of(pack)
     if not members:
         raise Qa2Error(f"{packpath}: not a qa2 package (no sg_ouss_id/group_ouss_id/member_ouss_id "
                        "or science_goal.*/group.*/member.* chain below it)")
-    report = VerifyReport(str(packpath), level, members=members)
-    on_disk = _files(pack)
-    has_manifest = (pack / manifest.NAME).exists()
+    run = journal.load(pack).run
+    report = VerifyReport(str(packpath), level, members=members, mode=run.get("mode", ""))
+    on_disk, report.findings = _walk(pack)
     report.findings += _names(members, for_ingestion)
+    has_manifest = (pack / manifest.NAME).is_file() and not (pack / manifest.NAME).is_symlink()
     if has_manifest:
         report.findings += _checksums(pack, on_disk, level, jobs)
+    elif run.get("mode") in (str(Mode.COPY), str(Mode.HARD)):
+        report.findings.append(Finding(Level.ERROR, "manifest.absent", manifest.NAME,
+                                       f"the package was written in mode {run['mode']} but its "
+                                       "manifest is missing: its content cannot be proven"))
     else:
-        report.findings.append(Finding(Level.INFO, "manifest.absent", manifest.NAME,
-                                        "no manifest (a fake or ticket package): checksums not checked"))
-    run = journal.run_info(pack)
-    purpose = run.get("purpose") or _purpose_from_readme(pack, members)
+        level_ = Level.ERROR if for_ingestion else Level.WARN
+        report.findings.append(Finding(level_, "package.fake", str(packpath),
+                                       f"{FAKE} (no manifest-sha256.txt; written in mode "
+                                       f"{run.get('mode') or 'unknown'})"))
+    purpose = Purpose(run["purpose"]) if run.get("purpose") in ("package", "stage") else \
+        _purpose_from_readme(pack, members)
     report.plugin, rules = _structure(pack, members, style or run.get("style", ""), purpose,
-                                      has_manifest, plugins)
+                                      has_manifest, run.get("plugin"), plugins)
     report.findings += rules
     return report
 
@@ -104,12 +121,12 @@ def _names(members: list[str], for_ingestion: bool) -> list[Finding]:
             if PLACEHOLDER.match(part):
                 if for_ingestion:
                     out.append(Finding(Level.ERROR, "structure.placeholder", member,
-                                        f"placeholder {part!r}: the archive needs real OUS names "
-                                        "(qa2 package/tar --ous-uids SOUS,GOUS,MOUS)"))
+                                       f"placeholder {part!r}: the archive needs real OUS names "
+                                       "(qa2 package/tar --ous-uids SOUS,GOUS,MOUS)"))
                     break
             elif not REAL[kind].match(part):
                 out.append(Finding(Level.ERROR, "structure.ous_name", member,
-                                    f"{part!r} is neither a placeholder nor {kind}.uid___A00x_X.._X.."))
+                                   f"{part!r} is neither a placeholder nor {kind}.uid___A00x_X.._X.."))
     return out
 
 
@@ -118,77 +135,93 @@ def _checksums(pack: Path, on_disk: dict[str, int], level: str, jobs: int) -> li
         listed = manifest.read(pack)
     except Qa2Error as exc:
         return [Finding(Level.ERROR, "manifest.line", manifest.NAME, str(exc))]
-    out = []
-    missing = sorted(set(listed) - set(on_disk))
-    out += [Finding(Level.ERROR, "manifest.missing", p, "listed in the manifest but missing")
-            for p in missing]
+    out = [Finding(Level.ERROR, "manifest.missing", p, "listed in the manifest but missing")
+           for p in sorted(set(listed) - set(on_disk))]
     if level == "fast":
-        sizes = {k: e.size for k, e in journal.load(pack).items()}
+        sizes = {k: e.size for k, e in journal.load(pack).entries.items()}
         total_disk = sum(on_disk[p] for p in listed if p in on_disk)
         total_want = sum(sizes.get(p, on_disk.get(p, 0)) for p in listed)
         if len(on_disk) != len(listed) or total_disk != total_want:
             out.append(Finding(Level.ERROR, "manifest.oxum", manifest.NAME,
-                                f"{len(on_disk)} files / {total_disk} bytes on disk, manifest and "
-                                f"journal say {len(listed)} files / {total_want} bytes"))
+                               f"{len(on_disk)} files / {total_disk} bytes on disk, manifest and "
+                               f"journal say {len(listed)} files / {total_want} bytes"))
         return out
     out += [Finding(Level.ERROR, "manifest.unlisted", p, "file not listed in the manifest")
             for p in sorted(set(on_disk) - set(listed))]
     if level == "complete":
         return out
     present = [p for p in sorted(listed) if p in on_disk]
+
+    def digest(rel: str) -> str | None:
+        try:
+            return fileops.hash_file(pack / rel, follow=False)
+        except (OSError, Qa2Error):
+            return None
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        digests = pool.map(lambda p: fileops.hash_file(pack / p), present)
-        for path, digest in zip(present, digests, strict=True):
-            if digest != listed[path]:
+        for path, got in zip(present, pool.map(digest, present), strict=True):
+            if got != listed[path]:
                 out.append(Finding(Level.ERROR, "manifest.checksum", path,
-                                    "sha256 differs from the manifest (corrupted or changed)"))
+                                   "sha256 differs from the manifest (corrupted or changed)"))
     return out
 
 
-def _purpose_from_readme(pack: Path, members: list[str]) -> str:
+def _purpose_from_readme(pack: Path, members: list[str]) -> Purpose:
     """A package's README carries qa2's listing; a staged tree's is the pipeline README as is."""
     for member in members:
+        path = pack / member / "README"
         try:
-            if readme.LISTING_INTRO in (pack / member / "README").read_bytes():
-                return "package"
-        except OSError:
+            with os.fdopen(fileops.open_source(str(path), follow=False), "rb") as fh:
+                if readme.LISTING_INTRO in fh.read(1 << 20):
+                    return Purpose.PACKAGE
+        except (OSError, Qa2Error):
             continue
-    return "stage"
+    return Purpose.STAGE
 
 
-def _structure(pack: Path, members: list[str], style: str, purpose: str, real: bool,
-               plugins: Qa2Plugins | None) -> tuple[str | None, list[Finding]]:
+def _structure(pack: Path, members: list[str], style: str, purpose: Purpose, real: bool,
+               recorded: str | None, plugins: Qa2Plugins | None,
+               ) -> tuple[str | None, list[Finding]]:
     plugins = plugins or get_plugin_manager()
-    items, _ = scan(pack)
-    delivery = Delivery(pack.resolve(), items, resolve_style(style), PackageOptions(purpose="verify"))
-    if purpose == "stage":
-        out_note = [Finding(Level.INFO, "verify.staged", str(pack),
-                             "checked as a staged tree (written by qa2 stage, not yet packaged)")]
-    else:
-        out_note = []
+    plugins.require_healthy()
+    out: list[Finding] = []
+    if purpose is Purpose.STAGE:
+        out.append(Finding(Level.INFO, "verify.staged", str(pack),
+                           "checked as a staged tree (written by qa2 stage, not yet packaged)"))
+    try:
+        items, _ = scan(pack)
+    except Qa2Error:
+        return None, out  # links or special files: already ERRORs, no structure to read
+    delivery = Delivery(pack.resolve(), items, resolve_style(style),
+                        PackageOptions(purpose=Purpose.VERIFY))
     ranked = plugins.claims(delivery)
-    top = [r for r in ranked if ranked and r.claim.score == ranked[0].claim.score]
-    chosen = top[0].plugin if len(top) == 1 else ""
-    out = out_note
-    if not chosen:
+    top = [r for r in ranked if r.claim.score == ranked[0].claim.score] if ranked else []
+    chosen = next((r for r in ranked if r.plugin == recorded), top[0] if len(top) == 1 else None)
+    if chosen is None:
         out.append(Finding(Level.WARN, "structure.plugin", str(pack),
-                            "no single plugin recognises this package; only the core's rules ran"))
+                           "no single plugin recognises this package; only the core's rules ran"))
+    name, context = (chosen.plugin, chosen.claim.context) if chosen else ("", None)
     for member in members:
         base = pack / member
-        files = tuple(sorted({*_member_listing(base)}))
-
-        def read(rel: str, base: Path = base) -> bytes | None:
-            path = base / rel
-            return path.read_bytes() if real and path.is_file() else None
-
-        view = PackageView(files, _style_of(style, files), chosen, "copy" if real else "fake",
-                           purpose, read)
+        files = tuple(sorted(_member_listing(base)))
+        view = PackageView(files, _style_of(style, files), name,
+                           Mode.COPY if real else Mode.FAKE, purpose,
+                           _opener(base) if real else (lambda _rel: None))
         out += [Finding(f.level, f.rule, f"{member}/{f.path}", f.message)
-                for f in plugins.validate(view, chosen)]
-    return chosen or None, out
+                for f in plugins.validate(view, name, context)]
+    return name or None, out
 
 
-def _style_of(style: str, files: tuple[str, ...]):
+def _opener(base: Path):
+    def open_packaged(rel: str) -> BinaryIO | None:
+        try:
+            return os.fdopen(fileops.open_source(str(base / rel), follow=False), "rb")
+        except (OSError, Qa2Error):
+            return None
+    return open_packaged
+
+
+def _style_of(style: str, files: tuple[str, ...]) -> Style:
     """The style given, or the one the package shows: calibrated/ means Cycle 0 (noms off)."""
     if style:
         return resolve_style(style)
@@ -201,9 +234,9 @@ def _member_listing(base: Path) -> list[str]:
     """Member-relative names as the planner lists them: a casacore table shipped whole is one
     ``name/`` entry, and an empty subdirectory is ``sub/``."""
     names = []
+    cut = len(str(base)) + 1
     for dirpath, dirnames, filenames in os.walk(base):
-        rel = Path(dirpath).relative_to(base).as_posix()
-        prefix = "" if rel == "." else rel + "/"
+        prefix = dirpath[cut:] + "/" if len(dirpath) > len(str(base)) else ""
         if prefix and "table.dat" in filenames:
             names.append(prefix)
             dirnames.clear()
@@ -212,5 +245,3 @@ def _member_listing(base: Path) -> list[str]:
         if not filenames and not dirnames and prefix:
             names.append(prefix)  # an empty member subdirectory still exists
     return names
-
-

@@ -46,9 +46,7 @@ class ToyPlugin:
         return out
 
     @hookimpl
-    def qa2_validate(self, view, plugin):
-        if plugin != "toy":
-            return None
+    def qa2_validate(self, view):
         if view.glob("script/forbidden.py"):
             return [Finding(Level.ERROR, "toy.forbidden", "script/forbidden.py", "forbidden script")]
         return []

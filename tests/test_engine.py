@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_every_mode_builds_the_same_tree_and_leaves_the_source_alone(toy_pm, toy
     }
     assert {p.name for p in member.iterdir() if p.is_dir()} == {
         "calibration", "log", "product", "qa", "script"}
-    assert report.unclassified == ["notes.txt"]
+    assert report.unclassified == ("notes.txt",)
     assert any("notes.txt" in w for w in report.warnings)
     sizes = {p: (member / p).stat().st_size for p in files_below(member) if p != "README"}
     if mode in ("fake", "ticket"):
@@ -105,7 +106,7 @@ def test_hard_mode_links_immutable_files_and_copies_tables(toy_pm, tmp_path, dst
     assert table_copy.read_bytes() == b"d" * 500
     assert os.stat(table_copy).st_ino != os.stat(src / "cal.ms.split.cal/table.f0").st_ino
     assert sum("copied, not hard-linked" in w for w in report.warnings) == 1
-    actions = {Path(f["dest"]).name: f["action"] for f in report.files}
+    actions = {Path(f.dest).name: f.action for f in report.files}
     assert actions["a.fits"] == "link" and actions["cal.ms.split.cal"] == "copy"
 
 
@@ -113,14 +114,14 @@ def test_link_refused_by_the_file_system_falls_back_to_copy_with_one_warning(
         toy_pm, toy_tree, dst, piscript, monkeypatch):
     import errno
 
-    def refuse(src, dst):
+    def refuse(src, dst, **kw):
         raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
 
     monkeypatch.setattr(os, "link", refuse)
     report = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="hard")
     assert sum("hard links refused" in w for w in report.warnings) == 1
     assert (dst / MEMBER / "script/run.py").read_bytes() == (toy_tree / "scripts/run.py").read_bytes()
-    assert {f["action"] for f in report.files if f["dest"].endswith("run.py")} == {"copy"}
+    assert {f.action for f in report.files if f.dest.endswith("run.py")} == {"copy"}
 
 
 def test_append_group_then_member_never_touches_existing_members(toy_pm, toy_tree, dst, piscript):
@@ -169,14 +170,14 @@ def test_failure_mid_copy_keeps_the_previous_package(toy_pm, toy_tree, dst, pisc
 
     real_copy = fileops.copy_file
 
-    def unreadable(src, target, **kw):
-        if src.name == "run.py":
+    def unreadable(src, target, *a, **kw):
+        if os.path.basename(src) == "run.py":
             raise PermissionError(13, "Permission denied", str(src))
-        return real_copy(src, target, **kw)
+        return real_copy(src, target, *a, **kw)
 
     monkeypatch.setattr(fileops, "copy_file", unreadable)
     os.utime(toy_tree / "scripts/run.py")  # changed since the last run: it must be read again
-    with pytest.raises(Qa2Error, match=r"run\.py: Permission denied"):
+    with pytest.raises(Qa2Error, match=r"run\.py: not readable"):
         pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     assert tree_state(dst) == before
 
@@ -184,25 +185,37 @@ def test_failure_mid_copy_keeps_the_previous_package(toy_pm, toy_tree, dst, pisc
 def test_dry_run_writes_nothing(toy_pm, toy_tree, dst, piscript):
     report = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy", dry_run=True)
     assert not dst.exists()
-    assert {f["action"] for f in report.files} >= {"copy", "gzip"}
-    pb = next(f for f in report.files if f["dest"].endswith(".pb.fits.gz"))
-    assert pb["bytes"] == (toy_tree / "img/target.pb.fits").stat().st_size
+    assert {f.action for f in report.files} >= {"copy", "gzip"}
+    pb = next(f for f in report.files if f.dest.endswith(".pb.fits.gz"))
+    assert pb.bytes == (toy_tree / "img/target.pb.fits").stat().st_size
 
 
 def test_a_second_run_refuses_while_the_lock_is_held(toy_pm, toy_tree, dst, piscript):
-    dst.mkdir()
-    (dst / ".qa2.lock").write_text(f"{os.getppid()}@{os.uname().nodename}\n")
-    with pytest.raises(Qa2Error, match="another qa2 run holds the lock"):
-        pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    from qa2core import paths
+
+    paths.state_dir(dst).mkdir()
+    holder = subprocess.Popen(  # a real process holding the flock, as a running qa2 would
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); "
+         "f.write('package pid 1@elsewhere'); f.flush(); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); time.sleep(60)", str(paths.lock_file(dst))],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Qa2Error, match=r"another qa2 run holds the lock \(package pid 1@"):
+            pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+        assert not dst.exists()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
-def test_a_stale_lock_of_a_dead_process_is_taken_over(toy_pm, toy_tree, dst, piscript):
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    dst.mkdir()
-    (dst / ".qa2.lock").write_text(f"{dead.pid}@{os.uname().nodename}\n")
+def test_a_lock_file_left_by_a_dead_process_does_not_block(toy_pm, toy_tree, dst, piscript):
+    from qa2core import paths
+
+    paths.state_dir(dst).mkdir()
+    paths.lock_file(dst).write_text("package pid 99999@this-host\n")  # its holder was killed
     pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
-    assert (dst / MEMBER / "README").exists() and not (dst / ".qa2.lock").exists()
+    assert (dst / MEMBER / "README").exists() and paths.lock_file(dst).read_text() == ""
 
 
 def test_gzip_output_is_standard_and_bit_exact(toy_pm, toy_tree, dst, piscript):
@@ -225,7 +238,7 @@ def test_rerun_over_an_unchanged_source_reuses_without_reading(toy_pm, toy_tree,
     for name in ("copy_file", "gzip_file", "hash_file", "tgz"):
         monkeypatch.setattr(fileops, name, must_not_run)
     second = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
-    assert {f["action"] for f in second.files} == {"reused", "readme"}
+    assert {f.action for f in second.files} == {"reused", "readme"}
     assert (dst / "manifest-sha256.txt").read_text() == manifest
     assert len(first.files) == len(second.files)
 
@@ -235,7 +248,7 @@ def test_rerun_redoes_what_changed(toy_pm, toy_tree, dst, piscript):
     pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     (toy_tree / "scripts/run.py").write_text("print('reduce better')\n")
     report = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
-    actions = {Path(f["dest"]).name: f["action"] for f in report.files}
+    actions = {Path(f.dest).name: f.action for f in report.files}
     assert actions["run.py"] == "copy" and actions["target.pb.fits.gz"] == "reused"
     assert (dst / MEMBER / "script/run.py").read_text() == "print('reduce better')\n"
     subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=dst, check=True)
@@ -248,9 +261,9 @@ def test_source_changed_during_the_copy_refuses_the_run(toy_pm, toy_tree, dst, p
 
     real_copy = fileops.copy_file
 
-    def copy_then_edit(src, target, **kw):
-        sha = real_copy(src, target, **kw)
-        if src.name == "run.py":
+    def copy_then_edit(src, target, *a, **kw):
+        sha = real_copy(src, target, *a, **kw)
+        if os.path.basename(src) == "run.py":
             with open(src, "a") as fh:
                 fh.write("# the reducer is still editing\n")
         return sha
@@ -357,6 +370,6 @@ def test_the_meter_sees_every_source_byte_once(toy_pm, toy_tree, dst, piscript):
     report = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy", meter=meter)
     start, *advances, stop = meter.calls
     assert start[0] == "start" and stop == ("stop",)
-    source_bytes = sum(f["bytes"] for f in report.files if f["action"] != "readme")
+    source_bytes = sum(f.bytes for f in report.files if f.action != "readme")
     assert sum(a[1] for a in advances) == start[1] == source_bytes
     assert start[2] == len(report.files) - 1  # every entry but the README

@@ -135,6 +135,6 @@ def test_a_second_run_refuses_while_another_process_holds_the_package(tmp_path, 
     before = tree_state(dst)
     with PackLock(dst):  # this test process is the live holder
         r = qa2("package", src, dst, "--piscript", piscript, "--mode", "copy", check=False)
-        assert r.returncode == 1 and f"holds the lock ({os.getpid()}@" in r.stderr
+        assert r.returncode == 1 and f"holds the lock (qa2 pid {os.getpid()}@" in r.stderr
     assert tree_state(dst) == before
     qa2("package", src, dst, "--piscript", piscript, "--mode", "copy")  # free again

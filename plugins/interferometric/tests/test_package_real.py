@@ -47,7 +47,7 @@ def package(manual_sample, if_pm, tmp_path):
 
 
 def test_real_sample_is_claimed(manual_sample, if_pm):
-    assert engine.detect(manual_sample.root, if_pm)[0] == "interferometric"
+    assert engine.detect(manual_sample.root, if_pm).plugin == "interferometric"
 
 
 def test_fake_tree_has_the_real_names_and_empty_files(package, manual_sample):
@@ -97,7 +97,7 @@ def test_copy_mode_content(package, manual_sample, tmp_path):
     assert f"{EBS[0]}.ms.split.bandpass" in tops and f"{EBS[0]}.ms.split.fluxscale" in tops
     assert f"{EBS[0]}.ms.tsys" in tops and not any(EBS[1] in t for t in tops)
     # The extracted mask is a working CASA image.
-    from qa2core.casa import tools
+    from qa2core.testing.casa import tools
 
     ia = tools().image()
     ia.open(str(tmp_path / "x/calibrated_final_cont.mask"))
@@ -130,7 +130,7 @@ def test_cycle0_ships_calibrated_ms_copied_never_linked(package, manual_sample):
     assert (table / "table.dat").read_bytes() == (src_table / "table.dat").read_bytes()
     assert os.stat(table / "table.dat").st_ino != os.stat(src_table / "table.dat").st_ino
     assert any("copied, not hard-linked" in w for w in report.warnings)
-    from qa2core.casa import tools
+    from qa2core.testing.casa import tools
 
     tb = tools().table()
     tb.open(str(table))
@@ -141,9 +141,9 @@ def test_cycle0_ships_calibrated_ms_copied_never_linked(package, manual_sample):
 def test_noms_styles_ship_no_measurement_set(package):
     report, member = package("copy")
     assert not (member / "calibrated").exists()
-    skipped = [s for s in report.skipped if s["reason"].startswith("measurement set")]
+    skipped = [source for source, reason in report.skipped if reason.startswith("measurement set")]
     assert len(skipped) == 6  # .ms, .ms.split, .ms.split.cal for two EBs
-    assert not any(Path(f["dest"]).name.endswith(".ms") for f in report.files)
+    assert not any(Path(f.dest).name.endswith(".ms") for f in report.files)
 
 
 def test_append_group_and_member_with_real_data(package):

@@ -1,6 +1,6 @@
-"""Pipeline runs and staged trees built from the real names of domain.md §2.4, §5.1 and §5.2.
+"""Pipeline runs and staged trees built from the real names of docs/domain.md §2.4, §5.1 and §5.2.
 
-Archives are real gzip tars (tarfile), FITS are real (qa2core.sampledata, astropy), the
+Archives are real gzip tars (tarfile), FITS are real (qa2core.testing.sampledata, astropy), the
 measurement set and CASA images are real casatools products when casatools is installed (a
 minimal casacore table directory otherwise, which the scanner types the same way). Every run is
 built once per session; tests must not modify it (they check that with tree_state).
@@ -19,7 +19,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa2core import sampledata
+from qa2core import Delivery, Mode, PackageOptions, Purpose
+from qa2core.testing import sampledata
 
 pytest_plugins = ["qa2core.testing"]
 
@@ -32,7 +33,7 @@ HAVE_CASA = importlib.util.find_spec("casatools") is not None
 def ppr_xml(*, proposal: str, ous: str | None, sb_status: str, ebs: tuple[str, ...],
             recipe: str = "hifa_calimage", sb_title: str = "NGC_628_a_06_TM1",
             namespace: bool = False, session: str = "SESSION_1") -> str:
-    """A PPR shaped like the pipeline's executeppr test files (domain.md §5.1)."""
+    """A PPR shaped like the pipeline's executeppr test files (docs/domain.md §5.1)."""
     def uid(sanitized: str) -> str:
         return sanitized.replace("uid___", "uid://", 1).replace("_", "/")
 
@@ -210,7 +211,7 @@ def _common_inputs(base: Path) -> tuple[Path, Path]:
     return piscript.parent, piscript
 
 
-# 2016 .tgz era with flux.csv/antennapos.csv: the delivered Cycle-4 tree of domain.md §2.4.
+# 2016 .tgz era with flux.csv/antennapos.csv: the delivered Cycle-4 tree of docs/domain.md §2.4.
 C4_PROJECT = "2016.1.01435.S"
 C4_MOUS = "uid___A001_X87c_X69"
 C4_EBS = ("uid___A002_Xba0af7_X6409", "uid___A002_Xba0af7_X6ac1")
@@ -286,7 +287,7 @@ def build_cycle4_run(base: Path) -> Run:
                piscript_dir)
 
 
-# 2014 .tar.gz era, Cycle-1 A002 OUS UIDs (domain.md §5.1), calibration-only recipe: the
+# 2014 .tar.gz era, Cycle-1 A002 OUS UIDs (docs/domain.md §5.1), calibration-only recipe: the
 # analyst images by hand (Case 2).
 C2_PROJECT = "2012.1.00688.S"
 C2_MOUS = "uid___A002_X5ce05d_X18d"
@@ -502,6 +503,18 @@ def member_files(pack: Path, member_rel: str = MEMBER) -> set[str]:
     return {p.relative_to(member).as_posix() for p in member.rglob("*") if p.is_file()}
 
 
+def deliver(root: Path, style: str = "", purpose: Purpose = Purpose.PACKAGE,
+            mode: Mode = Mode.COPY) -> Delivery:
+    """The Delivery the core would hand the hooks for ``root`` (scanned by the core's scanner),
+    so that hooks can be tested without the engine."""
+    from qa2core.scan import scan
+    from qa2core.styles import resolve_style
+
+    root = Path(root).resolve()
+    items, _ = scan(root)
+    return Delivery(root, items, resolve_style(style), PackageOptions(mode=mode, purpose=purpose))
+
+
 @pytest.fixture(scope="session")
 def lib() -> SimpleNamespace:
     """The builders and helpers above, for test modules (importlib mode: no conftest import)."""
@@ -509,4 +522,5 @@ def lib() -> SimpleNamespace:
         MEMBER=MEMBER, member_files=member_files, add_analysis=add_analysis, ppr_xml=ppr_xml,
         tgz=tgz, weblog_tgz=weblog_tgz, write=write, fits=fits, measurement_set=measurement_set,
         C4_PROJECT=C4_PROJECT, C4_MOUS=C4_MOUS, C4_EBS=C4_EBS, HAVE_CASA=HAVE_CASA,
+        deliver=deliver,
     )

@@ -1,45 +1,138 @@
-"""Claims: pipeline runs and staged trees are ours (SPECIFIC); manual reductions are not."""
+"""Claims: pipeline runs and staged trees are ours (SPECIFIC); manual reductions are not.
+
+qa2_detect looks at names, types and sizes only: it opens no file, not even the PPR.
+"""
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
+import os
+import pathlib
 
 import pytest
+from qa2_pipeline import plugin, ppr
+from qa2_pipeline.context import PipelineInput
 
-from qa2core import SPECIFIC, engine
-from qa2core.errors import NotDetected
+from qa2core import GENERIC, SPECIFIC, Purpose
 from qa2core.testing import tree_state
 
 
 @pytest.mark.parametrize("name", ["cycle4", "cycle2", "cycle5", "tp", "sb"])
-def test_every_run_era_is_claimed_with_its_mous(pm, runs, name):
+def test_every_run_era_is_claimed_with_its_mous(runs, lib, name):
     run = runs[name]
-    chosen, ranked = engine.detect(run.root, pm)
-    assert chosen == "pipeline"
-    assert ranked[0].claim.score == SPECIFIC
-    assert f"MOUS {run.mous}" in ranked[0].claim.reason
-    assert ranked[0].claim.evidence == (run.tree,)
+    claim = plugin.qa2_detect(delivery=lib.deliver(run.root))
+    assert claim.score == SPECIFIC
+    assert f"MOUS {run.mous}" in claim.reason
+    assert claim.evidence == (run.tree,)
+    assert isinstance(claim.context, PipelineInput)
 
 
-def test_mous_directory_as_root_is_claimed(pm, runs):
+def test_mous_directory_as_root_is_claimed(runs, lib):
     run = runs["cycle4"]
-    chosen, ranked = engine.detect(run.root / run.tree, pm)
-    assert chosen == "pipeline"
-    assert "uid___A001_X87c_X69" in ranked[0].claim.reason
+    claim = plugin.qa2_detect(delivery=lib.deliver(run.root / run.tree))
+    assert claim.score == SPECIFIC
+    assert "uid___A001_X87c_X69" in claim.reason
+
+
+def _no_file_may_be_opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every way of opening or reading a file raise (and the PPR reader too)."""
+    tried: list[str] = []
+
+    def refuse(what: str):
+        def opened(*args, **kwargs):
+            tried.append(f"{what}{args[:1]}")
+            raise AssertionError(f"qa2_detect opened a file: {what}{args[:1]}")
+        return opened
+
+    for target, name in ((builtins, "open"), (io, "open"), (os, "open"),
+                         (pathlib.Path, "open"), (pathlib.Path, "read_bytes"),
+                         (pathlib.Path, "read_text"), (ppr, "read"), (ppr, "read_stream"),
+                         (ppr, "parse")):
+        monkeypatch.setattr(target, name, refuse(f"{getattr(target, '__name__', target)}.{name}"))
+    return tried
+
+
+@pytest.mark.parametrize("name", ["cycle4", "cycle2", "cycle5", "tp", "sb"])
+def test_detect_opens_no_file(runs, lib, monkeypatch, name):
+    """The PPR is there and readable, but detect must not need it: with every way of opening
+    a file refused, the claim is the same and still names the MOUS (from the MOUS_ directory)."""
+    run = runs[name]
+    delivery = lib.deliver(run.root)  # the core's scan may read table.info; detect may not
+    with monkeypatch.context() as m:
+        tried = _no_file_may_be_opened(m)
+        claim = plugin.qa2_detect(delivery=delivery)
+    assert tried == []
+    assert claim.score == SPECIFIC and f"MOUS {run.mous}" in claim.reason
+    assert "ppr" not in vars(claim.context)  # the cached PPR is not read yet
+
+
+def test_staged_tree_names_its_mous_from_product_names_or_says_ppr(lib, make_tree, monkeypatch):
+    """Placeholder names: the MOUS comes from ``<M>.weblog.tgz`` & co.; without such names only
+    the PPR knows, and detect says so instead of reading it."""
+    member = "sg_ouss_id/group_ouss_id/member_ouss_id"
+    named = make_tree({f"{member}/script/PPR_uid___A001_X87c_X6a.xml": "<SciPipeRequest/>",
+                       f"{member}/qa/uid___A001_X87c_X69.weblog.tgz": b"",
+                       f"{member}/calibration/uid___A002_Xba0af7_X6409.ms.calapply.txt": ""},
+                      name="named")
+    bare = make_tree({f"{member}/script/PPR_uid___A001_X87c_X6a.xml": "<SciPipeRequest/>",
+                      f"{member}/qa/weblog.tgz": b""}, name="bare")
+    deliveries = [lib.deliver(named), lib.deliver(bare)]
+    with monkeypatch.context() as m:
+        _no_file_may_be_opened(m)
+        first, second = (plugin.qa2_detect(delivery=d) for d in deliveries)
+    assert first.reason.startswith("staged pipeline tree of MOUS uid___A001_X87c_X69 ")
+    assert second.reason.startswith("staged pipeline tree of MOUS from PPR ")
+
+
+def test_detect_on_a_package_for_verify(lib, make_tree):
+    """qa2 verify detects on the package tree (purpose VERIFY): real member names name the MOUS,
+    and the context knows the PPR is already where it is."""
+    member = "science_goal.uid___A001_X87c_X67/group.uid___A001_X87c_X68/member.uid___A001_X87c_X69"
+    root = make_tree({f"{member}/script/PPR_uid___A001_X87c_X6a.xml": "<SciPipeRequest/>",
+                      f"{member}/README": ""}, name="2016.1.01435.S")
+    claim = plugin.qa2_detect(delivery=lib.deliver(root, purpose=Purpose.VERIFY))
+    assert claim.score == SPECIFIC and "MOUS uid___A001_X87c_X69" in claim.reason
+    assert claim.context.ppr_dest == "script/PPR_uid___A001_X87c_X6a.xml"
+
+
+def test_ous_chain_without_trees_is_claimed_generic(runs, lib, copy_run):
+    run = copy_run(runs["cycle2"])
+    os.rename(run.root / run.tree / "working", run.root / run.tree / "workng")
+    os.rename(run.root / run.tree / "products", run.root / run.tree / "working_X5e5")
+    claim = plugin.qa2_detect(delivery=lib.deliver(run.root))
+    assert claim.score == GENERIC
+
+
+def test_manual_reduction_is_declined_by_the_hook(lib, make_tree):
+    root = make_tree({
+        "Calibration_X1e3b/uid___A002_Xb8e115_X1e3b.ms.scriptForCalibration.py": "es = aU.sfsdr()\n",
+        "Imaging/scriptForImaging.py": "tclean()\n",
+    })
+    assert plugin.qa2_detect(delivery=lib.deliver(root)) is None
+
+
+# ---------------------------------------------------------------------------- through the core
 
 
 def test_staged_tree_is_claimed(pm, runs, tmp_path):
+    from qa2core import engine
+
     run = runs["cycle2"]
     before = tree_state(run.root)
     engine.stage(run.root, tmp_path / "STAGED", piscript=run.piscript, plugins=pm)
     assert tree_state(run.root) == before
-    chosen, ranked = engine.detect(tmp_path / "STAGED", pm)
-    assert chosen == "pipeline"
-    assert ranked[0].claim.score == SPECIFIC
-    assert ranked[0].claim.reason.startswith("staged pipeline tree of MOUS uid___A002_X5ce05d_X18d")
+    decision = engine.detect(tmp_path / "STAGED", pm)
+    assert decision.plugin == "pipeline"
+    assert decision.claim.score == SPECIFIC
+    assert decision.claim.reason.startswith("staged pipeline tree of MOUS uid___A002_X5ce05d_X18d")
 
 
 def test_manual_reduction_is_declined(pm, make_tree):
+    from qa2core import engine
+    from qa2core.errors import NotDetected
+
     root = make_tree({
         "Calibration_X1e3b/uid___A002_Xb8e115_X1e3b.ms.scriptForCalibration.py": "es = aU.sfsdr()\n",
         "Imaging/scriptForImaging.py": "tclean()\n",
@@ -61,6 +154,7 @@ def test_cli_detect_names_pipeline_first(run_qa2, runs):
 def test_interferometric_plugin_declines_pipeline_input(runs, tmp_path, pm):
     """Cross-plugin: only meaningful when the interferometric plugin is installed."""
     interferometric = pytest.importorskip("qa2_interferometric.plugin")
+    from qa2core import engine
     from qa2core.engine import load_delivery
 
     before = tree_state(runs["cycle4"].root)

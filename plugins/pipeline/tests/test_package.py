@@ -12,10 +12,10 @@ from qa2core import engine
 from qa2core.errors import ValidationFailed
 from qa2core.testing import tree_state
 
-# domain.md §2.4, the delivered Cycle-4 member of 2016.1.01435.S, name for name ("… same four
+# docs/domain.md §2.4, the delivered Cycle-4 member of 2016.1.01435.S, name for name ("… same four
 # files for uid___A002_Xba0af7_X6ac1" written out). Two differences, both on purpose:
 # * §2.4 shows the PB images uncompressed (X.pb.fits); our contract compresses them in the
-#   package (X.pb.fits.gz, domain.md §6 and §9 Q4), so the contract names are asserted here;
+#   package (X.pb.fits.gz, docs/domain.md §6 and §9 Q4), so the contract names are asserted here;
 # * README and script/scriptForPI.py are the core's; they are in the set because they are there.
 DELIVERED_2016_1_01435_S = {
     "README",
@@ -67,7 +67,7 @@ def staged(pm, runs, tmp_path):
 
 
 def _skips(report) -> dict[str, str]:
-    return {s["source"].rsplit("/", 1)[-1]: s["reason"] for s in report.skipped}
+    return {source.rsplit("/", 1)[-1]: reason for source, reason in report.skipped}
 
 
 def test_stage_and_package_cycle4_gives_the_delivered_tree(run_qa2, runs, tmp_path, lib):
@@ -163,7 +163,7 @@ def test_empty_script_imaging_script_loses_to_the_analysts(pm, runs, staged, tmp
     report = engine.package(analysis, tmp_path / "P", style="cycle3-pipe1", mode="copy",
                             piscript=run.piscript, plugins=pm)
     assert tree_state(analysis) == before
-    reason = next(s["reason"] for s in report.skipped if s["source"].endswith("script/scriptForImaging.py"))
+    reason = next(r for s, r in report.skipped if s.endswith("script/scriptForImaging.py"))
     assert reason.startswith("duplicate of sg_ouss_id/group_ouss_id/member_ouss_id/calibrated/")
     written = (tmp_path / "P" / lib.MEMBER / "script/scriptForImaging.py").read_text()
     assert written.startswith("tclean(")

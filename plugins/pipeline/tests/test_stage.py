@@ -15,7 +15,7 @@ from qa2core.testing import tree_state
 M4 = "uid___A001_X87c_X69"
 EBS4 = ("uid___A002_Xba0af7_X6409", "uid___A002_Xba0af7_X6ac1")
 
-# The staged Cycle-4 member: the delivered tree of domain.md §2.4 before packaging, i.e. PB
+# The staged Cycle-4 member: the delivered tree of docs/domain.md §2.4 before packaging, i.e. PB
 # images still uncompressed, no scriptForImaging.py yet, and the pipeline manifest kept for the
 # packaging step to decide on (delivered from Cycle 5 on).
 STAGED_C4 = {
@@ -50,7 +50,8 @@ STAGED_C4 = {
 
 
 def _skips(report) -> dict[str, str]:
-    return {s["source"].split("/MOUS_")[-1].split("/", 1)[-1]: s["reason"] for s in report.skipped}
+    return {source.split("/MOUS_")[-1].split("/", 1)[-1]: reason
+            for source, reason in report.skipped}
 
 
 def test_stage_cycle4_cli_copy(run_qa2, runs, tmp_path, lib):
@@ -93,7 +94,7 @@ def test_stage_skips_with_reasons(pm, runs, tmp_path):
     assert "weblog" in skips["working/pipeline-20170124T142630/html/index.html"]
     assert "CASA image" in skips[f"working/{M4}.s30_0.NGC_628_sci.spw17.cube.I.iter1.pb"]
     assert "working file" in skips["working/ipython-20170117-233444.log"]
-    assert report.unclassified == []
+    assert not report.unclassified
     assert not [w for w in report.warnings if "product.compress" in w]
     assert tree_state(run.root) == before
 
@@ -107,7 +108,7 @@ def test_real_measurement_set_in_working_is_skipped(pm, runs, tmp_path, lib):
     assert (ms / "table.dat").is_file() and (ms / "ANTENNA").is_dir()
     report = engine.stage(run.root, tmp_path / "S", piscript=run.piscript, plugins=pm)
     assert "measurement set" in _skips(report)[f"working/{EBS4[0]}.ms"]
-    assert not [f for f in report.files if ".ms/" in f["dest"] or f["dest"].endswith(".ms")]
+    assert not [f for f in report.files if ".ms/" in f.dest or f.dest.endswith(".ms")]
     assert tree_state(run.root) == before
 
 
@@ -260,8 +261,7 @@ def test_no_pipeline_tree_is_refused_naming_what_was_found(run_qa2, pm, runs, co
     run = copy_run(runs["cycle2"])
     os.rename(run.root / run.tree / "working", run.root / run.tree / "workng")
     os.rename(run.root / run.tree / "products", run.root / run.tree / "working_X5e5")
-    _, ranked = engine.detect(run.root, pm)
-    assert ranked[0].claim.score == GENERIC
+    assert engine.detect(run.root, pm).claim.score == GENERIC
     stderr = _refused(run_qa2, run.root, tmp_path, run.piscript)
     line = next(li for li in stderr.splitlines() if "run.trees" in li)
     assert "no working/ or products/" in line
@@ -282,8 +282,7 @@ def test_ppr_without_ous_status_ref_falls_back_to_directory(pm, runs, copy_run, 
     for area in (run.products, run.working):
         (area / "PPR_uid___A001_X87c_X6a.xml").write_text(xml)
     before = tree_state(run.root)
-    _, ranked = engine.detect(run.root, pm)
-    assert "MOUS uid___A001_X87c_X69" in ranked[0].claim.reason
+    assert "MOUS uid___A001_X87c_X69" in engine.detect(run.root, pm).claim.reason
     report = engine.stage(run.root, tmp_path / "S", piscript=run.piscript, plugins=pm)
     assert any("script.ppr_ous" in w for w in report.warnings)
     info = [f for f in report.findings if f.rule == "run.mous"]

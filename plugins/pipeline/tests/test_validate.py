@@ -1,13 +1,14 @@
-"""The pipeline rules of domain.md §8.2–§8.4 on hand-made views, and qa2 verify on real output."""
+"""The pipeline rules of docs/domain.md §8.2–§8.4 on hand-made views, and qa2 verify on real output."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from qa2_pipeline import plugin, ppr
 
-from qa2core import Level, PackageView, engine
+from qa2core import Level, Mode, PackageView, Purpose
 from qa2core.styles import resolve_style
 from qa2core.testing import tree_state
 
@@ -17,7 +18,8 @@ M = "uid___A001_X87c_X69"
 
 @pytest.fixture
 def view(lib):
-    """A complete Cycle-4 member as planned; ``changes`` drops/adds names, ``content`` feeds read."""
+    """A complete Cycle-4 member as planned; ``drop``/``add`` change it; ``open`` streams the
+    content (``readable=False``: content not at hand, as in a fake package)."""
     ppr_bytes = lib.ppr_xml(proposal="2016.1.01435.S", ous=M, sb_status="uid___A001_X87c_X6a",
                             ebs=(EB1, EB2)).encode()
     good = {
@@ -33,17 +35,20 @@ def view(lib):
         f"product/{M}.NGC_628_sci.spw17.cube.I.pb.fits.gz": b"",
     }
 
-    def make(drop=(), add=None, style="cycle4-pipe", purpose="package", readable=True):
+    def make(drop=(), add=None, style="cycle4-pipe", purpose=Purpose.PACKAGE, readable=True):
         content = {k: v for k, v in good.items() if k not in drop} | (add or {})
-        read = (lambda p: content.get(p)) if readable else (lambda _p: None)
-        return PackageView(tuple(sorted(content)), resolve_style(style), "pipeline", "copy",
-                           purpose, read)
+
+        def open_(path: str) -> io.BytesIO | None:
+            return io.BytesIO(content[path]) if readable and path in content else None
+
+        return PackageView(tuple(sorted(content)), resolve_style(style), "pipeline",
+                           mode=Mode.COPY, purpose=purpose, open=open_)
 
     return make
 
 
 def rules_of(view: PackageView, level: Level | None = None) -> set[str]:
-    return {f.rule for f in plugin.qa2_validate(view=view, plugin="pipeline")
+    return {f.rule for f in plugin.qa2_validate(view=view, context=None)
             if level is None or f.level is level}
 
 
@@ -51,8 +56,12 @@ def test_complete_member_passes(view):
     assert rules_of(view()) == set()
 
 
-def test_other_plugins_packages_are_not_ours(view):
-    assert plugin.qa2_validate(view=view(), plugin="interferometric") is None
+def test_validate_has_one_meaning_whoever_packages(view):
+    """No ``plugin`` guard any more: the core decides whose validate runs."""
+    import inspect
+
+    assert "plugin" not in inspect.signature(plugin.qa2_validate).parameters
+    assert "script.ppr" in rules_of(view(drop=("script/PPR_uid___A001_X87c_X6a.xml",)))
 
 
 @pytest.mark.parametrize(("drop", "rule"), [
@@ -121,7 +130,7 @@ def test_non_pipe_style_is_refused_and_no_style_is_fine(view):
 
 
 def test_staging_does_not_need_an_imaging_script(view):
-    assert rules_of(view(drop=("script/scriptForImaging.py",), purpose="stage")) == set()
+    assert rules_of(view(drop=("script/scriptForImaging.py",), purpose=Purpose.STAGE)) == set()
 
 
 def test_manifest_must_name_a_shipped_aux_file(view):
@@ -137,10 +146,11 @@ def test_manifest_must_name_a_shipped_aux_file(view):
 def test_staging_keeps_pb_images_uncompressed_without_a_core_error(pm, view):
     """The builtin product.compress rule is for packages; a staged tree is not one yet."""
     staged = view(drop=(f"product/{M}.NGC_628_sci.spw17.cube.I.pb.fits.gz",),
-                  add={f"product/{M}.NGC_628_sci.spw17.cube.I.pb.fits": b""}, purpose="stage")
-    assert "product.compress" not in {f.rule for f in pm.validate(staged, "pipeline")}
-    packaged = PackageView(staged.files, staged.style, "pipeline", "copy", "package", staged.read)
-    assert "product.compress" in {f.rule for f in pm.validate(packaged, "pipeline")}
+                  add={f"product/{M}.NGC_628_sci.spw17.cube.I.pb.fits": b""}, purpose=Purpose.STAGE)
+    assert "product.compress" not in {f.rule for f in pm.validate(staged, "pipeline", None)}
+    packaged = PackageView(staged.files, staged.style, "pipeline", mode=Mode.COPY,
+                           purpose=Purpose.PACKAGE, open=staged.open)
+    assert "product.compress" in {f.rule for f in pm.validate(packaged, "pipeline", None)}
 
 
 def test_ppr_parser_is_namespace_agnostic(lib):
@@ -159,10 +169,28 @@ def test_ppr_parser_is_namespace_agnostic(lib):
         ppr.parse(b"<SciPipeRequest>")
 
 
+def test_ppr_parser_refuses_entity_expansion_and_giants():
+    laughs = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    bomb = (f'<?xml version="1.0"?><!DOCTYPE SciPipeRequest [<!ENTITY l0 "lol">{laughs}]>'
+            "<SciPipeRequest><ProposalCode>&l9;</ProposalCode></SciPipeRequest>").encode()
+    with pytest.raises(ValueError, match="entit"):
+        ppr.parse(bomb)
+    with pytest.raises(ValueError, match="MiB"):
+        ppr.read_stream(io.BytesIO(b"<SciPipeRequest>" + b" " * ppr.MAX_BYTES))
+
+
+def test_broken_ppr_content_is_an_error_only_where_content_is_at_hand(view):
+    broken = {"script/PPR_uid___A001_X87c_X6a.xml": b"<!ENTITY x 'y'>"}
+    assert "script.ppr_xml" in rules_of(view(add=broken), Level.ERROR)
+    assert "script.ppr_xml" not in rules_of(view(add=broken, readable=False))
+
+
 # ---------------------------------------------------------------------------- on disk
 
 
 def test_qa2_verify_passes_on_what_was_packaged(run_qa2, pm, runs, tmp_path):
+    from qa2core import engine
+
     run = runs["cycle4"]
     before = tree_state(run.root)
     engine.stage(run.root, tmp_path / "STAGED", piscript=run.piscript, pipe_readme=run.readme,
@@ -191,6 +219,8 @@ def test_qa2_verify_passes_on_what_was_packaged(run_qa2, pm, runs, tmp_path):
 def test_qa2_verify_passes_on_a_staged_tree(run_qa2, pm, runs, tmp_path, mode):
     """A staged tree (the journal says "stage"; in fake mode, its README has no qa2 listing):
     verify checks it as staged (PB images uncompressed, no scriptForImaging.py yet), says so."""
+    from qa2core import engine
+
     run = runs["cycle4"]
     staged = tmp_path / "2016.1.01435.S"
     engine.stage(run.root, staged, mode=mode, piscript=run.piscript, plugins=pm)
@@ -203,6 +233,8 @@ def test_qa2_verify_passes_on_a_staged_tree(run_qa2, pm, runs, tmp_path, mode):
 
 
 def test_run_offers_its_real_ous_names(pm, runs, tmp_path):
+    from qa2core import engine
+
     run = runs["cycle4"]
     before = tree_state(run.root)
     report = engine.stage(run.root, tmp_path / "S", piscript=run.piscript, plugins=pm)
@@ -214,6 +246,8 @@ def test_run_offers_its_real_ous_names(pm, runs, tmp_path):
 
 
 def test_staged_tree_with_real_names_keeps_them(pm, runs, tmp_path, lib):
+    from qa2core import engine
+
     run = runs["cycle4"]
     uids = "uid___A001_X87c_X67,uid___A001_X87c_X68,uid___A001_X87c_X69"
     first = tmp_path / "a" / "2016.1.01435.S"

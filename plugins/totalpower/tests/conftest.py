@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa2core.sampledata import Sample
+from qa2core.testing.sampledata import Sample
 
 pytest_plugins = ["qa2core.testing"]
 
@@ -139,7 +139,7 @@ def _cal_dir(eb: str) -> str:
 
 def build_tp_reduction(root: Path, ebs: tuple[str, ...] = EBS) -> Sample:
     """A manual TP reduction as a reducer leaves it: per-EB calibration dirs, imaging dir."""
-    from qa2core import sampledata as sd
+    from qa2core.testing import sampledata as sd
 
     root.mkdir(parents=True)
     for i, eb in enumerate(ebs):

@@ -71,7 +71,7 @@ def test_engine_with_only_the_totalpower_plugin(tp_sample, tp_pm, tmp_path):
     report = engine.package(tp_sample.root, dst, readme_path=tp_sample.readme_header,
                             piscript=tp_sample.piscript, style="cycle2-nopipe", mode="copy",
                             plugins=tp_pm)
-    assert report.plugin == "totalpower" and report.errors == [] and report.unclassified == []
+    assert report.plugin == "totalpower" and not report.errors and not report.unclassified
     assert files_below(dst / report.member) == expected(tp_sample.ebs)
     assert tree_state(tp_sample.root) == before
 
@@ -137,7 +137,7 @@ def test_copy_mode_bytes_tables_and_manifest(package, tp_sample, tmp_path):
         tar.extractall(tmp_path / "x", filter="data")
     assert {n.split("/")[0] for n in names} == {f"{eb}.ms.sky", f"{eb}.ms.tsys"}
     assert not any(n.endswith("table.lock") for n in names)
-    from qa2core.casa import tools
+    from qa2core.testing.casa import tools
 
     tb = tools().table()
     tb.open(str(tmp_path / f"x/{eb}.ms.tsys"))

@@ -1,12 +1,15 @@
-"""Detection, classification and validation on small trees (no CASA needed)."""
+"""Detection, classification and validation on small trees (no CASA needed): the hooks are
+called directly or through the plugin manager; the last test goes through the engine."""
 
 from __future__ import annotations
 
 import pytest
+from qa2_totalpower import plugin
 
-from qa2core import GENERIC, OVERRIDE, SPECIFIC, Action, Level
+from qa2core import GENERIC, OVERRIDE, SPECIFIC, Action, Collection, Level, PackageView, Purpose
 from qa2core.engine import detect, load_delivery
 from qa2core.errors import NotDetected
+from qa2core.styles import resolve_style
 
 EB = "uid___A002_Xc4f3ae_X57a5"
 EB2 = "uid___A002_Xc4f3ae_X5c31"
@@ -25,9 +28,10 @@ def _table(prefix: str, files: dict) -> dict:
 ])
 def test_each_sd_generator_output_claims_with_override(tp_pm, make_tree, script):
     root = make_tree({f"work/{script}": "#", "notes.txt": ""})
-    chosen, ranked = detect(root, tp_pm)
-    assert chosen == "totalpower" and ranked[0].claim.score == OVERRIDE
-    assert ranked[0].claim.evidence == (f"work/{script}",)
+    decision = detect(root, tp_pm)
+    assert decision.plugin == "totalpower" and decision.claim.score == OVERRIDE
+    assert decision.claim.evidence == (f"work/{script}",)
+    assert decision.context.sd_scripts == (f"work/{script}",)
 
 
 def test_no_sd_script_no_claim(tp_pm, make_tree):
@@ -49,19 +53,20 @@ def test_declines_pipeline_markers(tp_pm, make_tree, marker):
 
 
 def test_declines_a_staged_placeholder_chain_except_to_verify_it(tp_pm, make_tree):
-    from dataclasses import replace
-
-    from qa2core import PackageOptions
-
     member = "sg_ouss_id/group_ouss_id/member_ouss_id"
     root = make_tree({f"{member}/script/{EB}.ms.scriptForSDCalibration.py": "#",
                       f"{member}/calibration/jyperk.csv": "MS\n", f"{member}/README": ""})
     assert tp_pm.claims(load_delivery(root)) == ()
-    verifying = replace(load_delivery(root), options=PackageOptions(purpose="verify"))
+    verifying = load_delivery(root, purpose=Purpose.VERIFY)
     assert [r.plugin for r in tp_pm.claims(verifying)] == ["totalpower"]
     (root / member / "script/PPR_uid___A001_X87c_X6a.xml").write_text("<x/>")
-    pipeline = replace(load_delivery(root), options=PackageOptions(purpose="verify"))
+    pipeline = load_delivery(root, purpose=Purpose.VERIFY)
     assert tp_pm.claims(pipeline) == ()
+    # the chain is recognised wherever it sits, not inside a longer directory name
+    nested = make_tree({f"x/{member}/{EB}.ms.scriptForSDCalibration.py": "#"}, name="nested")
+    assert tp_pm.claims(load_delivery(nested)) == ()
+    lookalike = make_tree({f"my_{member}/{EB}.ms.scriptForSDCalibration.py": "#"}, name="lookalike")
+    assert [r.plugin for r in tp_pm.claims(load_delivery(lookalike))] == ["totalpower"]
 
 
 def test_sd_scripts_win_over_interferometric_claims(qa2_pm, make_tree):
@@ -73,14 +78,14 @@ def test_sd_scripts_win_over_interferometric_claims(qa2_pm, make_tree):
     qa2_pm.register(ifp, name="interferometric")
     mixed = make_tree({f"a/{EB}.ms.scriptForSDCalibration.py": "#",
                        f"b/{IF_EB}.ms.scriptForCalibration.py": "#"}, name="mixed")
-    chosen, ranked = detect(mixed, qa2_pm)
-    assert chosen == "totalpower"
-    assert [(r.plugin, r.claim.score) for r in ranked] == [("totalpower", OVERRIDE),
-                                                           ("interferometric", SPECIFIC)]
+    decision = detect(mixed, qa2_pm)
+    assert decision.plugin == "totalpower"
+    assert [(r.plugin, r.claim.score) for r in decision.ranked] == [("totalpower", OVERRIDE),
+                                                                    ("interferometric", SPECIFIC)]
     tp_with_imaging = make_tree({f"{EB}.ms.scriptForSDCalibration.py": "#",
                                  "scriptForImaging.py": "#"}, name="tp")
-    chosen, ranked = detect(tp_with_imaging, qa2_pm)
-    assert chosen == "totalpower" and ranked[1].claim.score == GENERIC
+    decision = detect(tp_with_imaging, qa2_pm)
+    assert decision.plugin == "totalpower" and decision.ranked[1].claim.score == GENERIC
 
 
 def test_layout_maps_names_to_member_dirs(tp_pm, make_tree):
@@ -95,9 +100,12 @@ def test_layout_maps_names_to_member_dirs(tp_pm, make_tree):
         **_table("img/M100.weight", IMAGE),
     })
     delivery = load_delivery(root, "cycle3-nopipe")
-    collected = tp_pm.collect("totalpower", delivery)
+    context = detect(root, tp_pm).context
+    collection = tp_pm.collect("totalpower", delivery, context)
+    assert collection.findings == ()
+    collected = collection.items
     placements = {p.dest: p for p in tp_pm.layout("totalpower", delivery,
-                                                   [c for c in collected if not c.skip])}
+                                                   [c for c in collected if not c.skip], context)}
     assert placements[f"calibration/{EB}.calibration.tgz"].sources == (
         f"c1/{EB}.ms.sky", f"c1/{EB}.ms.tsys")
     assert placements[f"calibration/{EB2}.calibration.tgz"].action is Action.TGZ
@@ -118,20 +126,17 @@ def test_calibrated_ms_only_without_noms_and_jy_first(tp_pm, make_tree):
     root = make_tree({f"{EB}.ms.scriptForSDCalibration.py": "#", **_table(f"{EB}.ms", ms),
                       **_table(f"{EB}.ms.cal", ms), **_table(f"{EB}.ms.cal.jy", ms),
                       **_table(f"{EB2}.ms.cal", ms)})
-    noms = tp_pm.collect("totalpower", load_delivery(root, "cycle3-nopipe"))
+    noms = plugin.qa2_collect(delivery=load_delivery(root, "cycle3-nopipe"), context=None).items
     assert all(c.skip.startswith("measurement set") for c in noms if c.item.is_dir)
-    kept = {c.item.name: c.skip for c in tp_pm.collect("totalpower", load_delivery(root, "cycle0-nopipe"))
-            if c.kind == "calibrated_ms"}
+    cycle0 = plugin.qa2_collect(delivery=load_delivery(root, "cycle0-nopipe"), context=None).items
+    kept = {c.item.name: c.skip for c in cycle0 if c.kind == "calibrated_ms"}
     assert kept == {f"{EB}.ms.cal": f"superseded by {EB}.ms.cal.jy (Jy/K applied)",
                     f"{EB}.ms.cal.jy": "", f"{EB2}.ms.cal": ""}
 
 
 def _validate(tp_pm, files, style="cycle3-nopipe"):
-    from qa2core import PackageView
-    from qa2core.styles import resolve_style
-
     view = PackageView(tuple(files), resolve_style(style), "totalpower")
-    return tp_pm.validate(view, "totalpower")
+    return tp_pm.validate(view, "totalpower", None)
 
 
 def _rules(findings, level):
@@ -161,27 +166,59 @@ def test_validate_tp_rules(tp_pm):
     assert not any("uid___A001_X87c_X69" in line for line in lines)
 
 
-def test_validate_only_for_totalpower_packages(tp_pm):
-    from qa2_totalpower import plugin
-
-    from qa2core import PackageView
-    from qa2core.styles import resolve_style
-
+def test_validate_checks_the_member_directory_whoever_asks():
+    """No ``plugin`` guard: the core decides whose rules run, the rules just check the view."""
     view = PackageView(("README", "script/my.py"), resolve_style(""), "interferometric")
-    assert plugin.qa2_validate(view=view, plugin="interferometric") is None
+    findings = plugin.qa2_validate(view=view)
+    assert "script.sd_calibration" in {f.rule for f in findings if f.level is Level.ERROR}
+    assert "script.nonstandard" in {f.rule for f in findings}
+
+
+def test_registered_under_another_name_its_rules_still_run(qa2_pm):
+    qa2_pm.register(plugin, name="site-tp")
+    view = PackageView(("README", "script/scriptForPI.py", "calibration/a.jyperk.csv",
+                        "calibration/b.jyperk.csv"), resolve_style(""), "site-tp")
+    errors = {f.rule for f in qa2_pm.validate(view, "site-tp", None) if f.level is Level.ERROR}
+    assert {"script.sd_calibration", "calibration.jyperk"} <= errors
+
+
+def _orphan_tree(make_tree):
+    orphan = "uid___A002_Xc4f3ae_X9999"
+    root = make_tree({
+        f"{EB}.ms.scriptForSDCalibration.py": "# SD calibration\n",
+        "scriptForSDimaging.py": "# imaging\n",
+        f"{orphan}.asdm.sdm/ASDM.xml": "<ASDM/>",
+        f"{EB}.asdm.sdm/ASDM.xml": "<ASDM/>",
+        # misnamed: scriptForPI does not run it, so its EB counts as unscripted
+        f"{EB2}.asdm.sdm/ASDM.xml": "<ASDM/>", f"{EB2}.scriptForSDCalibration.py": "#",
+        "M100.sd.im.fits": "F",
+    })
+    return root, orphan
+
+
+def test_an_eb_without_its_sd_script_is_a_finding_of_collect(tp_pm, make_tree):
+    """A problem of the input: reported by collect, from the scripts detect found."""
+    root, orphan = _orphan_tree(make_tree)
+    delivery = load_delivery(root)
+    claim = plugin.qa2_detect(delivery=delivery)
+    assert claim.context.scripted_ebs == {EB}
+    collection = plugin.qa2_collect(delivery=delivery, context=claim.context)
+    assert isinstance(collection, Collection)
+    assert [(f.level, f.rule, f.path) for f in collection.findings] == [
+        (Level.WARN, "script.sd_calibration_per_eb", f"{EB2}.asdm.sdm"),
+        (Level.WARN, "script.sd_calibration_per_eb", f"{orphan}.asdm.sdm")]
+    assert collection.findings[1].message == (
+        f"EB {orphan} is in the reduction but has no {orphan}.ms.scriptForSDCalibration.py: "
+        "scriptForPI will treat it as unused (QA semipass)")
+    decision = tp_pm.choose(delivery)
+    assert tp_pm.collect(decision.plugin, delivery, decision.context).findings == collection.findings
 
 
 def test_an_eb_of_the_input_without_its_sd_script_is_warned(tp_pm, make_tree, tmp_path):
+    """End to end through the engine: collect's findings reach the report's warnings."""
     from qa2core import engine
 
-    eb, orphan = "uid___A002_Xc4f3ae_X57a5", "uid___A002_Xc4f3ae_X9999"
-    root = make_tree({
-        f"{eb}.ms.scriptForSDCalibration.py": "# SD calibration\n",
-        "scriptForSDimaging.py": "# imaging\n",
-        f"{orphan}.asdm.sdm/ASDM.xml": "<ASDM/>",
-        f"{eb}.asdm.sdm/ASDM.xml": "<ASDM/>",
-        "M100.sd.im.fits": "F",
-    })
+    root, orphan = _orphan_tree(make_tree)
     report = engine.package(root, tmp_path / "2016.1.00234.S", mode="fake", plugins=tp_pm)
     orphans = [w for w in report.warnings if "sd_calibration_per_eb" in w]
-    assert len(orphans) == 1 and orphan in orphans[0] and "semipass" in orphans[0]
+    assert len(orphans) == 2 and any(orphan in w and "semipass" in w for w in orphans)

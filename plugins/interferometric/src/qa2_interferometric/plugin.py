@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from qa2_interferometric import rules
 from qa2core import (
@@ -10,6 +11,7 @@ from qa2core import (
     SPECIFIC,
     Claim,
     Collected,
+    Collection,
     Delivery,
     Finding,
     Level,
@@ -18,29 +20,52 @@ from qa2core import (
     hookimpl,
     layouts,
 )
-from qa2core.rules import eb_of, missing_pb_partners, unscripted_input_ebs
+from qa2core.rules import eb_of, missing_pb_partners, narrowed, unscripted_input_ebs
 
-NAME = "interferometric"
+
+@dataclass(frozen=True)
+class Context:
+    """What ``qa2_detect`` saw, from names only: the input's per-EB calibration scripts."""
+
+    calibration_scripts: tuple[str, ...] = ()
+
+    @property
+    def scripted_ebs(self) -> frozenset[str]:
+        """The EBs that have their ``<EB>.ms.scriptForCalibration.py``."""
+        return frozenset(eb for path in self.calibration_scripts
+                         if (eb := eb_of(path.rpartition("/")[2])))
+
+
+def _survey(delivery: Delivery) -> dict[str, list[str]]:
+    """One pass over the names: pipeline markers, calibration scripts, imaging evidence."""
+    return layouts.find_names(delivery.items, rules.DETECT_GROUPS)
 
 
 @hookimpl
 def qa2_detect(delivery: Delivery) -> Claim | None:
-    if layouts.matching(delivery, rules.PIPELINE_MARKERS):
+    found = _survey(delivery)
+    if found["pipeline"]:
         return None  # pipeline products: the pipeline plugin's input
-    cal = layouts.matching(delivery, (rules.CALIBRATION_SCRIPT,))
+    cal, imaging = found["calibration"], found["imaging"]
+    context = Context(tuple(cal))
     if cal:
         return Claim(SPECIFIC, f"{len(cal)} per-EB calibration script(s) "
-                     "(*.ms.scriptForCalibration.py)", tuple(cal[:5]))
-    imaging = layouts.matching(delivery, ("scriptForImaging.py", "*.pbcor.fits"))
+                     "(*.ms.scriptForCalibration.py)", tuple(cal[:5]), context)
     if imaging:
         return Claim(GENERIC, "imaging script or FITS products, no calibration scripts",
-                     tuple(imaging[:5]))
+                     tuple(imaging[:5]), context)
     return None
 
 
 @hookimpl
-def qa2_collect(delivery: Delivery) -> list[Collected]:
-    return layouts.collect(delivery, rules.RULES, rules.QA_DIRS)
+def qa2_collect(delivery: Delivery, context: Context | None) -> Collection:
+    """Every item's kind; an EB of the input without its calibration script is a finding."""
+    if context is None:  # called without detect (a tool, a test)
+        context = Context(tuple(_survey(delivery)["calibration"]))
+    collected = layouts.collect(delivery, rules.RULES, rules.QA_DIRS)
+    findings = unscripted_input_ebs(delivery.items, context.scripted_ebs,
+                                    "{eb}.ms.scriptForCalibration.py", "script.calibration_per_eb")
+    return Collection(tuple(collected), tuple(findings))
 
 
 @hookimpl
@@ -49,10 +74,9 @@ def qa2_layout(delivery: Delivery, collected: Sequence[Collected]) -> list[Place
 
 
 @hookimpl
-def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
-    """What scriptForPI needs from a manual package (domain.md §8.2, §8.3 rule 15)."""
-    if plugin != NAME:
-        return None
+def qa2_validate(view: PackageView) -> list[Finding]:
+    """What scriptForPI needs from a manual package (docs/domain.md §8.2, §8.3 rule 15)."""
+    view = narrowed(view, "script/", "calibration/", "product/")
     findings = []
     cal = view.glob("script/*.ms.scriptForCalibration.py")
     if not cal:
@@ -65,7 +89,7 @@ def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
                 findings.append(Finding(Level.ERROR, "script.uid_names", path,
                                         "scriptForPI of Cycles 1-4 only runs calibration "
                                         "scripts whose names start with 'uid'"))
-    ebs = {eb_of(p) for p in cal} - {None}
+    ebs = {eb for p in cal if (eb := eb_of(p))}
     if len(ebs) > 1 and not view.glob(rules.SCRIPT_GLOBS["flux"]):
         findings.append(Finding(Level.WARN, "script.flux", "script/",
                                 f"{len(ebs)} EBs but no scriptForFluxCalibration.py"))
@@ -77,8 +101,6 @@ def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
         findings.append(Finding(Level.WARN, "script.imaging", "script/",
                                 "no scriptForImaging.py"))
     findings += missing_pb_partners(view)
-    findings += unscripted_input_ebs(view, ebs, "{eb}.ms.scriptForCalibration.py",
-                                     "script.calibration_per_eb")
     for eb in sorted(ebs):
         if not view.glob(f"calibration/{eb}.calibration.tgz"):
             findings.append(Finding(Level.WARN, "calibration.per_eb", f"calibration/{eb}",

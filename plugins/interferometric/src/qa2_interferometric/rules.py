@@ -1,4 +1,4 @@
-"""What goes where in a manual interferometric package (domain.md §2.3, §2.5), as tables."""
+"""What goes where in a manual interferometric package (docs/domain.md §2.3, §2.5), as tables."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ CALIBRATION_SCRIPT = "*.ms.scriptForCalibration.py"
 SD_SCRIPTS = ("*.scriptForSDCalibration.py", "scriptForSDimaging.py", "*.scriptForSDcalibration.py")
 PIPELINE_MARKERS = ("PPR_*.xml", "*pprequest.xml", "*casa_pipescript.py",
                     "*casa_piperestorescript.py", "*pipeline_manifest.xml")
+IMAGING_EVIDENCE = ("scriptForImaging.py", "*.pbcor.fits")
+
+# What detection looks for, in one pass over the names (qa2core.layouts.find_names).
+DETECT_GROUPS: dict[str, tuple[str, ...]] = {
+    "pipeline": PIPELINE_MARKERS,  # the pipeline plugin's input: declined
+    "calibration": (CALIBRATION_SCRIPT,),  # SPECIFIC
+    "imaging": IMAGING_EVIDENCE,  # GENERIC
+}
 
 # Where QA2 report material lives in manual reductions (es.generateQA2Report output dirs,
 # calibration plot dirs); files below such a directory go to qa/ with the directory kept.
@@ -52,7 +60,7 @@ RULES: tuple[NameRule, ...] = (
     *COMMON_SKIPS,
 )
 
-# Per-EB scripts whose EBs scriptForPI needs (§8.2).
+# Per-EB scripts whose EBs scriptForPI needs (docs/domain.md §8.2).
 SCRIPT_GLOBS = {
     "flux": "script/scriptForFluxCalibration.py",
     "imagingprep": "script/scriptForImagingPrep.py",

@@ -1,19 +1,25 @@
-"""What a pipeline package needs so that scriptForPI can restore it (domain.md §8.2–§8.4).
+"""What a pipeline package needs so that scriptForPI can restore it (docs/domain.md §8.2–§8.4).
 
 Only the pipeline rules: README, subdirectories, the PI script, compression and PB partners are
-checked by qa2core.builtin for every package.
+checked by qa2core.builtin for every package. Everything here looks at the member directory
+only: ``view.files``, and content through ``view.open`` (a stream, or ``None`` where content is
+not at hand: then the content checks are skipped). Archives are streamed member by member.
 """
 
 from __future__ import annotations
 
-import io
 import tarfile
 import xml.etree.ElementTree as ET
+import zlib
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, BinaryIO
 
 from qa2_pipeline import ppr, rules
-from qa2core import STYLES, Finding, Level, PackageView
+from qa2core import STYLES, UID, Finding, Level, PackageView, Purpose
 from qa2core.rules import missing_pb_partners
+
+if TYPE_CHECKING:
+    from qa2_pipeline.context import PipelineInput
 
 IMAGING_SCRIPT = "script/scriptForImaging.py"
 
@@ -26,10 +32,12 @@ def _glob(view: PackageView, *patterns: str) -> list[str]:
     return sorted({f for p in patterns for f in view.glob(p)})
 
 
-def check(view: PackageView) -> list[Finding]:
+def check(view: PackageView, context: PipelineInput | None = None) -> list[Finding]:
+    """Every pipeline rule on one member directory. ``context`` (this plugin's claim) only
+    saves parsing the PPR a second time when the member's PPR is the input's."""
     findings = style(view)
     pprs = _glob(view, *rules.PPR_GLOBS)
-    request, ppr_findings = _read_ppr(view, pprs)
+    request, ppr_findings = _read_ppr(view, pprs, context)
     single_dish = bool(view.glob("calibration/*jyperk*.csv") or (request and request.single_dish)
                        or [f for f in view.files if ".hsd_" in f])
     findings += ppr_findings
@@ -55,7 +63,19 @@ def style(view: PackageView) -> list[Finding]:
 # ---------------------------------------------------------------------------- script/
 
 
-def _read_ppr(view: PackageView, pprs: list[str]) -> tuple[ppr.Ppr | None, list[Finding]]:
+def _parse_ppr(fh: BinaryIO, path: str, context: PipelineInput | None) -> ppr.Ppr:
+    """The PPR at ``path``: the one the context read from the input when it is that file,
+    else parsed from the stream. Raises ``ValueError`` saying why it is no PPR."""
+    known = context.ppr_at(path) if context is not None else None
+    if known is None:
+        return ppr.read_stream(fh)
+    if known.request is None:
+        raise ValueError(known.error)
+    return known.request
+
+
+def _read_ppr(view: PackageView, pprs: list[str], context: PipelineInput | None,
+              ) -> tuple[ppr.Ppr | None, list[Finding]]:
     if not pprs:
         return None, [_f(Level.ERROR, "script.ppr", "script/", "no PPR (PPR_*.xml or "
                          "*pprequest.xml): scriptForPI cannot tell which ASDMs to restore")]
@@ -63,17 +83,18 @@ def _read_ppr(view: PackageView, pprs: list[str]) -> tuple[ppr.Ppr | None, list[
     if len(pprs) > 1:
         findings.append(_f(Level.ERROR, "script.ppr", "script/", f"{len(pprs)} PPRs "
                            f"({', '.join(pprs)}): scriptForPI stops on a non-unique PPR"))
-    data = view.read(pprs[0])
-    if data is None:
-        return None, findings
+    fh = view.open(pprs[0])
+    if fh is None:
+        return None, findings  # content not at hand (fake package, rehearsal)
     try:
-        request = ppr.parse(data)
+        with fh:
+            request = _parse_ppr(fh, pprs[0], context)
     except ValueError as exc:
         return None, [*findings, _f(Level.ERROR, "script.ppr_xml", pprs[0], f"PPR is {exc}")]
     if not request.asdms:
         findings.append(_f(Level.ERROR, "script.ppr_asdms", pprs[0],
                            "PPR lists no <AsdmDiskName>: scriptForPI has no ASDM to process"))
-    bad = [a for a in request.asdms if not ppr.SANITIZED_UID.match(a)]
+    bad = [a for a in request.asdms if not UID.fullmatch(a)]
     if bad:
         findings.append(_f(Level.ERROR, "script.ppr_asdms", pprs[0], "AsdmDiskName not a "
                            f"sanitized EB UID (uid___A002_X…_X…): {', '.join(bad)}"))
@@ -107,7 +128,7 @@ def _scripts(view: PackageView, pprs: list[str], single_dish: bool) -> list[Find
             if not path.removeprefix("script/").startswith("PPR"):
                 findings.append(_f(Level.WARN, "script.names_v115", path, "scriptForPI <= v1.15 "
                                    "finds the PPR only as PPR*; v1.23 also reads *pprequest.xml"))
-    if view.purpose == "package" and not single_dish and IMAGING_SCRIPT not in view.files:
+    if view.purpose is Purpose.PACKAGE and not single_dish and IMAGING_SCRIPT not in view.files:
         findings.append(_f(Level.ERROR, "script.imaging", IMAGING_SCRIPT, "no scriptForImaging.py"
                            " for interferometric data: put the manual imaging script in "
                            "calibrated/ or script/ (pipeline-imaged data get an empty one)"))
@@ -123,7 +144,7 @@ def _calibration(view: PackageView, request: ppr.Ppr | None, single_dish: bool) 
         findings.append(_f(Level.ERROR, "calibration.caltables", "calibration/", "no "
                            "*.caltables.tgz (or .tar.gz): the pipeline restore has no tables"))
     if request is not None and not single_dish:
-        for eb in filter(ppr.SANITIZED_UID.match, request.asdms):
+        for eb in filter(UID.fullmatch, request.asdms):
             if not view.glob(f"calibration/{eb}.ms.flagversions.t*gz"):
                 findings.append(_f(Level.ERROR, "calibration.flagversions", f"calibration/{eb}",
                                    f"no {eb}.ms.flagversions.tgz (or .tar.gz) for this EB of "
@@ -145,9 +166,23 @@ def _calibration(view: PackageView, request: ppr.Ppr | None, single_dish: bool) 
 # ---------------------------------------------------------------------------- qa/, log/
 
 
-def _weblog_members(data: bytes) -> list[str]:
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        return tar.getnames()
+def _stray(name: str) -> bool:
+    return (name.startswith("/") or ".." in name.split("/")
+            or not any(fnmatchcase(name, p) for p in rules.WEBLOG_MEMBER))
+
+
+def _weblog_members(fh: BinaryIO) -> tuple[int, int, str]:
+    """(members, members outside pipeline-*/html/, the first of those), streaming the tar:
+    headers are read one by one and member data skipped, whatever the weblog's size."""
+    count, stray, example = 0, 0, ""
+    with tarfile.open(fileobj=fh, mode="r|*") as tar:
+        while (info := tar.next()) is not None:
+            del tar.members[:]  # a stream keeps every header otherwise; we need none back
+            count += 1
+            if _stray(info.name):
+                stray += 1
+                example = example or info.name
+    return count, stray, example
 
 
 def _weblog(view: PackageView) -> list[Finding]:
@@ -160,19 +195,18 @@ def _weblog(view: PackageView) -> list[Finding]:
         findings.append(_f(Level.WARN, "qa.weblog", "qa/", f"{len(weblogs)} weblogs: "
                            f"{', '.join(weblogs)}"))
     for path in weblogs:
-        data = view.read(path)
-        if data is None:
-            continue  # fake package: nothing to look into
+        fh = view.open(path)
+        if fh is None:
+            continue  # content not at hand (fake package, rehearsal): the name is checked
         try:
-            names = _weblog_members(data)
-        except (tarfile.TarError, OSError, EOFError) as exc:
+            with fh:
+                count, stray, example = _weblog_members(fh)
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             findings.append(_f(Level.ERROR, "qa.weblog_tar", path, f"not a readable gzip tar ({exc})"))
             continue
-        stray = [n for n in names if n.startswith("/") or ".." in n.split("/")
-                 or not any(fnmatchcase(n, p) for p in rules.WEBLOG_MEMBER)]
-        if not names or stray:
-            example = f", e.g. {stray[0]}" if stray else ""
-            findings.append(_f(Level.ERROR, "qa.weblog_members", path, f"{len(stray) or 'no'} "
+        if not count or stray:
+            example = f", e.g. {example}" if example else ""
+            findings.append(_f(Level.ERROR, "qa.weblog_members", path, f"{stray or 'no'} "
                                f"member(s) outside pipeline-*/html/{example}"))
     return findings
 
@@ -208,8 +242,9 @@ def _eras(view: PackageView) -> list[Finding]:
     return findings
 
 
-def _aux_products_name(data: bytes) -> str:
-    for element in ET.fromstring(data).iter():
+def _aux_products_name(fh: BinaryIO) -> str:
+    """Streamed (iterparse): stops at the first ``aux_products_file``."""
+    for _event, element in ET.iterparse(fh, events=("start",)):
         if element.tag.rsplit("}", 1)[-1] == "aux_products_file":
             return element.get("name", "")
     return ""
@@ -218,11 +253,12 @@ def _aux_products_name(data: bytes) -> str:
 def _manifest(view: PackageView) -> list[Finding]:
     findings = []
     for path in view.glob("script/*pipeline_manifest.xml"):
-        data = view.read(path)
-        if data is None:
+        fh = view.open(path)
+        if fh is None:
             continue
         try:
-            name = _aux_products_name(data)
+            with fh:
+                name = _aux_products_name(fh)
         except ET.ParseError as exc:
             findings.append(_f(Level.WARN, "script.manifest", path, f"not well-formed XML ({exc})"))
             continue

@@ -1,7 +1,9 @@
 """Hook implementations for pipeline runs (qa2 stage) and staged pipeline trees (qa2 package).
 
-Each hook is a few lines over rules.py (names), survey.py (what the input is) and checks.py
-(what a pipeline package needs).
+Each hook is a few lines over rules.py (names), survey.py (what the input is), context.py (the
+input as ``qa2_detect`` saw it, the PPR read once) and checks.py (what a pipeline package needs).
+``qa2_detect`` surveys the input from names only and returns the survey as ``Claim.context``;
+the other hooks take it back as ``context`` and never survey again.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
+from typing import Any
 
 from qa2_pipeline import checks, rules
-from qa2_pipeline.survey import RUN, STAGED, Place, Survey, identity, real_names, run_names, survey
+from qa2_pipeline.context import PipelineInput
+from qa2_pipeline.survey import RUN, STAGED, Place, Survey, real_names, run_names, survey
 from qa2core import (
     GENERIC,
     SPECIFIC,
@@ -19,11 +23,13 @@ from qa2core import (
     Action,
     Claim,
     Collected,
+    Collection,
     Delivery,
     Finding,
     Level,
     PackageView,
     Placement,
+    Purpose,
     hookimpl,
     layouts,
 )
@@ -31,8 +37,13 @@ from qa2core.compression import compression_for
 from qa2core.ous import OusUids
 from qa2core.rules import classify
 
-NAME = "pipeline"
 
+def _context(delivery: Delivery, context: Any) -> PipelineInput:
+    """This plugin's context. The core hands back what ``qa2_detect`` returned; the input is
+    surveyed afresh only when a caller gives none (hooks called by hand)."""
+    if isinstance(context, PipelineInput) and context.delivery.root == delivery.root:
+        return context
+    return PipelineInput.of(delivery)
 
 
 # ---------------------------------------------------------------------------- detect
@@ -40,20 +51,21 @@ NAME = "pipeline"
 
 @hookimpl
 def qa2_detect(delivery: Delivery) -> Claim | None:
+    """Names, types and sizes only: no file is opened here (the PPR waits for collect)."""
     s = survey(delivery)
     if not s.shape:
         return None
-    who = identity(delivery, s)
-    mous = f"MOUS {who.mous}" if who.mous else "unknown MOUS"
+    ctx = PipelineInput(delivery, s)
     if s.shape == STAGED:
-        return Claim(SPECIFIC, f"staged pipeline tree of {mous} (PPR or pipeline script in "
-                     "script/)", tuple(m or "./" for m in s.bases))
+        return Claim(SPECIFIC, f"staged pipeline tree of {ctx.mous_words()} (PPR or pipeline "
+                     "script in script/)", tuple(m or "./" for m in s.bases), context=ctx)
     if not s.bases:  # an OUS chain without working/ or products/: claimed to say so, but
         # only GENERIC, so that a manual reduction kept below a MOUS_ directory is not taken
         return Claim(GENERIC, "pipeline run directory (SOUS_/GOUS_/MOUS_) without working/ "
-                     "or products/")
+                     "or products/", context=ctx)
     trees = ", ".join(b or delivery.root.name for b in s.bases)
-    return Claim(SPECIFIC, f"pipeline run of {mous} ({trees})", s.bases[:5])
+    return Claim(SPECIFIC, f"pipeline run of {ctx.mous_words()} ({trees})", s.bases[:5],
+                 context=ctx)
 
 
 # ---------------------------------------------------------------------------- collect
@@ -96,7 +108,7 @@ def _classify_staged(c: Collected, place: Place) -> Collected:
 def _style_filter(c: Collected, delivery: Delivery) -> Collected:
     """Packaging (not staging) drops what the style does not take; staging keeps it all."""
     style = delivery.style
-    if c.skip or delivery.options.purpose == "stage":
+    if c.skip or delivery.options.purpose is Purpose.STAGE:
         return c
     if c.kind == "antennapos" and not style.accepts_antennapos:
         return _skip(c, f"antennapos.csv is packaged from style cycle3-pipe1 on, not in style "
@@ -135,7 +147,7 @@ def _decide_images(collected: list[Collected], delivery: Delivery) -> list[Colle
     for c in collected:
         if c.kind == "image" and not c.skip:
             c = layouts.decide_image(c, fits, delivery)
-            if not c.skip and delivery.options.purpose == "stage":  # staging never compresses
+            if not c.skip and delivery.options.purpose is Purpose.STAGE:  # never compressed
                 c = _skip(c, "CASA image: the FITS export is the product")
         out.append(c)
     return out
@@ -164,17 +176,22 @@ def _dedupe(collected: list[Collected], delivery: Delivery, s: Survey) -> list[C
 
 
 @hookimpl
-def qa2_collect(delivery: Delivery) -> list[Collected]:
-    s = survey(delivery)
-    refused = [f.rule for f in s.problems if f.level is Level.ERROR]
-    if refused:  # nothing to lay out: qa2_validate reports why, the core refuses
+def qa2_collect(delivery: Delivery, context: Any) -> Collection:
+    """Every item's verdict, and the problems of the input itself (several trees, staging a
+    staged tree, the MOUS of the PPR against the directory's …). The PPR is read here, once."""
+    ctx = _context(delivery, context)
+    s = ctx.survey
+    findings = ctx.input_findings()
+    refused = [f.rule for f in findings if f.level is Level.ERROR]
+    if refused:  # nothing to lay out: the findings say why, the core refuses
         reason = f"not packaged: the input is refused ([{'], ['.join(refused)}])"
-        return [Collected(i, UNCLASSIFIED, skip=reason) for i in delivery.items]
+        return Collection(tuple(Collected(i, UNCLASSIFIED, skip=reason) for i in delivery.items),
+                          findings)
     area_rule = _classify_staged if s.shape == STAGED else _classify_run
     collected = [_style_filter(area_rule(classify(i, rules.RULES, delivery.style), s.place(i)),
                                delivery) for i in delivery.items]
     collected = _decide_images(_choose_roles(collected, s), delivery)
-    return _dedupe(collected, delivery, s)
+    return Collection(tuple(_dedupe(collected, delivery, s)), findings)
 
 
 # ---------------------------------------------------------------------------- layout
@@ -200,7 +217,7 @@ def _dest(c: Collected, delivery: Delivery, s: Survey) -> str:
 
 def _placement(c: Collected, delivery: Delivery, s: Survey) -> Placement:
     dest, rel = _dest(c, delivery, s), c.item.relpath
-    packaging = delivery.options.purpose != "stage" and delivery.style.compress_pb_mask
+    packaging = delivery.options.purpose is not Purpose.STAGE and delivery.style.compress_pb_mask
     if c.kind in ("fits_image", "image") and packaging:
         squeeze = compression_for(c.item, set())
         if squeeze is not None:
@@ -212,7 +229,7 @@ def _placement(c: Collected, delivery: Delivery, s: Survey) -> Placement:
 def _dummy_imaging_script(delivery: Delivery, collected: Sequence[Collected],
                           single_dish: bool) -> list[Placement]:
     """Pipeline-imaged interferometric data get an empty scriptForImaging.py (JAO pkgPipe)."""
-    if delivery.options.purpose == "stage" or single_dish:
+    if delivery.options.purpose is Purpose.STAGE or single_dish:
         return []
     if any(c.kind == "imaging_script" for c in collected):
         return []
@@ -225,25 +242,27 @@ def _dummy_imaging_script(delivery: Delivery, collected: Sequence[Collected],
 
 
 @hookimpl
-def qa2_layout(delivery: Delivery, collected: Sequence[Collected]) -> list[Placement]:
-    s = survey(delivery)
-    placements = [_placement(c, delivery, s) for c in collected]
-    return placements + _dummy_imaging_script(delivery, collected,
-                                              identity(delivery, s).single_dish)
+def qa2_layout(delivery: Delivery, collected: Sequence[Collected], context: Any) -> list[Placement]:
+    ctx = _context(delivery, context)
+    placements = [_placement(c, delivery, ctx.survey) for c in collected]
+    for c, placed in zip(collected, placements, strict=True):
+        if ctx.ppr_item is not None and c.item.relpath == ctx.ppr_item.relpath:
+            ctx.ppr_dest = placed.dest  # validate checks that file from the PPR read in collect
+    return placements + _dummy_imaging_script(delivery, collected, ctx.identity.single_dish)
 
 
 # ---------------------------------------------------------------------------- OUS names
 
 
 @hookimpl
-def qa2_ous_uids(delivery: Delivery) -> OusUids | None:
+def qa2_ous_uids(delivery: Delivery, context: Any) -> OusUids | None:
     """Real names when the input names all three OUSs: a staged tree that already has them, or
     a run packaged directly (its SOUS_/GOUS_/MOUS_ directories and PPR). ``qa2 stage`` keeps the
-    placeholders, as JAO's stager wrote them (domain.md §2.2, §5.3)."""
-    s = survey(delivery)
-    names = real_names(delivery, s)
-    if names is None and delivery.options.purpose == "package":
-        names = run_names(delivery, s, identity(delivery, s).mous)
+    placeholders, as JAO's stager wrote them (docs/domain.md §2.2, §5.3)."""
+    ctx = _context(delivery, context)
+    names = real_names(delivery, ctx.survey)
+    if names is None and delivery.options.purpose is Purpose.PACKAGE:
+        names = run_names(delivery, ctx.survey, ctx.identity.mous)
     return OusUids(*names) if names else None
 
 
@@ -251,13 +270,7 @@ def qa2_ous_uids(delivery: Delivery) -> OusUids | None:
 
 
 @hookimpl
-def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
-    if plugin != NAME:
-        return None
-    findings: list[Finding] = []
-    if view.delivery is not None:  # problems of the input itself (packaging, not verify)
-        s = survey(view.delivery)
-        findings += [*s.problems, *identity(view.delivery, s).notes]
-    if any(f.level is Level.ERROR for f in findings):
-        return findings + checks.style(view)  # the content checks would only echo the refusal
-    return findings + checks.check(view)
+def qa2_validate(view: PackageView, context: Any) -> list[Finding]:
+    """The member directory only (``view.files``, ``view.open``), planned or on disk; the
+    input's own problems were reported by ``qa2_collect``."""
+    return checks.check(view, context if isinstance(context, PipelineInput) else None)

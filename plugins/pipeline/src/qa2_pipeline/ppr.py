@@ -1,19 +1,24 @@
-"""The Pipeline Processing Request (PPR), read namespace-agnostically (domain.md §5.1).
+"""The Pipeline Processing Request (PPR), read namespace-agnostically (docs/domain.md §5.1).
 
 ``SciPipeRequest/ProjectSummary/ProposalCode``; ``ProjectStructure/AlmaStructure/OUSStatusRef@entityId``
 (the MOUS); ``ProcessingRequests/.../ProcessingProcedure/ProcedureTitle`` (the recipe) and
 ``.../SchedBlockIdentifier/{SBTitle, AsdmIdentifier/{AsdmRef/ExecBlockId, AsdmDiskName}}``.
+
+A PPR is a few kB of XML, so it is read whole, but never more than :data:`MAX_BYTES`, and a
+document that declares entities is refused before parsing (no entity expansion, the
+"billion laughs"; expat's own amplification limit stays as a second guard).
 """
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_BYTES = 4 << 20  # a PPR is a few kB; anything this big is not one
-SANITIZED_UID = re.compile(r"^uid___A\d{3}_X[0-9a-f]+_X[0-9a-f]+$")
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class Ppr:
 
 
 def sanitize(uid: str) -> str:
-    """``uid://A001/X87c/X69`` -> ``uid___A001_X87c_X69`` (domain.md §1)."""
+    """``uid://A001/X87c/X69`` -> ``uid___A001_X87c_X69`` (docs/domain.md §1)."""
     uid = uid.strip()
     if uid.startswith("uid://"):
         uid = "uid___" + uid[len("uid://"):]
@@ -55,7 +60,11 @@ def _recipe(title: str) -> str:
 
 
 def parse(data: bytes) -> Ppr:
-    """Parse PPR bytes; raises ``ValueError`` when they are not well-formed XML."""
+    """Parse PPR bytes; raises ``ValueError`` (saying why) when they are not a PPR's XML."""
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"larger than {MAX_BYTES >> 20} MiB: not a PPR")
+    if b"<!ENTITY" in data:
+        raise ValueError("declaring XML entities (refused: entity expansion)")
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
@@ -79,11 +88,19 @@ def parse(data: bytes) -> Ppr:
     return Ppr(ous, proposal, recipe, tuple(asdms), tuple(commands))
 
 
-def read(path: Path) -> Ppr | None:
-    """The PPR at ``path``, or ``None`` when it cannot be read or parsed (validation says why)."""
+def read_stream(fh: BinaryIO) -> Ppr:
+    """The PPR in an open binary stream (at most ``MAX_BYTES + 1`` bytes are read)."""
     try:
-        if path.stat().st_size > MAX_BYTES:
-            return None
-        return parse(path.read_bytes())
-    except (OSError, ValueError):
-        return None
+        data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"unreadable ({exc})") from exc
+    return parse(data)
+
+
+def read(path: Path) -> Ppr:
+    """The PPR at ``path``; raises ``ValueError`` saying why when it cannot be read or parsed."""
+    try:
+        with path.open("rb") as fh:
+            return read_stream(fh)
+    except OSError as exc:
+        raise ValueError(f"unreadable ({exc.strerror or exc})") from exc

@@ -1,6 +1,6 @@
-"""What goes where for pipeline runs and staged pipeline trees (domain.md §2.3, §2.4, §5), as tables.
+"""What goes where for pipeline runs and staged pipeline trees (docs/domain.md §2.3, §2.4, §5), as tables.
 
-One name table serves every pipeline era of domain.md §5.2: ``.tar.gz`` (until 2016-06) and
+One name table serves every pipeline era of docs/domain.md §5.2: ``.tar.gz`` (until 2016-06) and
 ``.tgz`` (from 2016-07) archives, bare names and the ``<oussid>.`` / ``<oussid>.<recipe>.``
 prefixes (2017-07 on), ``PPR_*.xml`` and ``<oussid>.pprequest.xml`` (2017-06 on).
 """
@@ -47,7 +47,7 @@ RULES: tuple[NameRule, ...] = (
     NameRule("imaging_script", ("scriptForImaging.py",)),
     # never delivered
     NameRule("aquareport", ("*aquareport.xml",),
-             skip="pipeline AQUA report: written for the QA tool, not delivered (domain.md §2.3)"),
+             skip="pipeline AQUA report: written for the QA tool, not delivered (docs/domain.md §2.3)"),
     NameRule("readme", ("README", "README_*", "README.*"),
              skip="pipeline README: pass it with --pipe-readme (qa2 stage) or --readme (qa2 package)"),
     # calibration/
@@ -122,7 +122,7 @@ AREA_SKIPS: dict[str, str] = {
 # One file per role in the package; when a run holds several (working/ copies, prefixed and
 # bare names), the first (area, pattern) with a match wins and the others are skipped as
 # duplicates. flux.csv/antennapos.csv come bare from working/ and cont.dat prefixed from
-# products/, as in the delivered Cycle-4 tree (domain.md §2.4, §5.3 INFERENCE).
+# products/, as in the delivered Cycle-4 tree (docs/domain.md §2.4, §5.3 INFERENCE).
 ROLE_PREFERENCE: dict[str, tuple[tuple[str, str], ...]] = {
     "ppr": (("products", "PPR_*.xml"), ("working", "PPR_*.xml"), ("products", "*pprequest.xml"),
             ("working", "*pprequest.xml")),
@@ -150,19 +150,19 @@ MANIFEST_FROM_CYCLE = 5
 # data get an empty script/scriptForImaging.py when the analyst supplies none.
 PIPELINE_SCIENCE_IMAGES = ("*_sci.spw*.fits",)
 
-# A single-dish (TP) pipeline run: its recipe (hsd_calimage, ...) or jyperk.csv (domain.md §4.1).
+# A single-dish (TP) pipeline run: its recipe (hsd_calimage, ...) or jyperk.csv (docs/domain.md §4.1).
 TP_RECIPE_PREFIX = "hsd"
 
 # ---------------------------------------------------------------------------- validation
 
-# Product types whose archive suffix changed from .tar.gz to .tgz in 2016-07 (domain.md §5.2).
+# Product types whose archive suffix changed from .tar.gz to .tgz in 2016-07 (docs/domain.md §5.2).
 ERA_TYPES: dict[str, tuple[str, ...]] = {
     "caltables": ("calibration/*.caltables.tgz", "calibration/*.caltables.tar.gz"),
     "flagversions": ("calibration/*.flagversions.tgz", "calibration/*.flagversions.tar.gz"),
     "weblog": ("qa/*weblog.tgz", "qa/*weblog.tar.gz"),
     "auxcaltables": ("calibration/*.auxcaltables.tgz", "calibration/*.auxcaltables.tar.gz"),
 }
-# At most one of each in calibration/: scriptForPI aborts otherwise (domain.md §8.3 rule 13).
+# At most one of each in calibration/: scriptForPI aborts otherwise (docs/domain.md §8.3 rule 13).
 UNIQUE_CALIBRATION = ("*flux.csv", "*antennapos.csv", "*cont.dat", "*jyperk*.csv")
 PPR_GLOBS = ("script/*PPR*.xml", "script/*pprequest.xml")
 WEBLOG_MEMBER = ("pipeline-*/html", "pipeline-*/html/*")

@@ -1,17 +1,22 @@
 """What a pipeline input is: a pipeline run or a staged tree, and where each item sits in it.
 
-Pure functions of the scanned :class:`~qa2core.Delivery` (names only), except :func:`identity`,
-which reads the small PPR XML for the MOUS and the recipe.
+Pure functions of the scanned :class:`~qa2core.Delivery`: names, types and sizes only. Nothing
+here opens a file; :func:`identity` is given the PPR that :mod:`qa2_pipeline.context` read.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
-from qa2_pipeline import ppr, rules
-from qa2core import Delivery, Finding, Level, SourceItem
+from qa2_pipeline import rules
+from qa2core import UID, Delivery, Finding, Level, Purpose, SourceItem
+
+if TYPE_CHECKING:
+    from qa2_pipeline.ppr import Ppr
 
 RUN, STAGED = "run", "staged"
 
@@ -84,7 +89,7 @@ def _survey_staged(delivery: Delivery, members: list[str]) -> Survey:
         problems.append(_error("staged.members", members[1], f"{len(members)} staged member "
                                f"directories ({shown}): package one member at a time "
                                "(pass its directory as ORIGPATH)"))
-    if delivery.options.purpose == "stage":
+    if delivery.options.purpose is Purpose.STAGE:
         problems.append(_error("stage.staged_input", members[0] or ".",
                                "this is already a staged tree (script/ holds a PPR): package it "
                                "with qa2 package --style cycleN-pipe…, or stage the pipeline run"))
@@ -202,10 +207,9 @@ def survey(delivery: Delivery) -> Survey:
 
 @dataclass(frozen=True)
 class Identity:
-    """The MOUS and recipe of the input, and how they were found."""
+    """The MOUS and recipe of the input, and what the user should know about them."""
 
     mous: str
-    source: str  # the PPR relpath or directory the MOUS came from ("" when unknown)
     recipe: str
     single_dish: bool
     notes: tuple[Finding, ...] = ()
@@ -242,31 +246,58 @@ def real_names(delivery: Delivery, s: Survey) -> tuple[str, str, str] | None:
     if len(parts) != 3 or not all(p.startswith(h) for p, h in zip(parts, heads, strict=True)):
         return None
     uids = tuple(p.removeprefix(h) for p, h in zip(parts, heads, strict=True))
-    return uids if all(ppr.SANITIZED_UID.match(u) for u in uids) else None  # type: ignore[return-value]
+    return uids if all(UID.fullmatch(u) for u in uids) else None  # type: ignore[return-value]
 
 
-def identity(delivery: Delivery, s: Survey) -> Identity:
-    """MOUS from the PPR's OUSStatusRef, else from the MOUS_ directory (domain.md §5.1)."""
-    candidates = ppr_candidates(delivery, s)
-    request = ppr.read(delivery.root / candidates[0].relpath) if candidates else None
+def dir_mous(delivery: Delivery, s: Survey) -> str:
+    """The MOUS of a run's ``MOUS_<uid>`` directory ("" when it has none)."""
+    return _chain_uid(delivery, s, rules.MOUS_DIR, "MOUS_") if s.shape == RUN else ""
+
+
+# Products the pipeline names after the MOUS (``<M>.weblog.tgz``, ``<M>.<r>.casa_commands.log``).
+_MOUS_NAMED = ("*.weblog.tgz", "*.weblog.tar.gz", "*.caltables.tgz", "*.caltables.tar.gz",
+               "*.casa_commands.log", "*.casa_pipescript.py", "*.casa_piperestorescript.py",
+               "*.pprequest.xml", "*.pipeline_manifest.xml")
+_OUT_OF_TREE = ("outside", "calibrated", "raw", "rawdata", "weblog_dir")
+
+
+def names_mous(delivery: Delivery, s: Survey) -> str:
+    """The MOUS as the names tell it, without opening a file: a run's ``MOUS_`` directory, a
+    staged tree's ``member.<uid>`` directory, else the ``<M>.`` prefix the pipeline gives its
+    products (the most common one). "" when only the PPR knows."""
+    mous = dir_mous(delivery, s) or (real_names(delivery, s) or ("", "", ""))[2]
+    if mous:
+        return mous
+    prefixes = Counter(found.group() for i in delivery.items
+                       if s.place(i).area not in _OUT_OF_TREE and _matches(i.name, _MOUS_NAMED)
+                       for found in [UID.match(i.name)]
+                       if found and i.name[found.end():].startswith("."))
+    return prefixes.most_common(1)[0][0] if prefixes else ""
+
+
+def identity(delivery: Delivery, s: Survey, ppr_item: SourceItem | None, request: Ppr | None,
+             ) -> Identity:
+    """MOUS from the PPR's OUSStatusRef, else from the MOUS_ directory (docs/domain.md §5.1).
+
+    ``request`` is the parsed ``ppr_item`` (``None`` when there is none, or it is unreadable:
+    validation says why)."""
     jyperk = any(fnmatchcase(i.name, "*jyperk*.csv") and s.place(i).area not in
                  ("calibrated", "rawdata", "raw", "outside") for i in delivery.items)
     recipe = request.recipe if request else ""
     single_dish = jyperk or bool(request and request.single_dish)
-    dir_mous = _chain_uid(delivery, s, rules.MOUS_DIR, "MOUS_") if s.shape == RUN else ""
-    notes = _ous_hint(delivery, s, request.ous if request and request.ous else dir_mous)
-    if request and request.ous:
-        if dir_mous and dir_mous != request.ous:
-            notes.append(Finding(Level.WARN, "run.mous", candidates[0].relpath,
+    from_dir = dir_mous(delivery, s)
+    notes = _ous_hint(delivery, s, request.ous if request and request.ous else from_dir)
+    if ppr_item is not None and request is not None and request.ous:
+        if from_dir and from_dir != request.ous:
+            notes.append(Finding(Level.WARN, "run.mous", ppr_item.relpath,
                                  f"PPR names OUS {request.ous} but the run directory is "
-                                 f"MOUS_{dir_mous}; the PPR wins"))
-        return Identity(request.ous, candidates[0].relpath, recipe, single_dish, tuple(notes))
-    if candidates and request is not None and dir_mous:
-        notes.append(Finding(Level.INFO, "run.mous", candidates[0].relpath,
-                             f"PPR has no OUSStatusRef: MOUS {dir_mous} taken from the "
-                             f"directory name MOUS_{dir_mous}"))
-    return Identity(dir_mous, f"MOUS_{dir_mous}" if dir_mous else "", recipe, single_dish,
-                    tuple(notes))
+                                 f"MOUS_{from_dir}; the PPR wins"))
+        return Identity(request.ous, recipe, single_dish, tuple(notes))
+    if ppr_item is not None and request is not None and from_dir:
+        notes.append(Finding(Level.INFO, "run.mous", ppr_item.relpath,
+                             f"PPR has no OUSStatusRef: MOUS {from_dir} taken from the "
+                             f"directory name MOUS_{from_dir}"))
+    return Identity(from_dir, recipe, single_dish, tuple(notes))
 
 
 def run_names(delivery: Delivery, s: Survey, mous: str) -> tuple[str, str, str] | None:
@@ -279,7 +310,7 @@ def run_names(delivery: Delivery, s: Survey, mous: str) -> tuple[str, str, str] 
 def _ous_hint(delivery: Delivery, s: Survey, mous: str) -> list[Finding]:
     """Staging keeps the placeholders: tell the user how to get ingestion-ready names."""
     names = run_names(delivery, s, mous)
-    if names is None or delivery.options.purpose != "stage":
+    if names is None or delivery.options.purpose is not Purpose.STAGE:
         return []
     return [Finding(Level.INFO, "run.ous_uids", s.bases[0] or ".", "the staged tree keeps the "
                     "placeholder OUS names (as JAO's stager did); for ingestion-ready names use "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from qa2_totalpower import rules
@@ -10,49 +11,73 @@ from qa2core import (
     OVERRIDE,
     Claim,
     Collected,
+    Collection,
     Delivery,
     Finding,
     Level,
     PackageView,
     Placement,
+    Purpose,
     hookimpl,
     layouts,
 )
-from qa2core.rules import eb_of, unscripted_input_ebs
-
-NAME = "totalpower"
+from qa2core.rules import eb_of, fnmatch_regex, narrowed, unscripted_input_ebs
 
 
-def _is_pipeline(delivery: Delivery) -> bool:
-    """Pipeline products, or a staged/packaged tree (its OUS placeholder chain) given as input.
+@dataclass(frozen=True)
+class Context:
+    """What ``qa2_detect`` saw, from names only: the input's SD scripts, and among them the
+    calibration scripts scriptForPI runs (``*uid*.ms.scriptForSDCalibration.py``)."""
+
+    sd_scripts: tuple[str, ...] = ()
+    runnable_calibration: tuple[str, ...] = ()
+
+    @property
+    def scripted_ebs(self) -> frozenset[str]:
+        """The EBs whose SD calibration script scriptForPI will run."""
+        return frozenset(eb for path in self.runnable_calibration
+                         if (eb := eb_of(path.rpartition("/")[2])))
+
+
+def _survey(delivery: Delivery) -> dict[str, list[str]]:
+    """One pass over the input: the names detection looks for and, under ``"staged"``, the
+    paths below an OUS placeholder chain (a staged or packaged tree given as input).
 
     ``qa2 verify`` looks at a package, where the chain is expected: there only the pipeline
     markers decline, so a manual TP package is still recognised and checked by these rules.
     """
-    if layouts.matching(delivery, rules.PIPELINE_MARKERS):
-        return True
-    return delivery.options.purpose != "verify" and any(
-        rules.PLACEHOLDER_CHAIN.search(i.relpath) for i in delivery.items)
+    staged = {} if delivery.options.purpose is Purpose.VERIFY else {"staged": rules.PLACEHOLDER_CHAIN}
+    return layouts.find_names(delivery.items, rules.DETECT_GROUPS, staged)
 
 
 @hookimpl
 def qa2_detect(delivery: Delivery) -> Claim | None:
     """SD generator scripts decide, over any interferometric claim (original: 'TP mode')."""
-    if _is_pipeline(delivery):
+    found = _survey(delivery)
+    if found["pipeline"] or found.get("staged"):
         return None  # pipeline products or a staged tree: the pipeline plugin's input
-    sd = layouts.matching(delivery, rules.DETECT_PATTERNS)
+    sd = found["sd"]
     if not sd:
         return None
     return Claim(OVERRIDE, f"{len(sd)} Total Power (single-dish) script(s) "
-                 "(*.scriptForSDCalibration.py, scriptForSDimaging.py)", tuple(sd[:5]))
+                 "(*.scriptForSDCalibration.py, scriptForSDimaging.py)", tuple(sd[:5]),
+                 Context(tuple(sd), tuple(found["runnable"])))
 
 
 @hookimpl
-def qa2_collect(delivery: Delivery) -> list[Collected]:
+def qa2_collect(delivery: Delivery, context: Context | None) -> Collection:
+    """Every item's kind; an EB of the input without its SD calibration script is a finding."""
+    if context is None:  # called without detect (a tool, a test)
+        found = _survey(delivery)
+        context = Context(tuple(found["sd"]), tuple(found["runnable"]))
     collected = layouts.collect(delivery, rules.RULES, rules.QA_DIRS)
     calibrated = {c.item.name for c in collected if c.kind == "calibrated_ms" and not c.skip}
-    return [_decide_calibrated(c, calibrated) if c.kind == "calibrated_ms" and not c.skip else c
-            for c in collected]
+    items = tuple(_decide_calibrated(c, calibrated) if c.kind == "calibrated_ms" and not c.skip
+                  else c for c in collected)
+    findings = unscripted_input_ebs(delivery.items, context.scripted_ebs,
+                                    "{eb}.ms.scriptForSDCalibration.py",
+                                    "script.sd_calibration_per_eb")
+    return Collection(items, tuple(findings))
 
 
 def _decide_calibrated(c: Collected, calibrated: set[str]) -> Collected:
@@ -75,7 +100,8 @@ def _names(paths: Sequence[str]) -> str:
 
 
 def _mixed_arrays(view: PackageView) -> list[Finding]:
-    sd = [f for f in view.files if any(fnmatchcase(f, f"script/{p}") for p in rules.DETECT_PATTERNS)]
+    in_script = fnmatch_regex(tuple(f"script/{p}" for p in rules.DETECT_PATTERNS)).match
+    sd = [f for f in view.files if in_script(f)]
     interferometric = view.glob(f"script/{rules.IF_CALIBRATION}")
     if not (sd and interferometric):
         return []
@@ -96,7 +122,8 @@ def _nonstandard(view: PackageView) -> list[Finding]:
 
 
 def _calibration_scripts(view: PackageView) -> tuple[list[Finding], set[str]]:
-    """§8.2 rule 6 for TP: scriptForPI runs ``*uid*.ms.scriptForSDCalibration.py`` per EB."""
+    """docs/domain.md §8.2 rule 6 for TP: scriptForPI runs ``*uid*.ms.scriptForSDCalibration.py``
+    per EB."""
     runnable = view.glob(f"script/{rules.PI_RUNS}")
     findings = []
     if not runnable:
@@ -112,7 +139,8 @@ def _calibration_scripts(view: PackageView) -> tuple[list[Finding], set[str]]:
 
 
 def _per_eb(view: PackageView, scripted: set[str]) -> list[Finding]:
-    """Each EB with calibration tables has its script, and each script its tables (§8.3 r. 15)."""
+    """Each EB with calibration tables has its script, and each script its tables
+    (docs/domain.md §8.3 r. 15)."""
     tables: dict[str, str] = {}
     for path in view.glob("calibration/*.calibration.tgz"):
         eb = eb_of(path)
@@ -136,15 +164,12 @@ def _per_eb(view: PackageView, scripted: set[str]) -> list[Finding]:
 
 
 @hookimpl
-def qa2_validate(view: PackageView, plugin: str) -> list[Finding] | None:
-    """What scriptForPI needs from a manual TP package (domain.md §4, §8.2, §8.3 rule 13)."""
-    if plugin != NAME:
-        return None
+def qa2_validate(view: PackageView) -> list[Finding]:
+    """What scriptForPI needs from a manual TP package (docs/domain.md §4, §8.2, §8.3 rule 13)."""
+    view = narrowed(view, "script/", "calibration/", "product/")
     findings = _mixed_arrays(view) + _nonstandard(view)
     calibration, scripted = _calibration_scripts(view)
     findings += calibration + _per_eb(view, scripted)
-    findings += unscripted_input_ebs(view, scripted, "{eb}.ms.scriptForSDCalibration.py",
-                                     "script.sd_calibration_per_eb")
     if not view.glob(f"script/{rules.SD_IMAGING}"):
         findings.append(Finding(Level.WARN, "script.sd_imaging", "script/",
                                 "no scriptForSDimaging.py (expected for a manual TP reduction)"))

@@ -1,4 +1,4 @@
-"""What goes where in a manual Total Power (single-dish) package (domain.md §2.3, §4), as tables."""
+"""What goes where in a manual Total Power (single-dish) package (docs/domain.md §2.3, §4), as tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from qa2core.rules import COMMON_SKIPS, NameRule
 
 TABLE = (ItemType.TABLE,)
 
-# The QA2 script generator's TP outputs (domain.md §4.1, almaqa2csg): one calibration script per
+# The QA2 script generator's TP outputs (docs/domain.md §4.1, almaqa2csg): one calibration script per
 # EB named after its MS, the imaging script, and the two amplitude-calibration helpers.
 SD_CALIBRATION = "*.scriptForSDCalibration.py"
 SD_IMAGING = "scriptForSDimaging.py"
@@ -20,7 +20,7 @@ SD_STANDARD = (SD_CALIBRATION, SD_IMAGING, SD_AMPCAL, SD_EFFICIENCIES)
 SD_MISSPELLED = ("*.scriptForSDcalibration.py",)
 DETECT_PATTERNS = (*SD_STANDARD, *SD_MISSPELLED)
 
-# What scriptForPI (v2.x) globs in script/ and runs once per EB (domain.md §4.1, S4d).
+# What scriptForPI (v2.x) globs in script/ and runs once per EB (docs/domain.md §4.1, S4d).
 PI_RUNS = "*uid*.ms.scriptForSDCalibration.py"
 
 # Interferometric per-EB calibration scripts: one MOUS is one array, a mix is refused.
@@ -29,7 +29,15 @@ IF_CALIBRATION = "*.ms.scriptForCalibration.py"
 # Pipeline products and staged trees belong to the pipeline plugin (TP pipeline included).
 PIPELINE_MARKERS = ("PPR*.xml", "*pprequest.xml", "*casa_pipescript.py",
                     "*casa_piperestorescript.py", "*pipeline_manifest.xml", "*.hsd_*")
-PLACEHOLDER_CHAIN = re.compile(r"(^|/)sg_ouss_id/group_ouss(_\d+)?_id/member_ouss(_[^/]+)?_id/")
+# Starts with its literal (no "(^|/)"), so that searching 200,000 paths stays cheap.
+PLACEHOLDER_CHAIN = re.compile(r"(?<![^/])sg_ouss_id/group_ouss(_\d+)?_id/member_ouss(_[^/]+)?_id/")
+
+# What detection looks for, in one pass over the names (qa2core.layouts.find_names).
+DETECT_GROUPS: dict[str, tuple[str, ...]] = {
+    "pipeline": PIPELINE_MARKERS,  # declined
+    "sd": DETECT_PATTERNS,  # OVERRIDE
+    "runnable": (PI_RUNS,),  # the EBs that have their calibration script
+}
 
 JYPERK = ("jyperk.csv", "*jyperk*.csv")
 

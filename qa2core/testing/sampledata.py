@@ -1,7 +1,7 @@
 """Realistic sample data built from real CASA and astropy products.
 
 Used by ``make demo``, ``qa2 selftest`` and the tests. Every MeasurementSet, caltable
-and image is written by casatools (via :func:`qa2core.casa.tools`), every FITS file by
+and image is written by casatools (via :func:`qa2core.testing.casa.tools`), every FITS file by
 CASA's exportfits or astropy; only scripts, logs and reports are plain text templates.
 
 The MeasurementSet is built once per process (``ms.fromfits`` of casadata's NGC5921
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from qa2core import casa
+from qa2core.testing import casa
 
 DEFAULT_PROJECT = "2015.1.00123.S"
 DEFAULT_EBS = ("uid___A002_Xb8e115_X1e3b", "uid___A002_Xb8e115_X2a41")
@@ -808,8 +808,3 @@ def build_manual_reduction(root: Path, *, project: str = DEFAULT_PROJECT,
     piscript.parent.mkdir(exist_ok=True)
     piscript.write_text(pi_script_text())
     return Sample(root=root, readme_header=readme, piscript=piscript, ebs=ebs, project=project)
-
-
-def build_demo(workdir: Path) -> Sample:
-    """The sample used by ``make demo`` / the CLI: ``<workdir>/reduction``."""
-    return build_manual_reduction(Path(workdir) / "reduction")

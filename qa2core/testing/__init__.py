@@ -6,6 +6,16 @@
 * ``run_qa2`` - the ``qa2`` command in-process; returns (exit code, stdout, stderr);
 * ``manual_sample`` - a real manual reduction (real MS, caltables, CASA images, FITS), built
   once per session with casatools; tests must not modify it.
+
+Submodules: :mod:`~qa2core.testing.sampledata` (real sample data),
+:mod:`~qa2core.testing.casa` (casatools run offline; ``python -m qa2core.testing.casa
+write-config PATH``) and :mod:`~qa2core.testing.selftest` (what ``qa2 selftest`` builds).
+They need the ``qa2core[testing]`` extra (pytest, casatools, casadata); the packager never
+imports them, except ``qa2 selftest`` inside the command.
+
+PYTEST_DONT_REWRITE: a conftest may import ``qa2core.testing.sampledata`` (and so this package)
+before its ``pytest_plugins`` line; this module has no asserts to rewrite, so pytest need not
+warn that it was imported first.
 """
 
 from __future__ import annotations
@@ -17,7 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+try:
+    import pytest
+except ModuleNotFoundError as exc:  # a runtime-only install: say which extra is missing
+    if exc.name != "pytest":
+        raise
+    raise ModuleNotFoundError(
+        "qa2core.testing needs the testing extra: pip install 'qa2core[testing]'", name=exc.name
+    ) from exc
 
 from qa2core.manager import Qa2Plugins, get_plugin_manager
 
@@ -95,6 +112,6 @@ def manual_sample(tmp_path_factory: pytest.TempPathFactory):
 
     if importlib.util.find_spec("casatools") is None:  # importing it here would skip the config
         pytest.skip("the real sample needs casatools (make bootstrap)")
-    from qa2core.sampledata import build_manual_reduction
+    from qa2core.testing.sampledata import build_manual_reduction
 
     return build_manual_reduction(tmp_path_factory.mktemp("manual") / "reduction")

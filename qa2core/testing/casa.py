@@ -33,7 +33,7 @@ def casadata_path() -> Path:
 def site_config_text(measurespath: str) -> str:
     """Text of a CASA site config that keeps casatools offline and log-file free."""
     return (
-        "# CASA site config written by qa2core.casa: offline, no log file.\n"
+        "# CASA site config written by qa2core.testing.casa: offline, no log file.\n"
         f"measurespath = {str(measurespath)!r}\n"
         "measures_auto_update = False\n"
         "data_auto_update = False\n"
@@ -53,7 +53,7 @@ def _resolve_site_config() -> Path:
     """Return the site config to use, exporting it in ``CASASITECONFIG`` when needed."""
     hint = (
         "run the `make` bootstrap (it writes .venv/casasiteconfig.py) or set CASASITECONFIG "
-        "to an absolute path written by `python -m qa2core.casa write-config PATH`."
+        "to an absolute path written by `python -m qa2core.testing.casa write-config PATH`."
     )
     configured = os.environ.get(ENV_VAR)
     if configured:
@@ -77,6 +77,12 @@ def _import_casatools() -> ModuleType:
     sys.argv = [saved_argv[0] if saved_argv else "qa2", "--noconfig"]
     try:
         import casatools
+    except ModuleNotFoundError as exc:
+        if exc.name != "casatools":
+            raise
+        raise ModuleNotFoundError(
+            "casatools is missing: pip install 'qa2core[testing]' (or run `make`)", name=exc.name
+        ) from exc
     finally:
         sys.argv = saved_argv
     return casatools
@@ -103,9 +109,9 @@ def tools() -> ModuleType:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m qa2core.casa write-config PATH`` (used by the Makefile bootstrap)."""
+    """``python -m qa2core.testing.casa write-config PATH`` (used by the Makefile bootstrap)."""
     if len(argv) != 2 or argv[0] != "write-config":
-        print("usage: python -m qa2core.casa write-config PATH", file=sys.stderr)
+        print("usage: python -m qa2core.testing.casa write-config PATH", file=sys.stderr)
         return 2
     print(write_site_config(Path(argv[1])))
     return 0
