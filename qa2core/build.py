@@ -167,7 +167,7 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
             zip_tmp.touch()
         else:
             statement = ticket.size_statement(pack.name, target.member, package_bytes,
-                                              len(written), measured=mode.real)
+                                              len(plan.files) + 1, measured=mode.real)
             ticket.write(zip_tmp, readme_bytes, plan, statement)
 
     entries = {k: v for r in results for k, v in r.journal}

@@ -236,7 +236,7 @@ def package(
     def readme_for(member_name: str) -> bytes:
         if req.purpose is Purpose.STAGE:
             return header
-        return readme.assemble(header, member_name, plan.listing())
+        return readme.assemble(header, member_name, plan.listing)
 
     parts = (req, decision, plan, accounting, findings, warnings)
     if dry_run:  # the target as it would be now; the real run decides it under the lock
@@ -266,7 +266,7 @@ def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting
             readme_bytes: bytes, built: BuildResult | None) -> Report:
     """The one place a Report is made: from the plan, and from what was written."""
     done = {r.dest: r for r in built.entries} if built else {}
-    files = [FileRecord(f"{member}/README", (str(req.readme),) if req.readme else (), "readme",
+    files = [FileRecord("README", (str(req.readme),) if req.readme else (), "readme",
                         built.readme.size if built else len(readme_bytes), "core.readme")]
     for f in plan.files:
         result = done.get(f.dest)
@@ -276,7 +276,7 @@ def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting
             action = "fake"
         else:
             action = "link" if req.mode is Mode.HARD and f.linkable else str(f.action)
-        files.append(FileRecord(f"{member}/{f.dest}", f.sources, action, f.bytes, f.rule))
+        files.append(FileRecord(f.dest, f.sources, action, f.bytes, f.rule))
     if built:
         warnings = warnings + _build_warnings(built)
     package_bytes = built.package_bytes if built else len(readme_bytes) + plan.source_bytes()
@@ -285,7 +285,7 @@ def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting
         built is None, tuple(_claim_json(r) for r in decision.ranked), tuple(files),
         accounting.skipped, accounting.unclassified, findings, tuple(warnings),
         built.notes if built else (), package_bytes, built.ticket if built else "",
-        plan.listing())
+        plan.listing)
 
 
 def _build_warnings(built: BuildResult) -> list[str]:

@@ -41,6 +41,9 @@ class EntryResult:
     copied_table: bool = False  # hard mode copied a CASA table on purpose
 
 
+_REHEARSED = EntryResult("", "fake", ())
+
+
 def fingerprint(entry: PlannedFile) -> tuple[tuple[str, int, int], ...]:
     if entry.items:
         return tuple((src, item.size, item.mtime_ns)
@@ -87,19 +90,25 @@ class Executor:
         self.tick = advance
         for parent in sorted({*MEMBER_DIRS, *(os.path.dirname(e.dest) for e in entries)}):
             os.makedirs(os.path.join(self.member_dir, parent), exist_ok=True)
-        if not self.mode.real:  # names only: no pool, no reads
-            return [self._placeholder(e) for e in entries]
-        results: dict[str, EntryResult] = {}
+        if not self.mode.real:  # names only: no reads; creating inodes is the kernel's time
+            batches = [list(entries[i:i + BATCH_FILES]) for i in range(0, len(entries), BATCH_FILES)]
+            work = self._placeholders
+        else:
+            batches, work = _batches(list(entries)), self._batch
+        results: list[EntryResult] = []
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(self._batch, b) for b in _batches(list(entries))]
+            futures = [pool.submit(work, b) for b in batches]
             try:
                 for future in futures:
-                    results.update((r.dest, r) for r in future.result())
+                    results += future.result()
             except BaseException:
                 # A full disk or a changed source: stop queued work at once, not after it.
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-        return [results[e.dest] for e in entries]
+        if not self.mode.real:
+            return results  # in plan order, all alike
+        by_dest = {r.dest: r for r in results}
+        return [by_dest[e.dest] for e in entries]
 
     def _batch(self, batch: list[PlannedFile]) -> list[EntryResult]:
         out = []
@@ -114,6 +123,16 @@ class Executor:
             if self.tick and entry.bytes > done[0]:
                 self.tick(entry.bytes - done[0])
         return out
+
+    def _placeholders(self, batch: list[PlannedFile]) -> list[EntryResult]:
+        """A rehearsal's files: created, recorded by one shared result (nothing to hash)."""
+        for e in batch:
+            dst = os.path.join(self.member_dir, e.dest)
+            if e.whole_dir:
+                os.mkdir(dst)
+            else:
+                os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        return [_REHEARSED] * len(batch)
 
     def _rel(self, dest: str) -> str:
         return f"{self.member_rel}/{dest}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 RULE = b"#####"
 LISTING_INTRO = (b"Contents of this member directory as packaged by qa2 (raw/ is added by the "
                  b"ASDM tarballs):")
@@ -17,7 +15,7 @@ def tree_listing(top: str, paths: list[str]) -> str:
     tree: dict = {}
     for path in paths:
         node = tree
-        parts = PurePosixPath(path.rstrip("/")).parts
+        parts = path.rstrip("/").split("/")
         for part in parts[:-1]:
             node = node.setdefault(part + "/", {})
         leaf = parts[-1] + ("/" if path.endswith("/") else "")

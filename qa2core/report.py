@@ -23,7 +23,7 @@ class Meter(Protocol):
 class FileRecord:
     """One entry of the package: where it came from, where it went, and how."""
 
-    dest: str  # relative to PACKPATH
+    dest: str  # relative to the member directory (Report.member)
     sources: tuple[str, ...]
     action: str  # readme, fake, empty, copy, reflink, link, gzip, tgz, reused
     bytes: int  # size of the source(s)
@@ -36,8 +36,8 @@ class FileRecord:
             return self.sources[0]
         return os.path.commonpath(self.sources) if self.sources else ""
 
-    def to_json(self) -> dict:
-        return {"source": self.source, "sources": list(self.sources), "dest": self.dest,
+    def to_json(self, member: str) -> dict:
+        return {"source": self.source, "sources": list(self.sources), "dest": f"{member}/{self.dest}",
                 "action": self.action, "bytes": self.bytes, "rule": self.rule}
 
 
@@ -69,7 +69,7 @@ class Report:
             "plugin": self.plugin, "style": self.style, "mode": self.mode,
             "append": self.append, "packpath": self.packpath, "member": self.member,
             "dry_run": self.dry_run, "claims": list(self.claims),
-            "files": [f.to_json() for f in self.files],
+            "files": [f.to_json(self.member) for f in self.files],
             "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
             "unclassified": list(self.unclassified),
             "findings": [{"level": str(f.level), "rule": f.rule, "path": f.path,

@@ -187,6 +187,8 @@ def _survey_run(delivery: Delivery) -> Survey:
             working.add(base)
         elif place.area == "products":
             products.add(base)
+    if not (working or products) and not _has_ous_chain(delivery):
+        return Survey("")  # no pipeline input: said cheaply, before any problem is looked for
     problems = _tree_problems(delivery, working, products)
     return Survey(RUN, places, tuple(problems), tuple(sorted(working | products)))
 
@@ -196,10 +198,7 @@ def survey(delivery: Delivery) -> Survey:
     members = staged_members(delivery.items)
     if members:
         return _survey_staged(delivery, members)
-    run = _survey_run(delivery)
-    if run.bases or _has_ous_chain(delivery):
-        return run
-    return Survey("")
+    return _survey_run(delivery)
 
 
 # ---------------------------------------------------------------------------- identity
