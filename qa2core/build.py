@@ -103,6 +103,7 @@ def write_package(request: BuildRequest, say: Callable[[str], None],
         try:
             pack.mkdir(exist_ok=True)
             target = ous.target(pack, request.append, request.uids)
+            _refuse_mixing(pack, target, request.mode)
             return _build_and_swap(request, target, notes, say, meter)
         except BaseException as exc:
             recover(pack)  # the previous package comes back if the swap had not finished
@@ -113,6 +114,21 @@ def write_package(request: BuildRequest, say: Callable[[str], None],
             if isinstance(exc, OSError):
                 raise _os_error(exc) from exc
             raise
+
+
+def _refuse_mixing(pack: Path, target: ous.Target, mode: Mode) -> None:
+    """A rehearsal (fake, ticket) never goes into a real package, nor real data into a
+    rehearsal: the package would hold empty files beside real ones, or lose its manifest."""
+    others = [m for m in ous.members_of(pack) if not (m + "/").startswith(target.unit + "/")]
+    if not others:
+        return
+    recorded = journal.load(pack).run.get("mode", "")
+    real = (pack / manifest.NAME).exists() or recorded in (str(Mode.COPY), str(Mode.HARD))
+    if real != mode.real:
+        have = "real (copy or hard)" if real else "a rehearsal (fake or ticket)"
+        raise Qa2Error(f"{pack}: holds {have} package ({others[0]}); a {mode} run cannot be "
+                       "added to it. Rehearse into another PACKPATH, or repackage every unit "
+                       "in one mode [append.mixed]")
 
 
 def _drop_state(state: Path) -> None:
@@ -155,6 +171,10 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
             meter.stop()
     readme_bytes = request.readme_for(target.member.rsplit("/", 1)[-1])
     (member_dir / "README").write_bytes(readme_bytes)
+    # Made files carry the newest source time, never the clock's: two runs over one source
+    # give the same package and the same tar, byte for byte.
+    stamp = max((i.mtime_ns for f in plan.files for i in f.items), default=0)
+    os.utime(member_dir / "README", ns=(stamp, stamp))
     readme = Written(f"{target.member}/README", hashlib.sha256(readme_bytes).hexdigest(),
                      len(readme_bytes))
     written = [w for r in results for w in r.written] + [readme]
@@ -182,14 +202,22 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
         listed = _outside(_old_manifest(pack, target.unit), target.unit)
         listed.update({w.path: w.sha256 for w in written})
         (partial / "manifest").write_text(manifest.format_lines(listed.items()))
+        os.utime(partial / "manifest", ns=(stamp, stamp))
 
     # The swap: old unit aside, new one in, then manifest, journal and ticket.
     final = pack / target.unit
     swap = {"unit": target.unit, "real": mode.real, "ticket": with_ticket}
     (partial / "swap").write_text(json.dumps(swap))
+    if mode.real:  # directories too, so the tar of two identical runs is identical
+        for dirpath, _dirs, _files in os.walk(unit):
+            os.utime(dirpath, ns=(stamp, stamp))
     if final.exists():
         os.rename(final, partial / "previous")
     os.rename(unit, final)
+    if mode.real:
+        for parent in Path(target.unit).parents:
+            if str(parent) != ".":
+                os.utime(pack / parent, ns=(stamp, stamp))
     _finish_swap(pack, partial, mode.real, with_ticket)
     shutil.rmtree(partial)
     return BuildResult(target.member, tuple(results), readme, package_bytes,

@@ -119,7 +119,12 @@ class Executor:
                 done[0] += n
                 self.tick(n)
 
-            out.append(self._one(entry, tick if self.tick else None))
+            try:
+                out.append(self._one(entry, tick if self.tick else None))
+            except OSError as exc:  # a full disk says where: write() errors carry no name
+                if not exc.filename:
+                    exc.filename = os.path.join(self.member_dir, entry.dest)
+                raise
             if self.tick and entry.bytes > done[0]:
                 self.tick(entry.bytes - done[0])
         return out

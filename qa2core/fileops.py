@@ -153,6 +153,7 @@ def copy_file(src: str, dst: str, tick: Tick | None = None) -> Copied:
                 size += len(data)
                 if tick:
                     tick(len(data))
+            os.utime(fout, ns=(st.st_mtime_ns, st.st_mtime_ns))  # as cp -p: runs repeat exactly
         finally:
             os.close(fout)
         return Copied(sha.hexdigest(), size, st.st_size, st.st_mtime_ns, "copy")
@@ -166,7 +167,9 @@ def link_file(src: str, dst: str) -> Copied:
     fin = open_source(src)  # refuses a FIFO before any link is made
     try:
         st = os.fstat(fin)
-        os.link(src, dst, follow_symlinks=True)
+        # link() does not follow a symlink on Linux, whatever os.link's follow_symlinks says
+        # (CPython issue 41355): link the file it stands for, never the link.
+        os.link(os.path.realpath(src), dst)
         return Copied(hash_fd(fin), st.st_size, st.st_size, st.st_mtime_ns, "link")
     finally:
         os.close(fin)
@@ -185,6 +188,7 @@ def gzip_file(src: str, dst: str, level: int = GZIP_LEVEL, tick: Tick | None = N
                     gz.write(data)
                     if tick:
                         tick(len(data))
+        os.utime(dst, ns=(st.st_mtime_ns, st.st_mtime_ns))
         return Copied(out.sha.hexdigest(), out.size, st.st_size, st.st_mtime_ns, "gzip")
     finally:
         os.close(fin)
@@ -338,6 +342,7 @@ def tgz(sources: list[tuple[str, list[TreeEntry] | None]], dst: str,
                         os.close(fd)
                     total += e.size
                     newest = max(newest, e.mtime_ns)
+    os.utime(dst, ns=(newest, newest))
     return Copied(out.sha.hexdigest(), out.size, total, newest, "tgz"), total, newest
 
 

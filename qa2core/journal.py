@@ -50,7 +50,9 @@ def dump(entries: dict[str, Entry], run: dict[str, str]) -> str:
             "entries": {k: {"sources": v.sources, "mode": v.mode, "action": v.action,
                             "sha256": v.sha256, "size": v.size, "mtime_ns": v.mtime_ns}
                         for k, v in sorted(entries.items())}}
-    return json.dumps(data, separators=(",", ":"))  # no indent: the C encoder
+    # no indent: the C encoder. ASCII only: a name that is not UTF-8 (a surrogate escape from
+    # os) is written as \udcXX and loads back as the same str.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=True)
 
 
 def still_valid(old: Entry | None, packaged: str) -> bool:

@@ -111,3 +111,12 @@ def _real_target(packpath: Path, append: str, uids: OusUids) -> Target:
     if (packpath / full).exists():
         raise Qa2Error(f"{packpath / full}: exists; --append member never overwrites a member")
     return Target(full, full)
+
+
+def members_of(pack: Path) -> list[str]:
+    """Member directories (relative to PACKPATH) of the three-level OUS chain (no links)."""
+    def dirs(p: Path) -> list[Path]:
+        return sorted(c for c in p.iterdir() if c.is_dir() and not c.is_symlink())
+
+    return [f"{sg.name}/{group.name}/{m.name}"
+            for sg in dirs(pack) for group in dirs(sg) for m in dirs(group)]

@@ -1,7 +1,9 @@
 """The ticket zip for the SCOPS Data Reduction ticket: README, scripts, QA reports, and the
 expected size of the package (original page: "the README, the qa2 files, the scripts, and the
 expected size"). Paths inside are relative to the member directory; content is read from the
-sources, so ticket mode (fake tree) gets the same zip as copy mode.
+sources, so ticket mode (fake tree) gets the same zip as copy mode. A name is stored as the
+README lists it (:func:`qa2core.readme.visible`): a zip holds Unicode names, so bytes that are
+not UTF-8 (and newlines, backslashes, control characters) become visible escapes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from qa2core.model import Action
 from qa2core.plan import Plan
+from qa2core.readme import visible
 
 # qa/ material worth reading inline in JIRA; archives (weblogs) stay out of the ticket.
 QA_SUFFIXES = (".txt", ".pdf", ".png", ".jpg", ".html", ".htm", ".log", ".csv", ".json")
@@ -45,7 +48,7 @@ def ticket_members(plan: Plan) -> tuple[list[tuple[str, Path]], int]:
             qa_files, qa_bytes = qa_files + 1, qa_bytes + f.bytes
         elif top != "script":
             continue
-        out.append((f.dest, f.sources[0]))
+        out.append((visible(f.dest), f.sources[0]))
     return out, left_out
 
 

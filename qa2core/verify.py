@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from qa2core import fileops, journal, manifest, readme
+from qa2core.ous import members_of
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.manager import Qa2Plugins, get_plugin_manager
 from qa2core.model import UID, Delivery, Finding, Level, Mode, PackageOptions, PackageView, Purpose
@@ -50,15 +51,6 @@ class VerifyReport:
                 "plugin": self.plugin, "mode": self.mode, "members": self.members,
                 "findings": [{"level": str(f.level), "rule": f.rule, "path": f.path,
                               "message": f.message} for f in self.findings]}
-
-
-def members_of(pack: Path) -> list[str]:
-    """Member directories (relative to PACKPATH) of the three-level OUS chain (no links)."""
-    def dirs(p: Path) -> list[Path]:
-        return sorted(c for c in p.iterdir() if c.is_dir() and not c.is_symlink())
-
-    return [f"{sg.name}/{group.name}/{m.name}"
-            for sg in dirs(pack) for group in dirs(sg) for m in dirs(group)]
 
 
 def _walk(pack: Path) -> tuple[dict[str, int], list[Finding]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 
 import pytest
 from qa2_pipeline import plugin, ppr
@@ -104,11 +105,54 @@ def test_ppr_content(view, lib):
     assert "script.ppr_asdms" in rules_of(with_ppr(bad.encode()), Level.ERROR)
 
 
-def test_weblog_members_must_be_under_pipeline_html(view, lib):
+def _weblog_with(*infos: tarfile.TarInfo) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        page = tarfile.TarInfo("pipeline-20170124T142630/html/index.html")
+        tar.addfile(page, io.BytesIO(b""))
+        for info in infos:
+            tar.addfile(info, io.BytesIO(b"") if info.isreg() else None)
+    return buf.getvalue()
+
+
+def _info(name: str, kind: bytes = tarfile.REGTYPE, target: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+def test_weblog_members_outside_html_are_a_warning(view, lib):
     stray = lib.tgz({"pipeline-20170124T142630/html/index.html": b"", "notes/readme.txt": b""})
-    assert "qa.weblog_members" in rules_of(view(add={f"qa/{M}.weblog.tgz": stray}), Level.ERROR)
-    broken = view(add={f"qa/{M}.weblog.tgz": b"not a tar"})
+    findings = view(add={f"qa/{M}.weblog.tgz": stray})
+    assert "qa.weblog_members" in rules_of(findings, Level.WARN)
+    assert "qa.weblog_members" not in rules_of(findings, Level.ERROR)
+
+
+def test_a_hand_made_weblog_with_its_parent_directory_entry_is_fine(view):
+    by_hand = _weblog_with(_info("pipeline-20170124T142630", tarfile.DIRTYPE),
+                           _info("pipeline-20170124T142630/html", tarfile.DIRTYPE))
+    assert "qa.weblog_members" not in rules_of(view(add={f"qa/{M}.weblog.tgz": by_hand}))
+
+
+@pytest.mark.parametrize("member", [
+    _info("pipeline-1/html/evil", tarfile.SYMTYPE, "/etc/passwd"),
+    _info("pipeline-1/html/hard", tarfile.LNKTYPE, "pipeline-1/html/index.html"),
+    _info("pipeline-1/html/dev", tarfile.CHRTYPE),
+    _info("pipeline-1/html/fifo", tarfile.FIFOTYPE),
+    _info("../outside.html"),
+    _info("/abs/path.html"),
+])
+def test_unsafe_weblog_members_are_an_error(view, member):
+    found = view(add={f"qa/{M}.weblog.tgz": _weblog_with(member)})
+    assert "qa.weblog_unsafe" in rules_of(found, Level.ERROR)
+
+
+def test_corrupt_weblog_is_one_line(view, lib):
+    broken = view(add={f"qa/{M}.weblog.tgz": b"\x1f\x8b\x08\x00garbage" * 50})
     assert "qa.weblog_tar" in rules_of(broken, Level.ERROR)
+    lines = [f.line() for f in plugin.qa2_validate(view=broken, context=None)
+             if f.rule == "qa.weblog_tar"]
+    assert lines and all("\n" not in line for line in lines)
     # content not available (fake package on disk): only the name is checked
     assert rules_of(view(readable=False)) == set()
 

@@ -166,23 +166,40 @@ def _calibration(view: PackageView, request: ppr.Ppr | None, single_dish: bool) 
 # ---------------------------------------------------------------------------- qa/, log/
 
 
-def _stray(name: str) -> bool:
-    return (name.startswith("/") or ".." in name.split("/")
-            or not any(fnmatchcase(name, p) for p in rules.WEBLOG_MEMBER))
+def _unsafe(info: tarfile.TarInfo) -> str:
+    """Why a weblog member must never be unpacked by a PI, or ''."""
+    if info.name.startswith("/") or ".." in info.name.split("/"):
+        return "a path leaving the weblog"
+    if info.issym() or info.islnk():
+        return "a link"
+    if info.isdev():
+        return "a device or FIFO"
+    return ""
 
 
-def _weblog_members(fh: BinaryIO) -> tuple[int, int, str]:
-    """(members, members outside pipeline-*/html/, the first of those), streaming the tar:
-    headers are read one by one and member data skipped, whatever the weblog's size."""
-    count, stray, example = 0, 0, ""
+def _stray(info: tarfile.TarInfo) -> bool:
+    """Outside pipeline-*/html/; the parent ``pipeline-<stamp>/`` entry a hand-made tar holds
+    (``tar czf X.weblog.tgz pipeline-<stamp>``) is not stray."""
+    name = info.name.rstrip("/")
+    if info.isdir() and fnmatchcase(name, "pipeline-*") and "/" not in name:
+        return False
+    return not any(fnmatchcase(info.name, p) for p in rules.WEBLOG_MEMBER)
+
+
+def _weblog_members(fh: BinaryIO) -> tuple[int, list[str], list[str]]:
+    """(members, unsafe members, stray members), streaming the tar: headers are read one by
+    one and member data skipped, whatever the weblog's size."""
+    count, unsafe, stray = 0, [], []
     with tarfile.open(fileobj=fh, mode="r|*") as tar:
         while (info := tar.next()) is not None:
             del tar.members[:]  # a stream keeps every header otherwise; we need none back
             count += 1
-            if _stray(info.name):
-                stray += 1
-                example = example or info.name
-    return count, stray, example
+            why = _unsafe(info)
+            if why:
+                unsafe.append(f"{info.name} ({why})")
+            elif _stray(info):
+                stray.append(info.name)
+    return count, unsafe, stray
 
 
 def _weblog(view: PackageView) -> list[Finding]:
@@ -200,14 +217,21 @@ def _weblog(view: PackageView) -> list[Finding]:
             continue  # content not at hand (fake package, rehearsal): the name is checked
         try:
             with fh:
-                count, stray, example = _weblog_members(fh)
+                count, unsafe, stray = _weblog_members(fh)
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            findings.append(_f(Level.ERROR, "qa.weblog_tar", path, f"not a readable gzip tar ({exc})"))
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            findings.append(_f(Level.ERROR, "qa.weblog_tar", path,
+                               f"not a readable gzip tar ({reason})"))
             continue
-        if not count or stray:
-            example = f", e.g. {example}" if example else ""
-            findings.append(_f(Level.ERROR, "qa.weblog_members", path, f"{stray or 'no'} "
-                               f"member(s) outside pipeline-*/html/{example}"))
+        if unsafe:
+            findings.append(_f(Level.ERROR, "qa.weblog_unsafe", path,
+                               f"{len(unsafe)} unsafe member(s), e.g. {unsafe[0]}: a PI "
+                               "unpacking it could write outside the weblog"))
+        if not count:
+            findings.append(_f(Level.ERROR, "qa.weblog_members", path, "the weblog is empty"))
+        elif stray:
+            findings.append(_f(Level.WARN, "qa.weblog_members", path,
+                               f"{len(stray)} member(s) outside pipeline-*/html/, e.g. {stray[0]}"))
     return findings
 
 
