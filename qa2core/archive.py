@@ -69,6 +69,7 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
               max_bytes: int = DEFAULT_MAX_BYTES, plugins=None) -> TarReport:
     """Archive a package that proves itself: under the PACKPATH lock (no run can change it
     meanwhile), after a full verify (a fake, or any ERROR, refuses), regular files only."""
+    from qa2core.build import recover
     from qa2core.verify import verify
 
     pack = Path(packpath)
@@ -76,6 +77,7 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
         raise UsageError(f"{packpath}: PACKPATH does not exist")
     uids = ous.parse_uids(ous_uids) if ous_uids else None
     with PackLock(pack, "tar"):
+        note = recover(pack)  # a run killed mid-swap: finish or undo it, as the next run would
         checked = verify(pack, level="full", plugins=plugins)
         problems = [f for f in checked.findings
                     if f.level is Level.ERROR or f.rule == "package.fake"]
@@ -83,7 +85,9 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
             lines = tuple(f"{pack}: refused to archive: {f.path}: {f.message} [{f.rule}]"
                           for f in problems[:10])
             raise Qa2Error(lines[0], lines=lines)
-        return _archive(pack, checked.members, uids, out_dir or pack.parent, max_bytes)
+        report = _archive(pack, checked.members, uids, out_dir or pack.parent, max_bytes)
+        report.warnings[:0] = [note] if note else []
+        return report
 
 
 def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path,
@@ -123,7 +127,7 @@ def _renamed_manifest(proj: str, listed: dict[str, str] | None, renames: dict[st
     if listed is None:
         return None
     renamed = {_arcname(proj, k, renames).split("/", 1)[1]: v for k, v in listed.items()}
-    return manifest.format_lines(renamed.items()).encode()
+    return manifest.encode(manifest.format_lines(renamed.items()))
 
 
 def _portable(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -144,7 +148,9 @@ def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renam
     try:
         with os.fdopen(fd, "wb") as raw:
             out = _TwoHashWriter(raw)
-            with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+            # A name's bytes as they are (surrogateescape), not the locale's idea of them.
+            with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT,
+                              encoding="utf-8", errors="surrogateescape") as tar:
                 for rel in dirs:
                     tar.add(pack / rel, arcname=_arcname(proj, rel, renames), recursive=False,
                             filter=_portable)

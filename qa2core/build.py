@@ -201,7 +201,7 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
     if mode.real:
         listed = _outside(_old_manifest(pack, target.unit), target.unit)
         listed.update({w.path: w.sha256 for w in written})
-        (partial / "manifest").write_text(manifest.format_lines(listed.items()))
+        (partial / "manifest").write_bytes(manifest.encode(manifest.format_lines(listed.items())))
         os.utime(partial / "manifest", ns=(stamp, stamp))
 
     # The swap: old unit aside, new one in, then manifest, journal and ticket.

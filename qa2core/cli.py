@@ -45,12 +45,32 @@ class Append(str, Enum):
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
+# One stderr line per message, whatever the names in it: control characters and bytes that
+# are not UTF-8 (os's surrogate escapes) are shown as escapes, as the README listing does.
+_ERR_ESCAPES = ({c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+                | {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+                | {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)})
+
+
+def _print(text: str, stream: Any = None, end: str = "\n") -> None:
+    """``print``, but a character the stream cannot encode (a lone surrogate on a strict UTF-8
+    stream) is written as a backslash escape instead of raising."""
+    stream = stream or sys.stdout
+    try:
+        print(text, file=stream, end=end)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream, end=end)
+
+
 def _err(line: str) -> None:
-    print(line, file=sys.stderr)
+    _print(line.translate(_ERR_ESCAPES), sys.stderr)
 
 
 def _emit(obj: dict[str, Any]) -> None:
-    print(json.dumps(obj, indent=2, default=str))
+    # ensure_ascii: one valid JSON object whatever the names; a byte that is not UTF-8 is the
+    # surrogate escape "\udce9" (Python's json and os.fsencode give the original bytes back).
+    _print(json.dumps(obj, indent=2, default=str, ensure_ascii=True))
 
 
 @contextmanager
@@ -160,7 +180,7 @@ def _finish(report: Any, as_json: bool) -> None:
 def _print_package_summary(report: Any) -> None:
     from qa2core import readme
 
-    print(readme.tree_listing(report.member, report.listing), end="")
+    _print(readme.tree_listing(report.member, report.listing), end="")  # names made visible
     verb = "would write" if report.dry_run else "wrote"
     _err(f"qa2: {report.plugin} {verb} {len(report.files)} entries ({report.package_bytes} bytes, "
          f"mode {report.mode}) to {Path(report.packpath) / report.member}")
