@@ -39,6 +39,7 @@ class BuildRequest:
     uids: ous.OusUids | None
     readme_for: Callable[[str], bytes]  # member directory name -> README bytes
     run_info: dict[str, str]  # style, plugin: recorded in the journal
+    left_out: tuple[tuple[str, str], ...]  # (ORIGPATH-relative path, reason): in the journal
     jobs: int
 
 
@@ -197,7 +198,8 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
                                          (member_dir / "README").stat().st_mtime_ns)
     kept = {k: v for k, v in old.entries.items() if not k.startswith(target.unit + "/")}
     run = {"purpose": str(request.purpose), "mode": str(mode), **request.run_info}
-    (partial / "journal").write_text(journal.dump(kept | entries if mode.real else {}, run))
+    (partial / "journal").write_text(journal.dump(kept | entries if mode.real else {}, run,
+                                                  request.left_out))
     if mode.real:
         listed = _outside(_old_manifest(pack, target.unit), target.unit)
         listed.update({w.path: w.sha256 for w in written})

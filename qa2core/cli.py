@@ -174,6 +174,8 @@ def _finish(report: Any, as_json: bool) -> None:
     if as_json:
         _emit(report.to_json())
         return
+    for line in report.left_out_lines():
+        _err(f"qa2: {line}")
     _print_package_summary(report)
 
 

@@ -8,11 +8,13 @@ module by module, is in docs/architecture.md.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from qa2core import ous, paths, readme
+from qa2core import piscript as pi
 from qa2core.build import BuildRequest, BuildResult, write_package
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
 from qa2core.manager import Decision, Qa2Plugins, RankedClaim, get_plugin_manager
@@ -34,7 +36,6 @@ from qa2core.report import FileRecord, Meter, Report
 from qa2core.scan import scan
 from qa2core.styles import Style, resolve_style
 
-PROJECT_CODE = __import__("re").compile(r"^\d{4}\.\d\.\d{5}\.[A-Z]+$")
 STAGE_MODES = (Mode.COPY, Mode.HARD, Mode.FAKE)
 
 
@@ -110,6 +111,12 @@ def _core_placements(style: Style, mode: Mode, piscript: Path | None,
                      warnings: list[str]) -> list[Placement]:
     """The PI script is everybody's: the core places it (docs/domain.md §3.6)."""
     if piscript is not None:
+        with open(piscript, "rb") as fh:
+            wrong = pi.identity(piscript.name, fh.read(pi.HEAD))
+        if wrong and mode is Mode.FAKE:
+            warnings.append(f"{piscript}: {wrong}; a real run refuses it [script.piscript_identity]")
+        elif wrong:
+            raise Qa2Error(f"{piscript}: --piscript: {wrong} [script.piscript_identity]")
         return [Placement(PISCRIPT_DEST, Action.COPY, external=piscript, rule="core.piscript")]
     if not style.needs_piscript:
         return []
@@ -135,7 +142,7 @@ def _account(delivery: Delivery, collection: Collection) -> Accounting:
     for c in collection.items:
         known.add(c.item.relpath)
         if c.skip:
-            skipped.append((f"{delivery.root}/{c.item.relpath}", c.skip))
+            skipped.append((c.item.relpath, c.skip))
         elif c.kind == UNCLASSIFIED:
             unclassified.append(c.item.relpath)
         else:
@@ -144,12 +151,17 @@ def _account(delivery: Delivery, collection: Collection) -> Accounting:
     return Accounting(tuple(packable), tuple(skipped), tuple(unclassified))
 
 
-def _unclassified_warning(unclassified: tuple[str, ...]) -> list[str]:
-    if not unclassified:
-        return []
-    shown = ", ".join(unclassified[:20])
-    more = f" and {len(unclassified) - 20} more" if len(unclassified) > 20 else ""
-    return [f"{len(unclassified)} file(s) not classified and not packaged: {shown}{more}"]
+_QA_LIKE = re.compile(r"qa2|report", re.IGNORECASE)
+
+
+def _lost_qa(accounting: Accounting) -> list[str]:
+    """QA material left out matters to the PI: one WARN per file, whoever missed it."""
+    lost = [rel for rel in accounting.unclassified if _QA_LIKE.search(rel)]
+    lines = [f"{rel}: QA report not packaged (no plugin rule takes it) [qa.not_packaged]"
+             for rel in lost[:10]]
+    if len(lost) > 10:
+        lines.append(f"... and {len(lost) - 10} more QA file(s) not packaged (see --json)")
+    return lines
 
 
 # ---------------------------------------------------------------------------- the run
@@ -223,7 +235,7 @@ def package(
     view = plan.view(req.style, decision.plugin, req.mode, req.purpose)
     findings = (*collection.findings, *plugins.validate(view, decision.plugin, decision.context))
     warnings += [f.line() for f in findings if f.level is Level.WARN]
-    warnings += _unclassified_warning(accounting.unclassified)
+    warnings += _lost_qa(accounting)
     warnings += _input_warnings(req)
 
     errors = tuple(f.line() for f in findings if f.level is Level.ERROR)
@@ -245,6 +257,7 @@ def package(
     built = write_package(BuildRequest(
         plan, req.pack, req.root, req.mode, req.purpose, req.append, uids, readme_for,
         {"style": req.style.name, "plugin": decision.plugin},
+        (*accounting.skipped, *((rel, "not recognised") for rel in accounting.unclassified)),
         jobs or min(4, os.cpu_count() or 1)), say, meter)
     return _report(*parts, member=built.member, readme_bytes=b"", built=built)
 
@@ -255,9 +268,13 @@ def _input_warnings(req: Request) -> list[str]:
     out = []
     if not req.readme:
         out.append("no --readme header given: README holds only the file listing")
-    if not PROJECT_CODE.match(req.pack.name):  # JAO staged to <run>_<MOUS>
+    if not ous.PROJECT_CODE.match(req.pack.name):  # JAO staged to <run>_<MOUS>
         out.append(f"{req.packpath}: PACKPATH should be named after the project code "
-                   "(like 2016.1.01435.S)")
+                   "(like 2016.1.01435.S) [structure.project_code]")
+    code = readme.header_project_code(req.readme.read_bytes()) if req.readme else None
+    if code and code != req.pack.name:
+        out.append(f"{req.readme}: the README header says project code {code}, PACKPATH is "
+                   f"{req.pack.name} [readme.project_code]")
     return out
 
 
@@ -285,7 +302,7 @@ def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting
         built is None, tuple(_claim_json(r) for r in decision.ranked), tuple(files),
         accounting.skipped, accounting.unclassified, findings, tuple(warnings),
         built.notes if built else (), package_bytes, built.ticket if built else "",
-        plan.listing)
+        plan.listing, origpath=str(req.root))
 
 
 def _build_warnings(built: BuildResult) -> list[str]:

@@ -45,8 +45,9 @@ def load(packpath: Path) -> Journal:
         return Journal({}, {})
 
 
-def dump(entries: dict[str, Entry], run: dict[str, str]) -> str:
-    data = {"version": 2, "run": run,
+def dump(entries: dict[str, Entry], run: dict[str, str],
+         left_out: tuple[tuple[str, str], ...] = ()) -> str:
+    data = {"version": 2, "run": run, "left_out": [list(pair) for pair in left_out],
             "entries": {k: {"sources": v.sources, "mode": v.mode, "action": v.action,
                             "sha256": v.sha256, "size": v.size, "mtime_ns": v.mtime_ns}
                         for k, v in sorted(entries.items())}}

@@ -18,6 +18,7 @@ from qa2core.model import UID
 SG = "sg_ouss_id"
 _NUMBERED = re.compile(r"^(group|member)_ouss(?:_(\d+))?_id$")
 APPEND_MODES = ("none", "group", "member")
+PROJECT_CODE = re.compile(r"^\d{4}\.\d\.\d{5}\.[A-Z]+$")  # PACKPATH's name, e.g. 2016.1.01435.S
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 RULE = b"#####"
@@ -67,3 +68,15 @@ def assemble(header: bytes, top: str, paths: list[str]) -> bytes:
     listing = tree_listing(top, paths).encode()
     intro = b"\n" + RULE + b"\n" + LISTING_INTRO + b"\n\n"
     return header + sep + intro + listing
+
+
+def header_project_code(data: bytes) -> str | None:
+    """The ``Project code:`` of a README header (docs/domain.md §7), or ``None``."""
+    m = re.search(rb"^\s*Project code:\s*(\S+)", header_of(data), re.MULTILINE)
+    return m.group(1).decode(errors="replace") if m else None
+
+
+def header_of(data: bytes) -> bytes:
+    """The reducer's header of a packaged README: everything before qa2's listing."""
+    cut = data.find(b"\n" + RULE + b"\n" + LISTING_INTRO)
+    return data if cut < 0 else data[:cut]

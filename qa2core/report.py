@@ -54,7 +54,7 @@ class Report:
     dry_run: bool
     claims: tuple[dict, ...]
     files: tuple[FileRecord, ...]
-    skipped: tuple[tuple[str, str], ...]  # (source, reason)
+    skipped: tuple[tuple[str, str], ...]  # (path relative to ORIGPATH, reason)
     unclassified: tuple[str, ...]
     findings: tuple[Finding, ...]
     warnings: tuple[str, ...]
@@ -63,6 +63,30 @@ class Report:
     ticket: str = ""
     listing: tuple[str, ...] = ()  # member-relative, as in the README
     errors: tuple[str, ...] = ()
+    origpath: str = ""
+
+    def left_out(self) -> list[tuple[str, list[str]]]:
+        """What stays out, grouped by reason (ORIGPATH-relative paths): nothing goes quietly."""
+        groups: dict[str, list[str]] = {}
+        for rel, reason in self.skipped:
+            groups.setdefault(reason, []).append(rel)
+        if self.unclassified:
+            groups[f"not recognised by the {self.plugin} plugin"] = list(self.unclassified)
+        return sorted(groups.items(), key=lambda g: (-len(g[1]), g[0]))
+
+    def left_out_lines(self, cap: int = 10) -> list[str]:
+        """The end-of-run summary: a line per reason, then a line per item, capped."""
+        groups = self.left_out()
+        if not groups:
+            return []
+        total = sum(len(paths) for _reason, paths in groups)
+        lines = [f"left out {total} item(s) of {self.origpath or 'ORIGPATH'} (all of them in --json):"]
+        for reason, paths in groups:
+            lines.append(f"  {reason} ({len(paths)}):")
+            lines += [f"    {p}" for p in paths[:cap]]
+            if len(paths) > cap:
+                lines.append(f"    ... and {len(paths) - cap} more")
+        return lines
 
     def to_json(self) -> dict:
         return {
@@ -70,7 +94,7 @@ class Report:
             "append": self.append, "packpath": self.packpath, "member": self.member,
             "dry_run": self.dry_run, "claims": list(self.claims),
             "files": [f.to_json(self.member) for f in self.files],
-            "skipped": [{"source": s, "reason": r} for s, r in self.skipped],
+            "skipped": [{"source": f"{self.origpath}/{rel}", "reason": r} for rel, r in self.skipped],
             "unclassified": list(self.unclassified),
             "findings": [{"level": str(f.level), "rule": f.rule, "path": f.path,
                           "message": f.message} for f in self.findings],

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from qa2core import fileops, journal, manifest, readme
-from qa2core.ous import members_of
+from qa2core import fileops, journal, manifest, ous, piscript, readme
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.manager import Qa2Plugins, get_plugin_manager
 from qa2core.model import UID, Delivery, Finding, Level, Mode, PackageOptions, PackageView, Purpose
+from qa2core.ous import members_of
 from qa2core.scan import scan
 from qa2core.styles import Style, resolve_style
 
@@ -100,10 +100,54 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
                                        f"{run.get('mode') or 'unknown'})"))
     purpose = Purpose(run["purpose"]) if run.get("purpose") in ("package", "stage") else \
         _purpose_from_readme(pack, members)
+    if purpose is Purpose.PACKAGE:
+        report.findings += _delivery_rules(pack, members, for_ingestion)
     report.plugin, rules = _structure(pack, members, style or run.get("style", ""), purpose,
                                       has_manifest, run.get("plugin"), plugins)
     report.findings += rules
     return report
+
+
+def _head(path: Path, size: int = 1 << 20) -> bytes | None:
+    try:
+        with os.fdopen(fileops.open_source(str(path), follow=False), "rb") as fh:
+            return fh.read(size)
+    except (OSError, Qa2Error):
+        return None
+
+
+def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list[Finding]:
+    """Names and README of a delivery (docs/domain.md §8.1 rule 1, §8.2 rule 11, §8.5 rule 22);
+    what only warns while packaging is an ERROR for ingestion."""
+    strict = Level.ERROR if for_ingestion else Level.WARN
+    out = []
+    if not ous.PROJECT_CODE.match(pack.name):
+        out.append(Finding(strict, "structure.project_code", pack.name, "PACKPATH is not named "
+                           "after a project code (like 2016.1.01435.S)"))
+    for member in members:
+        text = _head(pack / member / "README")
+        if text is not None:
+            code = readme.header_project_code(text)
+            if not readme.header_of(text).strip():
+                out.append(Finding(strict, "readme.header", f"{member}/README", "README has no "
+                                   "header (project code, SB, PI, CASA version: --readme)"))
+            elif code != pack.name:
+                out.append(Finding(strict, "readme.project_code", f"{member}/README",
+                                   f"header says project code {code or '(none)'}, PACKPATH is "
+                                   f"{pack.name}"))
+        script = pack / member / "script" / "scriptForPI.py"
+        head = _head(script, piscript.HEAD) if script.is_file() else None
+        if head:  # empty: a rehearsal's placeholder
+            wrong = piscript.identity(script.name, head) if not piscript.version(head) else ""
+            version = piscript.version(head)
+            if version:
+                out.append(Finding(Level.INFO, "script.piscript_version", f"{member}/script/"
+                                   "scriptForPI.py", f"scriptForPI version {version}"))
+            elif wrong or b"scriptForPI" not in head:
+                out.append(Finding(Level.WARN, "script.piscript_identity", f"{member}/script/"
+                                   "scriptForPI.py", "no '$Id: scriptForPI.py' line: is it the "
+                                   "master copy of scriptForPI?"))
+    return out
 
 
 def _names(members: list[str], for_ingestion: bool) -> list[Finding]:

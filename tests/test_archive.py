@@ -27,7 +27,10 @@ def package(run_qa2, tmp_path, piscript):
     def make(*extra):
         src = write_tree(tmp_path / "red", MANUAL)
         dst = tmp_path / "2016.1.01435.S"
-        r = run_qa2("package", src, dst, "--piscript", piscript, "--mode", "copy", *extra)
+        header = tmp_path / "README.header.txt"
+        header.write_text("ALMA\n#####\nProject code: 2016.1.01435.S\nSB name: X\n#####\n")
+        r = run_qa2("package", src, dst, "--piscript", piscript, "--mode", "copy",
+                    "--readme", header, *extra)
         assert r.exit_code == 0, r.stderr
         return dst
 
