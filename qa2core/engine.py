@@ -356,10 +356,19 @@ def load_delivery(origpath: Path | str, style: str = "",
 
 
 def detect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> Decision:
-    """The plugin that would package ORIGPATH, and every claim (``qa2 detect``)."""
+    """The plugin that would package ORIGPATH, and every claim (``qa2 detect``). An input the
+    winner refuses as it is (mixed arrays, a broken run) is refused here too, with the same
+    rule: detect and package never disagree."""
     plugins = plugins or get_plugin_manager()
     plugins.require_healthy()
-    return plugins.choose(load_delivery(origpath))
+    delivery = load_delivery(origpath)
+    decision = plugins.choose(delivery)
+    collection = plugins.collect(decision.plugin, delivery, decision.context)
+    refusal = tuple(f.line() for f in collection.findings if f.level is Level.ERROR)
+    if refusal:
+        raise ValidationFailed(f"refused: {len(refusal)} rule(s) broken", lines=refusal,
+                               plugin=decision.plugin)
+    return decision
 
 
 def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> dict:

@@ -25,12 +25,30 @@ dependencies = []
 esosite = "qa2_eso_site"
 """,
     "qa2_eso_site.py": """
+from qa2_interferometric import plugin as base
+
 from qa2core import OVERRIDE, Claim, hookimpl
+
+# Extends the interferometric plugin by delegation: its claim's context, collect, layout and
+# validate rules all come along.
 
 @hookimpl
 def qa2_detect(delivery):
     if "ESO_ARC_RUN.txt" in delivery.names():
-        return Claim(OVERRIDE, "ESO ARC run marker")
+        inner = base.qa2_detect(delivery=delivery)
+        return Claim(OVERRIDE, "ESO ARC run marker", context=inner.context if inner else None)
+
+@hookimpl
+def qa2_collect(delivery, context):
+    return base.qa2_collect(delivery=delivery, context=context)
+
+@hookimpl
+def qa2_layout(delivery, collected, context):
+    return base.qa2_layout(delivery=delivery, collected=collected, context=context)
+
+@hookimpl
+def qa2_validate(view, context):
+    return base.qa2_validate(view=view)
 """,
 }
 

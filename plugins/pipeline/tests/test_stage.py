@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from qa2core import GENERIC, engine
+from qa2core import engine
 from qa2core.errors import ValidationFailed
 from qa2core.testing import tree_state
 
@@ -261,7 +261,10 @@ def test_no_pipeline_tree_is_refused_naming_what_was_found(run_qa2, pm, runs, co
     run = copy_run(runs["cycle2"])
     os.rename(run.root / run.tree / "working", run.root / run.tree / "workng")
     os.rename(run.root / run.tree / "products", run.root / run.tree / "working_X5e5")
-    assert engine.detect(run.root, pm).claim.score == GENERIC
+    with pytest.raises(ValidationFailed, match="refused") as refused:  # detect agrees with stage
+        engine.detect(run.root, pm)
+    assert refused.value.plugin == "pipeline"
+    assert any("[run.trees]" in line for line in refused.value.lines)
     stderr = _refused(run_qa2, run.root, tmp_path, run.piscript)
     line = next(li for li in stderr.splitlines() if "run.trees" in li)
     assert "no working/ or products/" in line
@@ -329,5 +332,5 @@ def test_unknown_product_is_reported_not_dropped(pm, runs, copy_run, tmp_path):
     report = engine.stage(run.root, tmp_path / "S", piscript=run.piscript, plugins=pm)
     assert {p.rsplit("/", 1)[-1] for p in report.unclassified} == {
         f"{M4}.hifa_calimage.timetracker.json", "pkgPipe.uid___A001_X87c_X69.2017-01-25T10:00:00.log"}
-    assert any("not classified" in w for w in report.warnings)
+    assert "  not recognised by the pipeline plugin (2):" in report.left_out_lines()
     assert tree_state(run.root) == before
