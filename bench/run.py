@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -159,7 +159,7 @@ def gzip_file(pbs: tuple[Path, ...]) -> Callable[[Path], dict[str, Any]]:
 
 def hash_files(case: Case) -> Callable[[Path], dict[str, Any]]:
     def run(scratch: Path) -> dict[str, Any]:
-        for path in fileops.iter_files(case.root):
+        for path in fixtures.iter_files(case.root):
             fileops.hash_file(path)
         return {}
     return run
@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
     wanted = {c.strip() for c in args.cases.split(",") if c.strip()}
-    started, t_start, load_start = datetime.now(UTC), time.perf_counter(), _loadavg()
+    started, t_start, load_start = datetime.now(timezone.utc), time.perf_counter(), _loadavg()
 
     out_dir = (args.out.parent if args.out else REPO).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
