@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from qa2core import messages, readme
 from qa2core.errors import Qa2Error
 
 app = typer.Typer(
@@ -45,26 +46,11 @@ class Append(str, Enum):
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
-# One stderr line per message, whatever the names in it: control characters and bytes that
-# are not UTF-8 (os's surrogate escapes) are shown as escapes, as the README listing does.
-_ERR_ESCAPES = ({c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
-                | {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
-                | {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)})
-
-
-def _print(text: str, stream: Any = None, end: str = "\n") -> None:
-    """``print``, but a character the stream cannot encode (a lone surrogate on a strict UTF-8
-    stream) is written as a backslash escape instead of raising."""
-    stream = stream or sys.stdout
-    try:
-        print(text, file=stream, end=end)
-    except UnicodeEncodeError:
-        encoding = getattr(stream, "encoding", None) or "utf-8"
-        print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream, end=end)
+_print = messages.write
 
 
 def _err(line: str) -> None:
-    _print(line.translate(_ERR_ESCAPES), sys.stderr)
+    messages.say(line)
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -167,27 +153,14 @@ def package(
 
 
 def _finish(report: Any, as_json: bool) -> None:
-    for line in report.notes:
-        _err(f"qa2: note: {line}")
-    for line in report.warnings:
-        _err(f"qa2: warning: {line}")
     if as_json:
+        for line in messages.report_lines(report, summary=False):  # the JSON is the summary
+            _err(line)
         _emit(report.to_json())
         return
-    for line in report.left_out_lines():
-        _err(f"qa2: {line}")
-    _print_package_summary(report)
-
-
-def _print_package_summary(report: Any) -> None:
-    from qa2core import readme
-
-    _print(readme.tree_listing(report.member, report.listing), end="")  # names made visible
-    verb = "would write" if report.dry_run else "wrote"
-    _err(f"qa2: {report.plugin} {verb} {len(report.files)} entries ({report.package_bytes} bytes, "
-         f"mode {report.mode}) to {Path(report.packpath) / report.member}")
-    if report.ticket:
-        _err(f"qa2: ticket: {report.ticket}")
+    for line in messages.report_lines(report):
+        _err(line)
+    _print(readme.tree_listing(report.member, list(report.listing)), end="")
 
 
 class StageMode(str, Enum):
@@ -249,7 +222,7 @@ def verify(
         _emit(report.to_json())
     else:
         for f in report.findings:
-            _err(f"qa2: {f.line()}")
+            _err(messages.finding(f))
         verdict = "OK" if report.ok else "FAILED"
         print(f"{verdict}: {packpath} ({level}; {len(report.members)} member(s); "
               f"plugin {report.plugin or 'none'}; {len(report.findings)} finding(s))")
@@ -397,7 +370,7 @@ def selftest(
 
     checked = run_verify(packpath, plugins=_plugins())
     for f in checked.findings:
-        _err(f"qa2: {f.line()}")
+        _err(messages.finding(f))
     print(readme.tree_listing(report.member, report.listing), end="")
     print(f"\nverify:           {'OK' if checked.ok else 'FAILED'} ({len(checked.findings)} finding(s))")
     print(f"sample reduction: {sample.root}")

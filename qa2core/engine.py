@@ -223,7 +223,7 @@ def package(
     say(f"{decision.plugin} claims {req.origpath} ({decision.claim.reason})")
 
     collection = plugins.collect(decision.plugin, delivery, decision.context)
-    refusal = [f.line() for f in collection.findings if f.level is Level.ERROR]
+    refusal = [f.text() for f in collection.findings if f.level is Level.ERROR]
     if refusal:  # the input itself is refused: say why before planning anything
         raise ValidationFailed(f"refused: {len(refusal)} rule(s) broken", lines=tuple(refusal),
                                plugin=decision.plugin)
@@ -234,11 +234,11 @@ def package(
     plan = make_plan(req.root, items, placements)
     view = plan.view(req.style, decision.plugin, req.mode, req.purpose)
     findings = (*collection.findings, *plugins.validate(view, decision.plugin, decision.context))
-    warnings += [f.line() for f in findings if f.level is Level.WARN]
+    warnings += [f.text() for f in findings if f.level is Level.WARN]
     warnings += _lost_qa(accounting)
     warnings += _input_warnings(req)
 
-    errors = tuple(f.line() for f in findings if f.level is Level.ERROR)
+    errors = tuple(f.text() for f in findings if f.level is Level.ERROR)
     if errors:  # fake mode too: it is the rehearsal, and it must say what a real run refuses
         raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=errors,
                                plugin=decision.plugin)
@@ -364,7 +364,7 @@ def detect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> Decision:
     delivery = load_delivery(origpath)
     decision = plugins.choose(delivery)
     collection = plugins.collect(decision.plugin, delivery, decision.context)
-    refusal = tuple(f.line() for f in collection.findings if f.level is Level.ERROR)
+    refusal = tuple(f.text() for f in collection.findings if f.level is Level.ERROR)
     if refusal:
         raise ValidationFailed(f"refused: {len(refusal)} rule(s) broken", lines=refusal,
                                plugin=decision.plugin)

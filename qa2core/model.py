@@ -168,8 +168,12 @@ class Finding:
     path: str
     message: str
 
+    def text(self) -> str:
+        """``path: message [rule]``: how a problem reads after ``qa2: <level>:``."""
+        return f"{self.path}: {self.message} [{self.rule}]"
+
     def line(self) -> str:
-        return f"{self.level}: {self.path}: {self.message} [{self.rule}]"
+        return f"{self.level}: {self.text()}"
 
 
 @dataclass(frozen=True)

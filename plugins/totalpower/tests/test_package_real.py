@@ -228,7 +228,7 @@ def test_each_nonstandard_script_is_packaged_with_a_warning(package, tp_copy):
         name = Path(rel).name
         assert (dst / MEMBER / "script" / name).read_text() == extra[rel]
         lines = [w for w in report["warnings"] if name in w]
-        assert len(lines) == 1 and lines[0].startswith("WARN: script/") and "non-standard" in lines[0]
+        assert len(lines) == 1 and lines[0].startswith("script/") and "non-standard" in lines[0]
         assert any(name in line for line in r.stderr.splitlines() if "warning" in line)
     assert len(report["warnings"]) == 2
 
@@ -238,7 +238,7 @@ def test_mixed_sd_and_interferometric_scripts_are_refused(package, tp_copy, mode
     (tp_copy.root / IF_SCRIPT).write_text("# interferometric calibration\n")
     r, out, dst = package(tp_copy, "--mode", mode, expect=1)
     line = next(x for x in r.stderr.splitlines() if "script.mixed_arrays" in x)
-    assert line.startswith("qa2: error: ERROR:")
+    assert line.startswith("qa2: error: script/: ") and "ERROR" not in line
     for name in (IF_SCRIPT, *(f"{eb}.ms.scriptForSDCalibration.py" for eb in tp_copy.ebs)):
         assert name in line
     assert any(IF_SCRIPT in e and "scriptForSDCalibration" in e for e in out["errors"])
