@@ -158,6 +158,9 @@ def _finish(report: Any, as_json: bool) -> None:
             _err(line)
         _emit(report.to_json())
         return
+    if report.dry_run:
+        for line in messages.plan_lines(report):
+            _err(line)
     for line in messages.report_lines(report):
         _err(line)
     _print(readme.tree_listing(report.member, list(report.listing)), end="")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,15 +252,31 @@ def package(
         return readme.assemble(header, member_name, plan.listing)
 
     parts = (req, decision, plan, accounting, findings, warnings)
+    space = _space(req, plan)
     if dry_run:  # the target as it would be now; the real run decides it under the lock
         return _report(*parts, member=ous.target(req.pack, req.append, uids).member,
-                       readme_bytes=readme_for("member_ouss_id"), built=None)
+                       readme_bytes=readme_for("member_ouss_id"), built=None, space=space)
+    if space[0] > space[1]:
+        raise Qa2Error(f"{req.packpath}: not enough free space: the package needs about "
+                       f"{space[0]} bytes, its file system has {space[1]} free; nothing was "
+                       "written [space.free]", plugin=decision.plugin)
     built = write_package(BuildRequest(
         plan, req.pack, req.root, req.mode, req.purpose, req.append, uids, readme_for,
         {"style": req.style.name, "plugin": decision.plugin},
         (*accounting.skipped, *((rel, "not recognised") for rel in accounting.unclassified)),
         jobs or min(4, os.cpu_count() or 1)), say, meter)
-    return _report(*parts, member=built.member, readme_bytes=b"", built=built)
+    return _report(*parts, member=built.member, readme_bytes=b"", built=built, space=space)
+
+
+def _space(req: Request, plan: Plan) -> tuple[int, int]:
+    """(bytes the run writes, at most; bytes free where PACKPATH lives). Links, placeholders and
+    the README cost next to nothing; compression is counted at its input size."""
+    needed = 0
+    if req.mode.real:
+        linked = req.mode is Mode.HARD
+        needed = sum(f.bytes for f in plan.files if not (linked and f.linkable))
+    where = req.pack if req.pack.exists() else req.pack.parent
+    return needed, shutil.disk_usage(where).free
 
 
 def _input_warnings(req: Request) -> list[str]:
@@ -280,7 +297,7 @@ def _input_warnings(req: Request) -> list[str]:
 
 def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting,
             findings: tuple[Finding, ...], warnings: list[str], *, member: str,
-            readme_bytes: bytes, built: BuildResult | None) -> Report:
+            readme_bytes: bytes, built: BuildResult | None, space: tuple[int, int]) -> Report:
     """The one place a Report is made: from the plan, and from what was written."""
     done = {r.dest: r for r in built.entries} if built else {}
     files = [FileRecord("README", (str(req.readme),) if req.readme else (), "readme",
@@ -302,7 +319,7 @@ def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting
         built is None, tuple(_claim_json(r) for r in decision.ranked), tuple(files),
         accounting.skipped, accounting.unclassified, findings, tuple(warnings),
         built.notes if built else (), package_bytes, built.ticket if built else "",
-        plan.listing, origpath=str(req.root))
+        plan.listing, origpath=str(req.root), space=space)
 
 
 def _build_warnings(built: BuildResult) -> list[str]:

@@ -59,3 +59,35 @@ def report_lines(report: Any, summary: bool = True) -> list[str]:
     if report.ticket:
         lines.append(f"qa2: ticket: {report.ticket}")
     return lines
+
+
+_HOW = {"copy": "copy", "reflink": "copy", "link": "link", "reused": "link", "gzip": "compress",
+        "tgz": "compress"}
+
+
+def plan_lines(report: Any) -> list[str]:
+    """``--dry-run``: each destination grouped by directory, with its source(s), action, bytes
+    and rule; then the totals and the free space."""
+    lines = [f"qa2: plan for {report.packpath.rstrip('/')}/{report.member} (mode {report.mode}; "
+             f"sources relative to {report.origpath}):"]
+    cut = len(report.origpath) + 1
+    by_dir: dict[str, list[Any]] = {}
+    for f in report.files:
+        by_dir.setdefault(f.dest.rpartition("/")[0], []).append(f)
+    totals = {"copy": 0, "link": 0, "compress": 0}
+    for directory in sorted(by_dir):
+        lines.append(f"qa2:   {directory or '.'}/")
+        for f in by_dir[directory]:
+            shown = [src[cut:] if src.startswith(report.origpath + "/") else src
+                     for src in f.sources]
+            sources = (", ".join(shown) if len(shown) < 4
+                       else f"{len(shown)} sources in {f.source[cut:] or '.'}")
+            lines.append(f"qa2:     {f.dest.rpartition('/')[2]}  <- {sources or '(generated)'}  "
+                         f"{f.action}  {f.bytes} B  [{f.rule}]")
+            if f.action in _HOW:
+                totals[_HOW[f.action]] += f.bytes
+    needed, free = report.space
+    lines.append(f"qa2: totals: copy {totals['copy']} B, link {totals['link']} B, compress "
+                 f"{totals['compress']} B; needs about {needed} B, {free} B free on PACKPATH's "
+                 "file system" + ("" if needed <= free else ": NOT ENOUGH SPACE"))
+    return lines

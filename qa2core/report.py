@@ -64,6 +64,7 @@ class Report:
     listing: tuple[str, ...] = ()  # member-relative, as in the README
     errors: tuple[str, ...] = ()
     origpath: str = ""
+    space: tuple[int, int] = (0, 0)  # (bytes this run writes at most, bytes free on PACKPATH's fs)
 
     def left_out(self) -> list[tuple[str, list[str]]]:
         """What stays out, grouped by reason (ORIGPATH-relative paths): nothing goes quietly."""
@@ -101,4 +102,5 @@ class Report:
             "warnings": list(self.warnings), "errors": list(self.errors),
             "package_bytes": self.package_bytes, "ticket": self.ticket, "notes": list(self.notes),
             "listing": list(self.listing),
+            "space": {"needed": self.space[0], "free": self.space[1]},
         }

@@ -110,3 +110,36 @@ def test_a_matching_package_verifies_for_ingestion(toy_pm, toy_tree, tmp_path, h
     report = verify(dst, for_ingestion=True, plugins=toy_pm)
     assert report.ok, [f.line() for f in report.findings]
     assert "scriptForPI version 1.23" in {f.message for f in report.findings}
+
+
+def test_dry_run_prints_the_plan_grouped_by_directory(run_qa2, toy_pm, toy_tree, tmp_path,
+                                                      piscript, monkeypatch):
+    from qa2core import cli
+
+    monkeypatch.setattr(cli, "_plugins", lambda: toy_pm)
+    dst = tmp_path / "2015.1.00123.S"
+    r = run_qa2("package", toy_tree, dst, "--piscript", piscript, "--mode", "hard", "--dry-run")
+    assert r.exit_code == 0 and not dst.exists()
+    lines = r.stderr.splitlines()
+    product = lines.index("qa2:   product/")
+    assert lines[product + 1] == (f"qa2:     target.image.pbcor.fits  <- img/target.image.pbcor.fits"
+                                  f"  link  {(toy_tree / 'img/target.image.pbcor.fits').stat().st_size}"
+                                  " B  [toy]")
+    assert lines[product + 2].startswith("qa2:     target.pb.fits.gz  <- img/target.pb.fits  gzip")
+    pb = (toy_tree / "img/target.pb.fits").stat().st_size
+    totals = next(line for line in lines if line.startswith("qa2: totals:"))
+    assert f"compress {pb} B; needs about {pb} B" in totals
+
+
+def test_a_run_that_would_not_fit_is_refused_before_writing(toy_pm, toy_tree, tmp_path, piscript,
+                                                            monkeypatch):
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(engine.shutil, "disk_usage", lambda _p: usage(100, 90, 10))
+    dst = tmp_path / "2015.1.00123.S"
+    needed = sum(p.stat().st_size for p in toy_tree.rglob("*") if p.is_file()
+                 and p.name not in ("toy.marker", "notes.txt")) + piscript.stat().st_size
+    with pytest.raises(Qa2Error, match=rf"needs about {needed} bytes, its file system has 10 free"):
+        engine.package(toy_tree, dst, piscript=piscript, mode="copy", plugins=toy_pm)
+    assert not dst.exists() and not paths.state_dir(dst).exists()
