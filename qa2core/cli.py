@@ -30,6 +30,26 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if not value:
+        return
+    from qa2core import __version__
+
+    _print(f"qa2core {__version__}")
+    for info in _plugins().installed():
+        state = f"  BROKEN: {info.error}" if info.error else ""
+        _print(f"  {info.name:<16} {info.version or '-':<8} {info.distribution}{state}")
+    raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print qa2core's version and every plugin's name, version and distribution.")]
+          = False) -> None:
+    """Package ALMA QA2 reductions into delivery trees (QA_Packager / QA_Pipeline_Stager)."""
+
+
 class Mode(str, Enum):  # typer shows the values; str+Enum works on Python 3.10
     fake = "fake"
     ticket = "ticket"
@@ -41,6 +61,51 @@ class Append(str, Enum):
     none = "none"
     group = "group"
     member = "member"
+
+
+EXAMPLES = {
+    "package": (
+        "qa2 package red/IRC10216_setup3_b6 2015.1.00229.S --readme README.header.txt "
+        "--piscript ~/qa2mirror/ --style cycle3-nopipe",
+        "qa2 package red/IRC10216_setup3_b6 2015.1.00229.S --piscript ~/qa2mirror/ --mode copy --dry-run",
+    ),
+    "stage": (
+        "qa2 stage 2013.1.00911.S_2015_08_07T16_10_05.732 2013.1.00911.S --piscript ~/qa2mirror/",
+        "qa2 stage 2013.1.00911.S_2015_08_07T16_10_05.732 2013.1.00911.S --mode hard --dry-run",
+    ),
+    "verify": (
+        "qa2 verify 2015.1.00229.S",
+        "qa2 verify 2015.1.00229.S --for-ingestion --json",
+    ),
+    "tar": (
+        "qa2 tar 2015.1.00229.S --ous-uids uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69",
+    ),
+    "detect": (
+        "qa2 detect red/IRC10216_setup3_b6",
+        "qa2 detect red/IRC10216_setup3_b6 --json",
+    ),
+    "plugins": (
+        "qa2 plugins",
+        "QA2_DISABLE_PLUGINS=mysite qa2 plugins --json",
+    ),
+    "styles": (
+        "qa2 styles",
+        "qa2 styles --json",
+    ),
+    "inspect": (
+        "qa2 inspect red/IRC10216_setup3_b6",
+        "qa2 inspect red/IRC10216_setup3_b6 --json",
+    ),
+    "selftest": (
+        "qa2 selftest",
+        "qa2 selftest --workdir /tmp/qa2-selftest",
+    ),
+}
+
+
+def _examples(command: str) -> str:
+    """The epilog of a command's --help: real calls (Click keeps lines after \\b as they are)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[command])
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -119,7 +184,7 @@ def _plugins() -> Any:
     return get_plugin_manager()
 
 
-@app.command()
+@app.command(epilog=_examples("package"))
 def package(
     origpath: Annotated[Path, typer.Argument(help="Reduction directory of one SB (or staged tree).")],
     packpath: Annotated[Path, typer.Argument(help="Package root, named after the project code.")],
@@ -172,7 +237,7 @@ class StageMode(str, Enum):
     fake = "fake"
 
 
-@app.command()
+@app.command(epilog=_examples("stage"))
 def stage(
     pipeline_root: Annotated[Path, typer.Argument(help="Pipeline run directory (<proj>_<date>/...).")],
     staged_root: Annotated[Path, typer.Argument(help="Staged tree root, named after the project.")],
@@ -201,7 +266,7 @@ class VerifyLevel(str, Enum):
     full = "full"
 
 
-@app.command()
+@app.command(epilog=_examples("verify"))
 def verify(
     packpath: Annotated[Path, typer.Argument(help="Package root (PACKPATH).")],
     fast: Annotated[bool, typer.Option("--fast", help="File count and bytes only.")] = False,
@@ -233,7 +298,7 @@ def verify(
         raise typer.Exit(1)
 
 
-@app.command("tar")
+@app.command("tar", epilog=_examples("tar"))
 def tar_(
     packpath: Annotated[Path, typer.Argument(help="Package root (PACKPATH).")],
     ous_uids: Annotated[str | None, typer.Option(help="SOUS,GOUS,MOUS: real OUS names in the tar.")]
@@ -259,7 +324,7 @@ def tar_(
         print(path)
 
 
-@app.command()
+@app.command(epilog=_examples("detect"))
 def detect(
     origpath: Annotated[Path, typer.Argument(help="Reduction directory to look at.")],
     as_json: JsonOpt = False,
@@ -281,7 +346,7 @@ def detect(
             print(f"  also: {r.line()}")
 
 
-@app.command()
+@app.command(epilog=_examples("plugins"))
 def plugins(as_json: JsonOpt = False) -> None:
     """List installed plugins (entry-point group 'qa2'); exit 1 if one of them failed to load."""
     from dataclasses import asdict
@@ -298,7 +363,7 @@ def plugins(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=_examples("styles"))
 def styles(as_json: JsonOpt = False) -> None:
     """List packaging styles and their switches."""
     from dataclasses import asdict
@@ -309,14 +374,14 @@ def styles(as_json: JsonOpt = False) -> None:
     if as_json:
         _emit({"styles": rows})
         return
-    for s in rows:
-        flags = [k for k, v in s.items() if v is True]
-        name = s["name"] or '""'
-        print(f"{name:<15} cycle {s['cycle']}  {', '.join(flags)}")
-        print(f"{'':<15} {s['description']}")
+    for s in rows:  # one line: when the style applies
+        kind = "pipeline" if s["pipeline"] else "manual  " if s["name"] else "either  "
+        _print(f"{s['name'] or chr(34) * 2:<15} {kind}  {s['description']}")
+    _print("switches of each style: qa2 styles --json; docs/layout-rules.md says which style "
+           "fits data the table does not name")
 
 
-@app.command()
+@app.command(epilog=_examples("inspect"))
 def inspect(
     origpath: Annotated[Path, typer.Argument(help="Reduction directory to look at.")],
     as_json: JsonOpt = False,
@@ -337,7 +402,7 @@ def inspect(
               f"{item['size']} B  -> {what}")
 
 
-@app.command()
+@app.command(epilog=_examples("selftest"))
 def selftest(
     workdir: Annotated[Path | None, typer.Option(help="Where to build (default: a new temp dir).")]
     = None,

@@ -28,26 +28,26 @@ class Style:
 
 _ROWS: tuple[Style, ...] = (
     Style("cycle0-nopipe", 0, noms=False, accepts_imagingprep=False, needs_piscript=False,
-          description="Cycle 0 manual reduction; calibrated MSs in calibrated/"),
+          description="Cycle 0 (2011.0.*) manual reductions: calibrated MSs ship in calibrated/"),
     Style("cycle1-nopipe", 1, accepts_imagingprep=False,
-          description="Cycle 1 manual reduction"),
+          description="Cycle 1 (2012.1.*) manual reductions"),
     Style("cycle2-nopipe", 2, accepts_imagingprep=False,
-          description="Cycle 2 manual reduction"),
+          description="Cycle 2 (2013.1.*) manual reductions"),
     Style("cycle2-pipe1", 2, pipeline=True, accepts_imagingprep=False,
-          description="Cycle 2 with pipeline products (staged by qa2 stage)"),
-    Style("cycle3-nopipe", 3, description="as cycle2-nopipe, recognises scriptForImagingPrep.py"),
+          description="Cycle 2 pipeline runs, staged with qa2 stage first"),
+    Style("cycle3-nopipe", 3, description="Cycle 3 (2015.1.*) manual reductions; also Cycle 4-6 manual ones"),
     Style("cycle3-pipe1", 3, pipeline=True, accepts_antennapos=True,
-          description="as cycle2-pipe1, plus scriptForImagingPrep.py and antennapos.csv"),
+          description="Cycle 3 pipeline runs (with antennapos.csv), staged first"),
     Style("cycle4-pipe", 4, pipeline=True, accepts_antennapos=True,
-          description="imaging-pipeline runs (JAO pkgPipe)"),
-    Style("cycle7-nopipe", 7, description="late manual style (2021)"),
-    Style("cycle8-nopipe", 8, description="late manual style (2022)"),
+          description="Cycle 4 and later pipeline runs (JAO pkgPipe), staged first"),
+    Style("cycle7-nopipe", 7, description="Cycle 7 (2019.1.*) manual reductions"),
+    Style("cycle8-nopipe", 8, description="Cycle 8 (2021.1.*) and later manual reductions"),
 )
 
 STYLES: dict[str, Style] = {row.name: row for row in _ROWS}
 
 # style "" means: ignore styles, let --noms/--ms decide (the original's default).
-_FOLLOW_NOMS = Style("", 3, description='no style: --noms (default) or --ms decides')
+_FOLLOW_NOMS = Style("", 3, description="no style: --noms (default) or --ms decides; any data")
 
 
 def resolve_style(name: str, noms: bool | None = None) -> Style:
