@@ -1,31 +1,48 @@
 """The original CASA-session API, on top of qa2: ``from QA2_Packaging_module import *``.
 
-Same behaviour as ``qa2 package`` / ``qa2 stage``; problems raise :class:`Qa2Error` (a
-``RuntimeError``-like exception whose message names the path or value and the rule).
+The calls of the original packager's page work as written. They print what ``qa2 package`` and
+``qa2 stage`` print (stderr), return the run's report, and raise a :class:`Qa2Error` subclass
+whose message is the CLI's. ``verbose=False`` keeps them quiet.
 """
 
 from __future__ import annotations
 
-from qa2core.engine import package
+import sys
+
+from qa2core import messages
+from qa2core.engine import package, stage
 from qa2core.errors import Qa2Error
 from qa2core.report import Report
 
 __all__ = ["QA_Packager", "QA_Pipeline_Stager", "Qa2Error"]
 
 
-def QA_Packager(origpath, readme, packpath, PIscript="", style="", mode="fake",
-                append="", noms=True) -> Report:
+def _talking(run, verbose: bool, **kwargs) -> Report:
+    say = (lambda msg: messages.say(f"qa2: {msg}")) if verbose else None
+    try:
+        report = run(progress=say, **kwargs)
+    except Qa2Error as exc:
+        if verbose:
+            for line in exc.lines:
+                messages.say(f"qa2: error: {line}")
+        raise
+    if verbose:
+        for line in messages.report_lines(report):
+            messages.say(line, sys.stderr)
+    return report
+
+
+def QA_Packager(origpath, readme="", packpath="", PIscript="", style="", mode="fake",
+                append="", noms=True, verbose=True) -> Report:
     """Package the reduction directory ``origpath`` into ``packpath`` (see ``qa2 package``)."""
     # As in the original, a named style decides; noms only speaks when style is ''.
-    return package(origpath, packpath, readme_path=readme or None, piscript=PIscript or None,
-                   style=style, mode=mode, append=append or "none",
-                   noms=None if style else bool(noms))
+    return _talking(package, verbose, origpath=origpath, packpath=packpath,
+                    readme_path=readme or None, piscript=PIscript or None, style=style,
+                    mode=mode, append=append or "none", noms=None if style else bool(noms))
 
 
-def QA_Pipeline_Stager(pipeline_root, staged_root, mode="copy", PIscript="",
-                       PIPE_README=""):
+def QA_Pipeline_Stager(pipeline_root, staged_root, mode="copy", PIscript="", PIPE_README="",
+                       verbose=True) -> Report:
     """Stage a pipeline run into a delivery tree (see ``qa2 stage``)."""
-    from qa2core.engine import stage
-
-    return stage(pipeline_root, staged_root, mode=mode, piscript=PIscript or None,
-                 pipe_readme=PIPE_README or None)
+    return _talking(stage, verbose, pipeline_root=pipeline_root, staged_root=staged_root,
+                    mode=mode, piscript=PIscript or None, pipe_readme=PIPE_README or None)

@@ -136,11 +136,26 @@ class Accounting:
     unclassified: tuple[str, ...]
 
 
-def _account(delivery: Delivery, collection: Collection) -> Accounting:
+def _own_piscript(req: Request, items: tuple, warnings: list[str]) -> Path | None:
+    """Without --piscript, a reduction's own ``scriptForPI.py`` (the original page packages TP
+    data so: no PIscript given) is used, with a warning to check it is the master copy."""
+    if req.piscript is not None or not req.style.needs_piscript:
+        return None
+    own = [i for i in items if i.name == "scriptForPI.py" and not i.is_dir]
+    if len(own) != 1:
+        return None
+    warnings.append(f"{req.origpath}/{own[0].relpath}: no --piscript given: packaging the "
+                    "reduction's own scriptForPI.py; check it is the current master copy")
+    return req.root / own[0].relpath
+
+
+def _account(delivery: Delivery, collection: Collection, used: Path | None = None) -> Accounting:
     """Split collected items into packable, skipped and unclassified; nothing is lost."""
-    known = set()
+    known = {str(used.relative_to(delivery.root))} if used else set()
     packable, skipped, unclassified = [], [], []
     for c in collection.items:
+        if c.item.relpath in known:
+            continue  # the core packages it (the reduction's own scriptForPI.py)
         known.add(c.item.relpath)
         if c.skip:
             skipped.append((c.item.relpath, c.skip))
@@ -228,10 +243,11 @@ def package(
     if refusal:  # the input itself is refused: say why before planning anything
         raise ValidationFailed(f"refused: {len(refusal)} rule(s) broken", lines=tuple(refusal),
                                plugin=decision.plugin)
-    accounting = _account(delivery, collection)
     warnings = [*scan_warnings]
+    own_pi = _own_piscript(req, items, warnings)
+    accounting = _account(delivery, collection, own_pi)
     placements = [*plugins.layout(decision.plugin, delivery, accounting.packable, decision.context),
-                  *_core_placements(req.style, req.mode, req.piscript, warnings)]
+                  *_core_placements(req.style, req.mode, req.piscript or own_pi, warnings)]
     plan = make_plan(req.root, items, placements)
     view = plan.view(req.style, decision.plugin, req.mode, req.purpose)
     findings = (*collection.findings, *plugins.validate(view, decision.plugin, decision.context))
