@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import GENERIC, Claim, Finding, Level, engine, fileops, journal, paths, hookimpl
+from qa2core import GENERIC, Claim, Finding, Level, engine, fileops, hookimpl, journal, paths
 from qa2core.archive import make_tars
 from qa2core.errors import Qa2Error
 from qa2core.testing import tree_state
@@ -67,14 +67,14 @@ def sha256sum_ok(where: Path) -> None:
 
 
 def test_append_group_with_real_names_keeps_the_existing_group_byte_for_byte(
-        toy_pm, toy_tree, dst, piscript):
-    pack(toy_pm, toy_tree, dst, piscript, mode="copy", ous_uids=UIDS)
+        toy_pm, toy_tree, dst, piscript, header):
+    pack(toy_pm, toy_tree, dst, piscript, mode="copy", ous_uids=UIDS, readme_path=header)
     old_group = dst / SG / "group.uid___A001_X87c_X68"
     assert (old_group / "member.uid___A001_X87c_X69/README").is_file()
     before = tree_state(dst / SG)
 
     report = pack(toy_pm, toy_tree, dst, piscript, mode="copy", append="group",
-                  ous_uids=SAME_SOUS)
+                  ous_uids=SAME_SOUS, readme_path=header)
 
     assert report.member == f"{SG}/group.uid___A001_X87c_X70/member.uid___A001_X87c_X71"
     after = tree_state(dst / SG)
@@ -236,12 +236,15 @@ def test_the_manifest_is_in_the_last_volume_and_the_volumes_untar_into_a_verifie
                for p in dst.rglob("*") if p.is_file()}
     # README + log | the 2880-byte FITS alone | the rest: three volumes of at most 3000 bytes.
     assert on_disk[f"{dst.name}/{MEMBER}/product/target.image.pbcor.fits"] == 2880
-    report = make_tars(dst, max_bytes=3000, plugins=toy_pm)
-    assert [Path(t).name for t in report.tars] == [
+    monkeypatch.setattr("qa2core.cli._plugins", lambda: toy_pm)
+    r = run_qa2("tar", dst, "--max-size", repr(3000 / 2**30), "--json")  # 3000 bytes, exactly
+    assert r.exit_code == 0, r.stderr
+    tars = json.loads(r.stdout)["tars"]
+    assert [Path(t).name for t in tars] == [
         f"2015.1.00123.S_{i:03d}_of_003.tar" for i in (1, 2, 3)]
 
     count: dict[str, int] = {}
-    for number, path in enumerate(report.tars, 1):
+    for number, path in enumerate(tars, 1):
         with tarfile.open(path) as tar:
             names = [m.name for m in tar.getmembers() if m.isfile()]
             assert (f"{dst.name}/{MANIFEST}" in names) is (number == 3)
@@ -254,13 +257,12 @@ def test_the_manifest_is_in_the_last_volume_and_the_volumes_untar_into_a_verifie
 
     out = tmp_path / "untar"
     out.mkdir()
-    for path in report.tars:
+    for path in tars:
         subprocess.run(["tar", "-xf", path, "-C", out], check=True, capture_output=True)
     untarred = out / dst.name
     sha256sum_ok(untarred)
     assert not paths.state_dir(untarred).exists()  # no journal came with the tars
 
-    monkeypatch.setattr("qa2core.cli._plugins", lambda: toy_pm)
     r = run_qa2("verify", untarred, "--json")
     result = json.loads(r.stdout)
     assert r.exit_code == 0 and result["ok"] is True, result
