@@ -117,6 +117,21 @@ def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path
     return report
 
 
+def _publish(tmp: Path, path: Path) -> None:
+    """Give the written tar its name, never over another's: of two runs writing one name the
+    second stops here (a rename would replace the first's tar and leave the first's sums beside
+    the second's bytes). A rename only where the file system has no hard links."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise Qa2Error(f"{path}: exists (written meanwhile by another run); remove it or choose "
+                       "--out") from None
+    except OSError as exc:
+        if exc.errno not in fileops.LINK_FALLBACK_ERRNOS:
+            raise
+        os.replace(tmp, path)
+
+
 def _member_uid(members: list[str]) -> str | None:
     if len(members) == 1 and members[0].split("/")[-1].startswith("member.uid___"):
         return members[0].split("/")[-1].removeprefix("member.")
@@ -145,6 +160,7 @@ def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renam
     # A name of our own: two tars at once never touch each other's partial file.
     fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
     tmp = Path(tmp_name)
+    made: list[Path] = []  # what this call put in place, taken back if it cannot finish
     try:
         with os.fdopen(fd, "wb") as raw:
             out = _TwoHashWriter(raw)
@@ -164,12 +180,21 @@ def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renam
                     info.size = len(manifest_bytes)
                     info.mtime = int((pack / manifest.NAME).stat().st_mtime)
                     tar.addfile(info, io.BytesIO(manifest_bytes))
-        os.replace(tmp, path)
+        sha, md5 = out.sha.hexdigest(), out.md5.hexdigest()
+        _publish(tmp, path)
+        made.append(path)
+        for suffix, digest in ((".sha256", sha), (".md5sum", md5)):
+            with open(path.with_name(path.name + suffix), "x") as fh:  # never over another's
+                made.append(path.with_name(path.name + suffix))
+                fh.write(f"{digest}  {path.name}\n")
+    except BaseException as exc:
+        for done in made:
+            done.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:  # a failed write names no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
-    sha, md5 = out.sha.hexdigest(), out.md5.hexdigest()
-    path.with_name(path.name + ".sha256").write_text(f"{sha}  {path.name}\n")
-    path.with_name(path.name + ".md5sum").write_text(f"{md5}  {path.name}\n")
     report.tars.append(str(path))
     report.sha256[path.name] = sha
     report.md5[path.name] = md5

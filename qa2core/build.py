@@ -65,8 +65,8 @@ def recover(pack: Path) -> str | None:
         return None
     marker = partial / "swap"
     note = f"{partial}: removed the leftovers of an interrupted run"
-    if marker.exists():
-        swap = json.loads(marker.read_text())
+    swap = _swap_plan(marker)
+    if swap is not None:
         target = pack / swap["unit"]
         previous, new_unit = partial / "previous", partial / "unit"
         if new_unit.exists():
@@ -78,6 +78,15 @@ def recover(pack: Path) -> str | None:
             note = f"{target}: completed an interrupted swap"
     shutil.rmtree(partial)
     return note
+
+
+def _swap_plan(marker: Path) -> dict | None:
+    """The swap marker, or None when there is none or it was cut short while being written
+    (disk full, kill -9): a swap's first rename comes only after the whole marker is written."""
+    try:
+        return json.loads(marker.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _finish_swap(pack: Path, partial: Path, real: bool, with_ticket: bool) -> None:
@@ -113,7 +122,7 @@ def write_package(request: BuildRequest, say: Callable[[str], None],
             if (fresh_state and not created) or (created and not pack.exists()):
                 _drop_state(state)  # a refused first run leaves nothing behind
             if isinstance(exc, OSError):
-                raise _os_error(exc) from exc
+                raise _os_error(exc, pack) from exc
             raise
 
 
@@ -138,10 +147,11 @@ def _drop_state(state: Path) -> None:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _os_error(exc: OSError) -> Qa2Error:
+def _os_error(exc: OSError, pack: Path) -> Qa2Error:
     where = exc.filename or "(no path)"
-    if exc.errno == errno.ENOSPC:
-        return Qa2Error(f"{where}: no space left on the device; nothing was kept from this run")
+    if exc.errno == errno.ENOSPC:  # a failed write names no file; the full disk is PACKPATH's
+        return Qa2Error(f"{exc.filename or pack}: no space left on the device; nothing was kept "
+                        "from this run")
     if exc.errno == errno.EACCES:
         return Qa2Error(f"{where}: not readable or writable (permission denied); nothing was "
                         "kept from this run")

@@ -100,6 +100,10 @@ EXAMPLES = {
         "qa2 selftest",
         "qa2 selftest --workdir /tmp/qa2-selftest",
     ),
+    "batch": (
+        "qa2 batch reprocessing.toml",
+        "qa2 batch reprocessing.toml --scheduler tcp://head-node:8786 --per-filesystem 2 --json",
+    ),
 }
 
 
@@ -200,8 +204,10 @@ def package(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the plan.")] = False,
     as_json: JsonOpt = False,
     jobs: Annotated[int | None, typer.Option(min=1, help="Parallel copy/compress jobs.")] = None,
-    ous_uids: Annotated[str | None, typer.Option(help="SOUS,GOUS,MOUS: real OUS names instead of "
-                                                 "the placeholders.")] = None,
+    ous_uids: Annotated[str | None, typer.Option(
+        help="Real OUS names instead of the placeholders: SOUS,GOUS,MOUS (uid://A001/X87c/X67,"
+             "uid://...), or 'auto' to take them from the input's names (a pipeline run's "
+             "SOUS_/GOUS_/MOUS_ directories); 'qa2 stage' prints the value.")] = None,
 ) -> None:
     """Package ORIGPATH into PACKPATH (QA_Packager)."""
     from qa2core import engine
@@ -248,7 +254,11 @@ def stage(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the plan.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Stage a pipeline run into a delivery-shaped tree (QA_Pipeline_Stager)."""
+    """Stage a pipeline run into a delivery-shaped tree (QA_Pipeline_Stager).
+
+    The staged tree has the placeholder OUS names; the --ous-uids value that gives the real ones
+    to 'qa2 package' later is printed as an info line. Input that no staging plugin claims (a
+    manual reduction) is refused: package it with 'qa2 package'."""
     from qa2core import engine
 
     base = {"plugin": None, "mode": mode.value, "files": [], "warnings": []}
@@ -445,6 +455,42 @@ def selftest(
     print(f"package:          {packpath / report.member}")
     print(f"ticket:           {report.ticket}")
     if not checked.ok:
+        raise typer.Exit(1)
+
+
+@app.command(epilog=_examples("batch"))
+def batch(
+    jobs_file: Annotated[Path, typer.Argument(metavar="JOBS.toml", help="[defaults], then one "
+                                              "[[job]] per run (docs/batch.md).")],
+    scheduler: Annotated[str | None, typer.Option(help="A running Dask scheduler, e.g. "
+                                                  "tcp://host:8786 (default: a LocalCluster here).")]
+    = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="LocalCluster worker processes "
+                                                "(default: min(4, CPUs)).")] = None,
+    per_filesystem: Annotated[int, typer.Option(min=1, help="At most N jobs write to one file "
+                                                "system at once.")] = 4,
+    executor: Annotated[str, typer.Option(help="Batch executor; plugins may add more "
+                                          "(qa2_batch_executor).")] = "dask",
+    as_json: JsonOpt = False,
+) -> None:
+    """Run many package, stage, verify and tar jobs on Dask; again to resume (exit 1 if any failed)."""
+    from qa2core.batch import ExecutorSettings
+    from qa2core.batch import report as batch_report
+    from qa2core.batch.run import run_campaign
+
+    settings = ExecutorSettings(scheduler, workers or min(4, os.cpu_count() or 1), per_filesystem)
+    with _boundary(as_json, {"ok": False, "jobs": []}):
+        result = run_campaign(jobs_file, settings=settings, executor=executor, plugins=_plugins(),
+                              say=_err)
+    if as_json:
+        _emit(result.to_json())
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(batch_report.rich_table(result))
+    else:
+        _print(batch_report.plain_table(result))
+    if not result.ok:
         raise typer.Exit(1)
 
 

@@ -193,7 +193,7 @@ def _request(origpath, packpath, readme_path, piscript, style, mode, append, nom
     if readme_file is not None and not readme_file.is_file():
         raise UsageError(f"{readme_file}: --readme header file does not exist")
     pi = resolve_piscript(piscript)
-    uids = ous.parse_uids(ous_uids) if ous_uids else None
+    uids = ous.parse_uids(ous_uids) if ous_uids and ous_uids.strip() != "auto" else None
     orig, pack = _check_paths(Path(origpath), Path(packpath))
     return Request(orig, pack, str(origpath), str(packpath), mode, append, resolved_style,
                    readme_file, pi, uids, purpose)
@@ -225,6 +225,7 @@ def package(
     """
     req = _request(origpath, packpath, readme_path, piscript, style, mode, append, noms,
                    ous_uids, Purpose(purpose))
+    auto_uids = (ous_uids or "").strip() == "auto"  # names from the input, via qa2_ous_uids
     plugins = plugins or get_plugin_manager()
     plugins.require_healthy()
     say = progress or (lambda _msg: None)
@@ -236,6 +237,11 @@ def package(
                              readme=req.readme, purpose=req.purpose)
     delivery = Delivery(req.root, items, req.style, options)
     decision = plugins.choose(delivery, plugin)
+    if req.purpose is Purpose.STAGE and not plugins.marked(decision.plugin, "QA2_STAGES"):
+        line = (f"{req.origpath}: qa2 stage takes pipeline runs; {decision.plugin} claims this "
+                f"input ({decision.claim.reason}) and does not stage: package it with qa2 package")
+        raise Qa2Error(line, lines=(line, *(r.line() for r in decision.ranked)),
+                       plugin=decision.plugin)
     say(f"{decision.plugin} claims {req.origpath} ({decision.claim.reason})")
 
     collection = plugins.collect(decision.plugin, delivery, decision.context)
@@ -259,7 +265,15 @@ def package(
     if errors:  # fake mode too: it is the rehearsal, and it must say what a real run refuses
         raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=errors,
                                plugin=decision.plugin)
-    uids = req.uids or plugins.ous_uids(decision.plugin, delivery, decision.context)
+    uids = req.uids  # placeholders unless asked for (docs/contract.md)
+    if auto_uids:
+        uids = plugins.ous_uids(decision.plugin, delivery, decision.context)
+        if uids is None:
+            raise Qa2Error(f"--ous-uids auto: {decision.plugin} finds no SOUS, GOUS and MOUS UIDs "
+                           f"in the names of {req.origpath} (its claim: {decision.claim.reason}); "
+                           "give them as --ous-uids SOUS,GOUS,MOUS (qa2 stage prints them for the "
+                           "run it stages), or leave the option out to keep the placeholders",
+                           plugin=decision.plugin)
     header = req.readme.read_bytes() if req.readme else b""
 
     def readme_for(member_name: str) -> bytes:
@@ -368,7 +382,13 @@ def stage(
     """Stage a pipeline run into a delivery-shaped tree (QA_Pipeline_Stager).
 
     The same machinery as :func:`package`; the plugin that claims the run decides the layout.
-    The member README is ``pipe_readme`` unchanged (empty when not given, as JAO's pkgPipe did).
+    The member README is ``pipe_readme`` unchanged (empty when not given, as JAO's pkgPipe did);
+    the OUS directories are the placeholders, as JAO's stager wrote them.
+
+    Only a plugin that stages may win: one whose module sets ``QA2_STAGES = True`` (as
+    ``QA2_CROSS_CUTTING`` marks cross-cutting rules). Any other winner, a manual reduction's
+    plugin, refuses the run before anything is planned, naming that plugin and its claim. Opt-in,
+    so a new plugin never stages by accident.
     """
     return package(pipeline_root, staged_root, readme_path=pipe_readme, piscript=piscript,
                    mode=mode or Mode.COPY, plugin=plugin, dry_run=dry_run, jobs=jobs,

@@ -1,9 +1,10 @@
 """Carry a plan out in one mode, below a member directory in the scratch space.
 
 The swap into place, the lock and recovery are qa2core.build's. Work is batched: small files go
-to the thread pool in groups (one future per file costs more than copying a small plot), big
-files one by one, biggest first so the pool's tail is short. Each source is read once: the
-read that copies it also hashes it and checks it against the scan.
+to the thread pool in groups, in plan order (one future per file costs more than copying a small
+plot), their reads hinted ahead (fileops.ahead); big files one by one, biggest first so the
+pool's tail is short. Each source is read once: the read that copies it also hashes it and
+checks it against the scan.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from qa2core.model import MEMBER_DIRS, Action, ItemType, Mode
 from qa2core.plan import PlannedFile
 
 BATCH_FILES = 256
+FAKE_BATCH = 2048  # placeholders cost a create each, no read
 BATCH_BYTES = 32 << 20
 
 
@@ -51,13 +53,13 @@ def fingerprint(entry: PlannedFile) -> tuple[tuple[str, int, int], ...]:
     return tuple((src, (st := os.stat(src)).st_size, st.st_mtime_ns) for src in entry.sources)
 
 
-def _batches(entries: list[PlannedFile]) -> list[list[PlannedFile]]:
-    out: list[list[PlannedFile]] = []
+def _batches(entries: tuple[PlannedFile, ...]) -> list[list[PlannedFile]]:
+    alone = [e for e in entries if e.bytes >= BATCH_BYTES or e.action is not Action.COPY or e.whole_dir]
+    out = [[e] for e in sorted(alone, key=lambda e: -e.bytes)]
     small: list[PlannedFile] = []
     small_bytes = 0
-    for e in sorted(entries, key=lambda e: -e.bytes):
+    for e in entries:  # plan order is directory order: the order the disk holds them in
         if e.bytes >= BATCH_BYTES or e.action is not Action.COPY or e.whole_dir:
-            out.append([e])
             continue
         small.append(e)
         small_bytes += e.bytes
@@ -88,13 +90,13 @@ class Executor:
             advance: Callable[[int], None] | None = None) -> list[EntryResult]:
         """Every entry, in plan order. ``advance`` (thread-safe) is told source bytes done."""
         self.tick = advance
-        for parent in sorted({*MEMBER_DIRS, *(os.path.dirname(e.dest) for e in entries)}):
+        for parent in sorted({*MEMBER_DIRS, *(e.dest.rpartition("/")[0] for e in entries)}):
             os.makedirs(os.path.join(self.member_dir, parent), exist_ok=True)
         if not self.mode.real:  # names only: no reads; creating inodes is the kernel's time
-            batches = [list(entries[i:i + BATCH_FILES]) for i in range(0, len(entries), BATCH_FILES)]
+            batches = [entries[i:i + FAKE_BATCH] for i in range(0, len(entries), FAKE_BATCH)]
             work = self._placeholders
         else:
-            batches, work = _batches(list(entries)), self._batch
+            batches, work = _batches(entries), self._batch
         results: list[EntryResult] = []
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = [pool.submit(work, b) for b in batches]
@@ -112,7 +114,7 @@ class Executor:
 
     def _batch(self, batch: list[PlannedFile]) -> list[EntryResult]:
         out = []
-        for entry in batch:
+        for entry in fileops.ahead(batch, self._to_read):
             done = [0]
 
             def tick(n: int, done: list[int] = done) -> None:
@@ -129,14 +131,32 @@ class Executor:
                 self.tick(entry.bytes - done[0])
         return out
 
-    def _placeholders(self, batch: list[PlannedFile]) -> list[EntryResult]:
-        """A rehearsal's files: created, recorded by one shared result (nothing to hash)."""
-        for e in batch:
-            dst = os.path.join(self.member_dir, e.dest)
-            if e.whole_dir:
-                os.mkdir(dst)
-            else:
-                os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    def _to_read(self, entry: PlannedFile) -> str | None:
+        """The file a batch entry will read: None when it is reused (no read) or not a file."""
+        if entry.whole_dir or not entry.sources or self._rel(entry.dest) in self.old:
+            return None
+        return entry.sources[0]
+
+    def _placeholders(self, batch: tuple[PlannedFile, ...]) -> list[EntryResult]:
+        """A rehearsal's files: created, recorded by one shared result (nothing to hash). Each
+        directory is opened once for its run of entries, which are made relative to it."""
+        where, fd = None, -1
+        try:
+            for e in batch:
+                parent, _, name = e.dest.rpartition("/")
+                if parent != where:
+                    os.close(fd) if fd >= 0 else None
+                    fd, where = -1, parent
+                    fd = os.open(os.path.join(self.member_dir, parent), os.O_RDONLY | os.O_DIRECTORY)
+                if e.whole_dir:
+                    os.mkdir(name, dir_fd=fd)
+                else:
+                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=fd))
+        except OSError as exc:
+            exc.filename = os.path.join(self.member_dir, e.dest)
+            raise
+        finally:
+            os.close(fd) if fd >= 0 else None
         return [_REHEARSED] * len(batch)
 
     def _rel(self, dest: str) -> str:
@@ -234,7 +254,7 @@ class Executor:
         link = self.mode is Mode.HARD and item.type is ItemType.ASDM
         os.mkdir(dst)
         written, records, fallback = [], [], False
-        for e in tree:
+        for e in fileops.ahead(tree, lambda e: None if e.is_dir else os.path.join(src, e.rel)):
             target = os.path.join(dst, e.rel)
             if e.is_dir:
                 os.mkdir(target)

@@ -15,6 +15,8 @@ Rules for every hook:
   ``plugin NAME failed in HOOK: …``. It is never read as "no claim".
 * Results are the frozen dataclasses of :mod:`qa2core.model`, never dicts.
 * A plugin never needs the name it was registered under: the core decides whose hooks run.
+* Two module flags: ``QA2_CROSS_CUTTING = True`` (its ``qa2_validate`` runs on every package)
+  and ``QA2_STAGES = True`` (``qa2 stage`` accepts its inputs: pipeline runs).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from qa2core.batch import BatchExecutor, ExecutorSettings
     from qa2core.model import Claim, Collected, Collection, Delivery, Finding, PackageView, Placement
     from qa2core.ous import OusUids
 
@@ -97,13 +100,33 @@ class Qa2Specs:
 
     @_hookspec
     def qa2_ous_uids(self, delivery: Delivery, context: Any) -> OusUids | None:
-        """Give the real SOUS, GOUS and MOUS UIDs when the input names them.
+        """Give the real SOUS, GOUS and MOUS UIDs when the input's names tell them.
 
-        Called on the **winner** only, when the user gave no ``--ous-uids``. Return an
+        Called on the **winner** only, and only for ``--ous-uids auto``: the placeholders
+        ``sg_ouss_id/group_ouss_id/member_ouss_id`` are the default (docs/contract.md), and an
+        explicit ``--ous-uids SOUS,GOUS,MOUS`` is used as given. Return an
         :class:`~qa2core.ous.OusUids` and the package gets
-        ``science_goal.<SOUS>/group.<GOUS>/member.<MOUS>``; ``None`` keeps the placeholders.
+        ``science_goal.<SOUS>/group.<GOUS>/member.<MOUS>``; ``None`` (the input does not tell
+        all three) refuses the run with a line naming your plugin and its claim's reason, so
+        let that reason say what the input is.
 
         :param delivery: the scanned input, as for ``qa2_detect``
         :param context: your ``Claim.context``
         :returns: :class:`~qa2core.ous.OusUids` or ``None``
+        """
+
+    @_hookspec
+    def qa2_batch_executor(self, name: str, settings: ExecutorSettings) -> BatchExecutor | None:
+        """Give the executor named ``name`` (``qa2 batch --executor NAME``), or ``None``.
+
+        Called on every plugin when a ``qa2 batch`` campaign has work to run; the core's own
+        ``dask`` answers last, and one plugin only may answer a name. Its ``run(tasks,
+        on_event)`` runs each :class:`~qa2core.batch.Task` with
+        :func:`qa2core.batch.worker.run_task` on a machine that sees the same paths, at most
+        ``settings.per_filesystem`` tasks with one ``task.fs`` at once, and yields
+        ``(task, result)`` as each ends. The jobs file, ledger, resume and summary stay the
+        core's (docs/plugin-authoring.md, "Batch executors": a Slurm array, HTCondor).
+
+        :param settings: :class:`~qa2core.batch.ExecutorSettings` (scheduler, workers, limit)
+        :returns: a :class:`~qa2core.batch.BatchExecutor`, or ``None`` for another name
         """

@@ -6,9 +6,12 @@ The kinds below are a shared vocabulary; a plugin maps its own kinds to member d
 * ``caltable`` / ``fluxscale``: bundled per EB into ``calibration/<EB>.calibration.tgz``;
 * ``calibrated_ms``: ``calibrated/<name>`` as it is (cycle0 styles);
 * ``image``: a CASA PB/mask image without FITS twin, ``product/<name>.tgz``;
-* ``qa_report``: ``qa/<QA directory>/…`` keeping the directory it came from;
-* ``fits_image``: ``product/``, PB/mask FITS gzipped;
-* ``casa_log``: ``log/``, or ``log/<its directory>/`` when two logs share a name.
+* ``qa_report`` (any file below a QA folder of ``FOLDERS``): ``qa/``, a named QA folder kept;
+* ``calibration_plot`` (any file below a ``*.plots`` folder): ``calibration/<EB>.calibration.plots/``;
+* ``fits_image``: ``product/``, PB/mask FITS gzipped.
+
+What goes to ``qa/`` or ``log/`` and the calibration plots never clash: when several would land
+on one destination, each goes below it under its source directory (``log/Calibration_X1/…``).
 
 :func:`find_names` is for ``qa2_detect``: one pass over the names, whatever a plugin looks for.
 """
@@ -50,58 +53,57 @@ def find_names(items: Iterable[SourceItem], groups: Mapping[str, tuple[str, ...]
     return found
 
 
-class _QaDirs:
-    """``relpath`` -> its part from the first QA directory (``a/X.qa2/p.png`` -> ``X.qa2/p.png``),
-    or ``None``; worked out once per parent directory, as thousands of plots share one."""
+# Folders that decide what every file below them is, whatever its name (any letter case): the
+# first row that matches a folder on a file's path decides, at the outermost such folder.
+# (kind, folder names, the folder's own name kept in the destination). docs/layout-rules.md.
+Folder = tuple[str, tuple[str, ...], bool]
+FOLDERS: tuple[Folder, ...] = (
+    ("calibration_plot", ("*.plots",), True),  # <EB>.ms.tsys.plots/, <EB>.calibration.plots/
+    ("qa_report", ("qa", "qa2"), False),  # QA containers: their files go straight to qa/
+    ("qa_report", ("*qa2*",), True),  # <EB>.qa2/, <EB>.ms.split.cal.qa2/, *_qa2_*/
+)
 
-    def __init__(self, patterns: Sequence[str]) -> None:
-        self.regex = fnmatch_regex(tuple(patterns))
-        self.cuts: dict[str, int | None] = {}
-        self.parent, self.cut = "", None  # the last parent: items come directory by directory
 
-    def __call__(self, relpath: str) -> str | None:
+class _Folders:
+    """``relpath`` -> ``(kind, top suffix, source dir, kept dirs)`` by the folders on its path, or
+    ``None``; worked out once per parent directory, as thousands of plots share one."""
+
+    def __init__(self, folders: Sequence[Folder]) -> None:
+        self.rows = [(kind, re.compile(fnmatch_regex(names).pattern, re.I).match, keep)
+                     for kind, names, keep in folders]
+        self.cuts: dict[str, tuple[str, str, str, str] | None] = {}
+
+    def __call__(self, relpath: str) -> tuple[str, str, str, str] | None:
         parent = relpath.rpartition("/")[0]
-        if parent != self.parent:
-            self.parent = parent
-            try:
-                self.cut = self.cuts[parent]
-            except KeyError:
-                self.cut = self.cuts[parent] = self._cut(parent)
-        return None if self.cut is None else relpath[self.cut:]
+        if parent not in self.cuts:
+            self.cuts[parent] = next(self._cuts(parent.split("/")), None)
+        return self.cuts[parent]
 
-    def _cut(self, parent: str) -> int | None:
-        start = 0
-        for part in parent.split("/"):
-            if self.regex.match(part):
-                return start
-            start += len(part) + 1
-        return None
+    def _cuts(self, parts: list[str]) -> Iterable[tuple[str, str, str, str]]:
+        for kind, match, keep in self.rows:
+            for i, part in enumerate(parts):
+                if match(part):
+                    eb = eb_of(part) if kind == "calibration_plot" else None
+                    inside = not keep or part == f"{eb}.calibration.plots"
+                    kept = "".join(f"{p}/" for p in parts[i + inside:])
+                    yield kind, f"/{eb}.calibration.plots" if eb else "", "/".join(parts[:i]), kept
 
 
-def collect(delivery: Delivery, rules: Sequence[NameRule], qa_dirs: Sequence[str]) -> list[Collected]:
-    """Classify every item; files below a QA directory are QA reports whatever their name."""
-    collected: list[Collected] = []
-    add = collected.append
-    in_qa = _QaDirs(qa_dirs)
-    style, file = delivery.style, ItemType.FILE
-    for item in delivery.items:
-        if item.type is file and in_qa(item.relpath) is not None:
-            add(Collected(item, "qa_report"))
-        else:
-            add(classify(item, rules, style))
+def collect(delivery: Delivery, rules: Sequence[NameRule],
+            folders: Sequence[Folder] = FOLDERS) -> list[Collected]:
+    """Classify every item; files below a folder of ``folders`` are of its kind whatever their name."""
+    where, style, file = _Folders(folders), delivery.style, ItemType.FILE
+    collected = [Collected(item, cut[0]) if item.type is file and (cut := where(item.relpath))
+                 else classify(item, rules, style) for item in delivery.items]
     fits = {c.item.name for c in collected if c.kind == "fits_image" and not c.skip}
     return [decide_image(c, fits, delivery) if c.kind == "image" and not c.skip else c
             for c in collected]
 
 
-def has_fits_twin(name: str, fits_names: set[str]) -> bool:
-    """``X.image`` exported as ``X.image.fits`` (exportfits' habit) or ``X.fits``."""
-    return bool({name + ".fits", name.removesuffix(".image") + ".fits"} & fits_names)
-
-
 def decide_image(c: Collected, fits_names: set[str], delivery: Delivery) -> Collected:
-    """CASA image directories ship only as compressed PB/mask images without a FITS twin."""
-    if has_fits_twin(c.item.name, fits_names):
+    """CASA image directories ship only as compressed PB/mask images without a FITS twin
+    (``X.image`` exported as ``X.image.fits``, exportfits' habit, or ``X.fits``)."""
+    if {c.item.name + ".fits", c.item.name.removesuffix(".image") + ".fits"} & fits_names:
         return Collected(c.item, c.kind, skip="CASA image: its FITS export is packaged instead")
     if delivery.style.compress_pb_mask and compression_for(c.item, fits_names):
         return c
@@ -110,18 +112,20 @@ def decide_image(c: Collected, fits_names: set[str], delivery: Delivery) -> Coll
 
 
 def place(delivery: Delivery, collected: Sequence[Collected], dest_dir: Mapping[str, str],
-          qa_dirs: Sequence[str]) -> list[Placement]:
+          folders: Sequence[Folder] = FOLDERS) -> list[Placement]:
     placements: list[Placement] = []
     add = placements.append
-    in_qa = _QaDirs(qa_dirs)
+    where = _Folders(folders)
     per_eb: dict[str, list[str]] = defaultdict(list)
-    log_names = Counter(c.item.name for c in collected if c.kind == "casa_log")
+    loose: list[tuple[str, str, str, str, str]] = []  # (dest, its folder, source dir, source, kind)
     compress, copy = delivery.style.compress_pb_mask, Action.COPY
     for c in collected:
         item, kind = c.item, c.kind
         rel = item.relpath
-        if kind == "qa_report":  # first: the bulk of a big delivery
-            add(Placement(f"qa/{in_qa(rel) or item.name}", copy, (rel,), kind))
+        top = dest_dir.get(kind, "")
+        if top in ("qa", "log") or kind == "calibration_plot":  # first: the bulk of a big delivery
+            _, more, src, kept = where(rel) or ("", "", rel.rpartition("/")[0], "")
+            loose.append((f"{top}{more}/{kept}{item.name}", top + more, src, rel, kind))
             continue
         if kind in ("caltable", "fluxscale"):
             per_eb[eb_of(item.name) or item.name].append(rel)
@@ -134,13 +138,14 @@ def place(delivery: Delivery, collected: Sequence[Collected], dest_dir: Mapping[
             squeeze = compression_for(item, set()) if compress else None
             action, name = squeeze or (copy, item.name)
             dest = f"product/{name}"
-        elif kind == "casa_log" and log_names[item.name] > 1:
-            # Per-EB sessions started in the same second: keep them apart by their directory.
-            parent = rel.rsplit("/", 2)[-2] if "/" in rel else "top"
-            dest, action = f"log/{parent}/{item.name}", copy
         else:
-            dest, action = f"{dest_dir[kind]}/{item.name}", copy
+            dest, action = f"{top}/{item.name}", copy
         add(Placement(dest, action, (rel,), kind))
+    # Per-EB sessions and reports of one name: keep them apart by their source directory.
+    counts = Counter(dest for dest, *_ in loose)
+    for dest, top, src, rel, kind in loose:
+        clash = src and counts[dest] > 1
+        add(Placement(f"{top}/{src}{dest[len(top):]}" if clash else dest, copy, (rel,), kind))
     for key, sources in sorted(per_eb.items()):
         name = f"{key}.calibration.tgz" if eb_of(key) == key else f"{key}.tgz"
         add(Placement(f"calibration/{name}", Action.TGZ, tuple(sorted(sources)),

@@ -33,10 +33,25 @@ class PackLock:
             os.close(fd)
             raise Qa2Error(f"{self.pack}: another qa2 run holds the lock ({holder}); wait for it "
                            "to finish [lock.held]") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, (self.me + "\n").encode())
+        if not self._names(fd):  # a first run giving up removed the file we locked: not a lock
+            os.close(fd)
+            return self.__enter__()
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, (self.me + "\n").encode())
+        except OSError as exc:  # a full disk: say where, and let go of the lock
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self.fd = fd
         return self
+
+    def _names(self, fd: int) -> bool:
+        """The lock file's path still names the file ``fd`` locked."""
+        try:
+            here, locked = os.stat(self.path), os.fstat(fd)
+        except FileNotFoundError:
+            return False
+        return (here.st_dev, here.st_ino) == (locked.st_dev, locked.st_ino)
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:

@@ -24,12 +24,12 @@ RESULTS = {"qa2_detect": (Claim, "Claim or None"), "qa2_ous_uids": (OusUids, "Ou
 
 
 @dataclass(frozen=True)
-class PluginInfo:
+class PluginInfo:  # error: set when the entry point failed to load, the line to show the user
     name: str
     version: str
     distribution: str
     hooks: tuple[str, ...]
-    error: str = ""  # set when the entry point failed to load: the line to show the user
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,7 @@ class RankedClaim:
 
 
 @dataclass(frozen=True)
-class Decision:
-    """Who packages the input: the winning plugin, its claim, and every claim ranked."""
+class Decision:  # who packages the input: the winning plugin, its claim, every claim ranked
     plugin: str
     claim: Claim
     ranked: tuple[RankedClaim, ...]
@@ -69,8 +68,8 @@ def _wrong(hook: str, got: Any) -> str:
     if hook in ("qa2_detect", "qa2_ous_uids"):
         return "" if isinstance(got, RESULTS[hook][0]) else type(got).__name__
     if hook == "qa2_collect" and isinstance(got, Collection):
-        return _seq(got.items, Collected, "Collection.items") or _seq(
-            got.findings, Finding, "Collection.findings")
+        return (_seq(got.items, Collected, "Collection.items")
+                or _seq(got.findings, Finding, "Collection.findings"))
     return _seq(got, RESULTS[hook][0])
 
 
@@ -174,10 +173,12 @@ class Qa2Plugins:
     def ous_uids(self, plugin: str, delivery: Delivery, context: Any = None) -> OusUids | None:
         return next(iter(self._call("qa2_ous_uids", plugin, delivery=delivery, context=context)), None)
 
+    def marked(self, plugin: str, flag: str) -> bool:  # QA2_CROSS_CUTTING, QA2_STAGES
+        return getattr(self.pm.get_plugin(plugin), flag, False) is True
+
     def validate(self, view: PackageView, plugin: str | None, context: Any = None) -> tuple[Finding, ...]:
-        """The packaging plugin's rules (given ``context``), the built-in ones, those of each plugin
-        with ``QA2_CROSS_CUTTING = True`` (``context=None``); only the last two if no ``plugin``."""
-        cross = sorted(n for n, p in self.pm.list_name_plugin() if getattr(p, "QA2_CROSS_CUTTING", 0) is True)
+        """Rules of ``plugin`` (with its context), the core and cross-cutting plugins (context None)."""
+        cross = sorted(n for n, _p in self.pm.list_name_plugin() if self.marked(n, "QA2_CROSS_CUTTING"))
         return tuple(f for name in dict.fromkeys(n for n in (plugin, BUILTIN, *cross) if n)
                      for result in self._call("qa2_validate", name, view=view, plugin=plugin or "",
                                               context=context if name == plugin else None)

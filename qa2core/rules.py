@@ -13,7 +13,7 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from qa2core.model import UID, UNCLASSIFIED, Collected, Finding, ItemType, Level, PackageView, SourceItem
-from qa2core.styles import Style
+from qa2core.styles import STYLES, Style
 
 
 def eb_of(name: str) -> str | None:
@@ -65,7 +65,7 @@ def fnmatch_screen(patterns: tuple[str, ...]) -> Callable[[str], bool]:
 
 @dataclass(frozen=True)
 class NameRule:
-    """``kind`` for items whose base name matches one of ``patterns`` (fnmatch, case-sensitive).
+    """``kind`` for items whose base name matches one of ``patterns`` (fnmatch; any case: ``nocase``).
 
     ``types`` restricts the item types; ``table_types`` (for tables) the ``table.info`` Type;
     ``requires``/``unless`` name a boolean :class:`~qa2core.styles.Style` switch that must be
@@ -79,6 +79,7 @@ class NameRule:
     requires: str = ""
     unless: str = ""
     skip: str = ""
+    nocase: bool = False
 
     def matches(self, item: SourceItem, style: Style) -> bool:
         return self.applies(item.type, item.table_type, style) and \
@@ -96,7 +97,7 @@ class NameRule:
 
     @functools.cached_property
     def _regex(self) -> re.Pattern[str]:
-        return fnmatch_regex(self.patterns)
+        return re.compile(fnmatch_regex(self.patterns).pattern, re.I if self.nocase else 0)
 
 
 class _Table:
@@ -131,7 +132,7 @@ class _Table:
             for g in range(group + 1, group + inner + 2):
                 owner[g] = rule
             group += inner + 1
-            parts.append(f"({body})")
+            parts.append(f"((?i:{body}))" if rule.nocase else f"({body})")
         return (re.compile("|".join(parts)) if parts else None), owner
 
 
@@ -189,6 +190,14 @@ def unscripted_input_ebs(items: Iterable[SourceItem], scripted: Container[str], 
                     f"EB {eb} is in the reduction but has no {script.format(eb=eb)}: scriptForPI "
                     "will treat it as unused (QA semipass)")
             for eb, relpath in sorted(seen.items()) if eb not in scripted]
+
+
+def manual_style(style: Style) -> list[Finding]:
+    """For ``qa2_collect`` of manual reductions: a pipeline style (``*-pipe``) is refused."""
+    fit = ", ".join(s.name for s in STYLES.values() if not s.pipeline)
+    return [Finding(Level.ERROR, "style.manual", f"--style {style.name}",
+                    f"style {style.name} is for pipeline products; this is a manual reduction: "
+                    f"use a manual style ({fit}) or no style")] if style.pipeline else []
 
 
 # Rows every plugin can append: droppings of a CASA session that are never deliverables.

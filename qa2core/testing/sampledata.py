@@ -808,3 +808,440 @@ def build_manual_reduction(root: Path, *, project: str = DEFAULT_PROJECT,
     piscript.parent.mkdir(exist_ok=True)
     piscript.write_text(pi_script_text())
     return Sample(root=root, readme_header=readme, piscript=piscript, ebs=ebs, project=project)
+
+
+# --------------------------------------------------------------------------- pipeline runs
+#
+# Pipeline run directories (``<proj>_<date>/SOUS_…/GOUS_…/MOUS_…/{working,products,rawdata}``) and
+# staged trees with the real names of docs/domain.md §2.4, §5.1 and §5.2. Archives are real gzip
+# tars, FITS are real (astropy), PPRs are XML shaped like the pipeline's executeppr test files.
+
+
+def pipeline_ppr_xml(*, proposal: str, ous: str | None, sb_status: str, ebs: tuple[str, ...],
+                     recipe: str = "hifa_calimage", sb_title: str = "NGC_628_a_06_TM1",
+                     namespace: bool = False, session: str = "SESSION_1") -> str:
+    """A PPR shaped like the pipeline's executeppr test files (docs/domain.md §5.1)."""
+    def uid(sanitized: str) -> str:
+        return sanitized.replace("uid___", "uid://", 1).replace("_", "/")
+
+    xmlns = ' xmlns="Alma/pipelinescience/SciPipeRequest"' if namespace else ""
+    ous_ref = (f'            <OUSStatusRef entityId="{uid(ous)}" entityTypeName="OUSStatus" '
+               'documentVersion="1"/>\n') if ous else ""
+    prefix = "hsd" if recipe.startswith("hsd") else "hifa"
+    commands = "".join(f"                    <ProcessingCommand><Command>{c}</Command>"
+                       "<ParameterSet/></ProcessingCommand>\n"
+                       for c in (f"{prefix}_importdata", f"{prefix}_flagdata", "h_save"))
+    asdms = "".join("                            <AsdmIdentifier>\n"
+                    f"                                <AsdmRef><ExecBlockId>{uid(eb)}</ExecBlockId>"
+                    "</AsdmRef>\n"
+                    f"                                <AsdmDiskName>{eb}</AsdmDiskName>\n"
+                    "                            </AsdmIdentifier>\n" for eb in ebs)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<SciPipeRequest{xmlns}>\n"
+        "    <ProjectSummary>\n"
+        f"        <ProposalCode>{proposal}</ProposalCode>\n"
+        "        <ProposalTitle>Star formation in nearby galaxies</ProposalTitle>\n"
+        "        <PIName>areducer</PIName>\n"
+        "        <Observatory>ALMA Joint Observatory</Observatory>\n"
+        "        <Telescope>ALMA</Telescope>\n"
+        "    </ProjectSummary>\n"
+        "    <ProjectStructure>\n"
+        "        <AlmaStructure>\n"
+        '            <ObsUnitSetRef entityId="uid://A001/X87c/X5c" partId="X1184547697" '
+        'entityTypeName="ObsProject" documentVersion="1"/>\n'
+        "            <ObsUnitSetType>Member</ObsUnitSetType>\n"
+        '            <ProjectStatusRef entityId="uid://A001/X87c/X6b" '
+        'entityTypeName="ProjectStatus" documentVersion="1"/>\n'
+        f"{ous_ref}"
+        "        </AlmaStructure>\n"
+        "    </ProjectStructure>\n"
+        "    <ProcessingRequests>\n"
+        "        <RootDirectory>/lustre/naasc/sciops/comm/rawdata/pipeline/roots</RootDirectory>\n"
+        "        <ProcessingRequest>\n"
+        "            <ProcessingIntents>\n"
+        f"                <Intents><Keyword>{session}</Keyword><Value>{ebs[0] if ebs else ''}"
+        "</Value></Intents>\n"
+        "            </ProcessingIntents>\n"
+        "            <ProcessingProcedure>\n"
+        f"                <ProcedureTitle>{recipe}</ProcedureTitle>\n"
+        f"{commands}"
+        "            </ProcessingProcedure>\n"
+        "            <DataSet>\n"
+        "                <SchedBlockSet>\n"
+        "                    <SchedBlockIdentifier>\n"
+        "                        <RelativePath>SOUS/GOUS/MOUS</RelativePath>\n"
+        '                        <SchedBlockRef entityId="uid://A001/X87c/X5f"/>\n'
+        f'                        <SBStatusRef entityId="{uid(sb_status)}"/>\n'
+        f"                        <SBTitle>{sb_title}</SBTitle>\n"
+        f"{asdms}"
+        "                    </SchedBlockIdentifier>\n"
+        "                </SchedBlockSet>\n"
+        "            </DataSet>\n"
+        "        </ProcessingRequest>\n"
+        "    </ProcessingRequests>\n"
+        "</SciPipeRequest>\n"
+    )
+
+
+def tgz_bytes(members: dict[str, bytes]) -> bytes:
+    """A gzip tar in memory, written like the pipeline's ``tarfile.open(..., 'w:gz')``."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 1485268000
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def pipeline_weblog_tgz(stamp: str, recipe: str = "hifa_calimage") -> bytes:
+    top = f"pipeline-{stamp}/html"
+    return tgz_bytes({
+        f"{top}/index.html": b"<html><head><title>Pipeline weblog</title></head></html>\n",
+        f"{top}/t1-1.html": b"<html>Observation summary</html>\n",
+        f"{top}/stage1/t2-4m.html": f"<html>{recipe.split('_')[0]}_importdata</html>\n".encode(),
+        f"{top}/stage1/listobs.txt": b"Observer: areducer  Project: uid://A001/X87c/X5c\n",
+    })
+
+
+def pipeline_caltables_tgz(ebs: tuple[str, ...]) -> bytes:
+    return tgz_bytes({f"{eb}.ms.hifa_bandpass.s6_3.spw17_19_21_23.channel.solintinf.bcal.tbl/"
+                      "table.dat": b"casacore table" for eb in ebs})
+
+
+def pipeline_flagversions_tgz(eb: str) -> bytes:
+    return tgz_bytes({f"{eb}.ms.flagversions/FLAG_VERSION_LIST": b"Pipeline_Final : final flags\n",
+                      f"{eb}.ms.flagversions/flags.Pipeline_Final/table.dat": b"casacore table"})
+
+
+def pipeline_calapply(eb: str) -> str:
+    return (f"applycal(vis='{eb}.ms', field='', intent='', spw='17,19,21,23', antenna='', "
+            f"gaintable=['{eb}.ms.hifa_bandpass.s6_3.channel.solintinf.bcal.tbl'], "
+            "gainfield=[''], spwmap=[[]], interp=['linear,linearflag'], calwt=[False])\n")
+
+
+def pipeline_casa_log(stamp: str, recipe: str = "hifa_calimage") -> str:
+    return (f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} 23:34:44 INFO ::casa\tCASA Version 4.7.0-REL\n"
+            f"INFO ::casa\tpipeline recipe {recipe}\n")
+
+
+def write_pipeline_fits(path: Path) -> Path:
+    """A real FITS image of the kind its name says (pbcor, pb, mask, TP ``.sd.`` …)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = path.name
+    shape = (1, 4, 32, 32) if ".cube." in name else (1, 1, 32, 32)
+    if name.endswith((".pb.fits", ".pb.tt0.fits", ".flux.fits")):
+        return write_pb_fits(path, shape)
+    if name.endswith(".mask.fits"):
+        return write_mask_fits(path, shape)
+    if ".sd." in name:
+        return write_tp_image_fits(path)
+    return write_pbcor_fits(path, shape)
+
+
+def _write_files(root: Path, files: dict[str, str | bytes]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """A pipeline run directory ``<proj>_<date>`` and the OUS tree in it."""
+
+    root: Path  # the run directory (PIPELINE_ROOT of qa2 stage)
+    project: str
+    mous: str
+    ebs: tuple[str, ...]
+    tree: str  # relpath of the MOUS-level dir holding working/ products/ rawdata/
+    ous: tuple[str, str, str] = ("", "", "")  # (SOUS, GOUS, MOUS) as the directory names say
+
+    @property
+    def products(self) -> Path:
+        return self.root / self.tree / "products"
+
+    @property
+    def working(self) -> Path:
+        return self.root / self.tree / "working"
+
+
+def _ous_tree(sous: str, gous: str, mous: str) -> str:
+    return f"SOUS_{sous}/GOUS_{gous}/MOUS_{mous}"
+
+
+# 2017-07+ era (docs/domain.md §5.2): recipe-named products, pprequest.xml, masks, aux calibration,
+# and one <M>.auxproducts.tgz holding flux.csv, antennapos.csv, cont.dat and the flag templates,
+# while working/ still holds its own flux.csv, antennapos.csv and cont.dat.
+AUX_PROJECT = "2017.1.00271.S"
+AUX_OUS = ("uid___A001_X1284_X1ef0", "uid___A001_X1284_X1ef1", "uid___A001_X1284_X1ef2")
+AUX_EBS = ("uid___A002_Xc6c0d5_X1e46",)
+
+
+def build_auxproducts_run(base: Path, *, with_working_ppr: bool = True) -> PipelineRun:
+    """A 2017-11 hifa_calimage run with ``products/<M>.auxproducts.tgz`` and ``working/flux.csv``,
+    ``antennapos.csv``, ``cont.dat`` beside it (``with_working_ppr=False``: working/ has no PPR,
+    so the products' ``<M>.pprequest.xml`` is the only one)."""
+    root = Path(base) / f"{AUX_PROJECT}_2017_11_02T10_20_30.123"
+    tree = _ous_tree(*AUX_OUS)
+    m, r, eb = AUX_OUS[2], "hifa_calimage", AUX_EBS[0]
+    ppr = pipeline_ppr_xml(proposal=AUX_PROJECT, ous=m, sb_status="uid___A001_X1284_X1ef3",
+                           ebs=AUX_EBS, namespace=True)
+    aux = tgz_bytes({"flux.csv": b"ms,field\n", "antennapos.csv": b"ms,antenna\n",
+                     "cont.dat": b"Field: Orion\n", f"{eb}_flagtemplate.txt": b"mode='manual'\n"})
+    _write_files(root / tree / "products", {
+        f"{m}.pprequest.xml": ppr,
+        f"{eb}.ms.flagversions.tgz": pipeline_flagversions_tgz(eb),
+        f"{eb}.ms.calapply.txt": pipeline_calapply(eb),
+        f"{eb}.ms.auxcalapply.txt": pipeline_calapply(eb),
+        f"{m}.session_1.caltables.tgz": pipeline_caltables_tgz(AUX_EBS),
+        f"{m}.session_1.auxcaltables.tgz": pipeline_caltables_tgz(AUX_EBS),
+        f"{m}.auxproducts.tgz": aux,
+        f"{m}.{r}.weblog.tgz": pipeline_weblog_tgz("20171102T102030"),
+        f"{m}.{r}.casa_commands.log": "hifa_importdata()\n",
+        f"{m}.{r}.casa_pipescript.py": "h_init()\n",
+        f"{m}.{r}.casa_piperestorescript.py": "h_init()\n",
+        f"{m}.{r}.pipeline_manifest.xml":
+            f"<piperesults><ous name='{m}'><aux_products_file name='{m}.auxproducts.tgz'/>"
+            "</ous></piperesults>\n",
+        f"{m}.{r}.pipeline_aquareport.xml": "<AquaReport/>\n",
+    })
+    for name in ("Orion_sci.spw25.cube.I.pbcor.fits", "Orion_sci.spw25.cube.I.pb.fits",
+                 "Orion_sci.spw25.cube.I.mask.fits"):
+        write_pipeline_fits(root / tree / "products" / f"{m}.{name}")
+    working = {
+        "flux.csv": "ms,field\n", "antennapos.csv": "ms,antenna\n", "cont.dat": "Field: Orion\n",
+        f"{eb}_flagtemplate.txt": "mode='manual'\n", f"{eb}_flagtsystemplate.txt": "mode='manual'\n",
+        "casa-20171102-102030.log": pipeline_casa_log("20171102"),
+        "pipeline-20171102T102030/html/index.html": "<html/>\n",
+    }
+    if with_working_ppr:
+        working["PPR_uid___A001_X1284_X1ef3.xml"] = ppr
+    _write_files(root / tree / "working", working)
+    write_asdm(root / tree / "rawdata" / eb, eb)
+    return PipelineRun(root, AUX_PROJECT, m, AUX_EBS, tree, AUX_OUS)
+
+
+# Pipeline-calibrated Total Power (hsd_calimage). Era "2015": the packager page's own example
+# run name, .tar.gz products and an unprefixed jyperk.csv (docs/domain.md §5.2 "TP (hsd)"). Era
+# "2017": recipe-named products (<M>.hsd_calimage.*), .tgz, and jyperk.csv inside
+# <M>.auxproducts.tgz, with working/jyperk.csv beside it.
+TP_PROJECT = "2013.1.00911.S"
+TP_OUS = ("uid___A001_X145_X1a0", "uid___A001_X145_X1a1", "uid___A001_X145_X1a2")
+TP_EBS = ("uid___A002_Xa5df2c_X5e3",)
+TP_2017_PROJECT = "2017.1.00161.L"
+TP_2017_OUS = ("uid___A001_X1273_X2d0", "uid___A001_X1273_X2d1", "uid___A001_X1273_X2d2")
+TP_2017_EBS = ("uid___A002_Xc4f3ae_X9a1",)
+JYPERK_CSV = "MS,Antenna,Spwid,Polarization,Factor\nuid___A002_Xa5df2c_X5e3.ms,PM03,17,XX,44.1\n"
+
+
+def build_tp_pipeline_run(base: Path, *, era: str = "2015") -> PipelineRun:
+    """A single-dish pipeline run (``hsd_calimage``) of the given era ("2015" or "2017")."""
+    if era == "2017":
+        return _build_tp_2017_run(Path(base))
+    if era != "2015":
+        raise ValueError(f"era must be '2015' or '2017', not {era!r}")
+    root = Path(base) / f"{TP_PROJECT}_2015_08_07T16_10_05.732"
+    tree = _ous_tree(*TP_OUS)
+    m, eb = TP_OUS[2], TP_EBS[0]
+    ppr = pipeline_ppr_xml(proposal=TP_PROJECT, ous=m, sb_status="uid___A001_X145_X1a3",
+                           ebs=TP_EBS, recipe="hsd_calimage", sb_title="M100_a_06_TP")
+    _write_files(root / tree / "products", {
+        "PPR_uid___A001_X145_X1a3.xml": ppr,
+        f"{m}.session_1.caltables.tar.gz": pipeline_caltables_tgz(TP_EBS),
+        f"{eb}.ms.flagversions.tar.gz": pipeline_flagversions_tgz(eb),
+        f"{m}.weblog.tar.gz": pipeline_weblog_tgz("20150807T161005", "hsd_calimage"),
+        f"{m}.casa_commands.log": "hsd_importdata()\n",
+        f"{m}.casa_pipescript.py": "h_init()\nhsd_importdata()\n",
+        "jyperk.csv": "MS,Antenna,Spwid,Polarization,Factor\n",
+    })
+    write_pipeline_fits(root / tree / "products" / f"{m}.M100.spw17.cube.I.sd.fits")
+    _write_files(root / tree / "working", {
+        "PPR_uid___A001_X145_X1a3.xml": ppr, "jyperk.csv": "MS,Antenna,Spwid,Polarization,Factor\n",
+        "casa-20150807-161005.log": pipeline_casa_log("20150807", "hsd_calimage"),
+        "pipeline-20150807T161005/html/index.html": "<html/>\n",
+    })
+    return PipelineRun(root, TP_PROJECT, m, TP_EBS, tree, TP_OUS)
+
+
+def _build_tp_2017_run(base: Path) -> PipelineRun:
+    root = base / f"{TP_2017_PROJECT}_2017_12_04T08_15_42.117"
+    tree = _ous_tree(*TP_2017_OUS)
+    m, r, eb = TP_2017_OUS[2], "hsd_calimage", TP_2017_EBS[0]
+    ppr = pipeline_ppr_xml(proposal=TP_2017_PROJECT, ous=m, sb_status="uid___A001_X1273_X2d3",
+                           ebs=TP_2017_EBS, recipe=r, sb_title="Orion_a_03_TP")
+    _write_files(root / tree / "products", {
+        f"{m}.pprequest.xml": ppr,
+        f"{m}.session_1.caltables.tgz": pipeline_caltables_tgz(TP_2017_EBS),
+        f"{eb}.ms.flagversions.tgz": pipeline_flagversions_tgz(eb),
+        f"{m}.auxproducts.tgz": tgz_bytes({"jyperk.csv": JYPERK_CSV.encode()}),
+        f"{m}.{r}.weblog.tgz": pipeline_weblog_tgz("20171204T081542", r),
+        f"{m}.{r}.casa_commands.log": "hsd_importdata()\n",
+        f"{m}.{r}.casa_pipescript.py": "h_init()\nhsd_importdata()\n",
+        f"{m}.{r}.pipeline_manifest.xml":
+            f"<piperesults><ous name='{m}'><aux_products_file name='{m}.auxproducts.tgz'/>"
+            "</ous></piperesults>\n",
+    })
+    write_pipeline_fits(root / tree / "products" / f"{m}.Orion.spw19.cube.I.sd.fits")
+    _write_files(root / tree / "working", {
+        "PPR_uid___A001_X1273_X2d3.xml": ppr, "jyperk.csv": JYPERK_CSV,
+        "casa-20171204-081542.log": pipeline_casa_log("20171204", r),
+        "pipeline-20171204T081542/html/index.html": "<html/>\n",
+    })
+    write_asdm(root / tree / "rawdata" / eb, eb)
+    return PipelineRun(root, TP_2017_PROJECT, m, TP_2017_EBS, tree, TP_2017_OUS)
+
+
+STAGED_MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
+
+
+def build_staged_tp_tree(base: Path) -> Path:
+    """What ``qa2 stage`` makes of the 2015 TP run (placeholder OUS names, nothing compressed):
+    ``<base>/<proj>/sg_ouss_id/group_ouss_id/member_ouss_id/``. Returns ``<base>/<proj>``."""
+    root = Path(base) / TP_PROJECT
+    m, eb = TP_OUS[2], TP_EBS[0]
+    member = root / STAGED_MEMBER
+    _write_files(member, {
+        "README": "",
+        "calibration/jyperk.csv": JYPERK_CSV,
+        f"calibration/{m}.session_1.caltables.tar.gz": pipeline_caltables_tgz(TP_EBS),
+        f"calibration/{eb}.ms.flagversions.tar.gz": pipeline_flagversions_tgz(eb),
+        f"log/{m}.casa_commands.log": "hsd_importdata()\n",
+        "log/casa-20150807-161005.log": pipeline_casa_log("20150807", "hsd_calimage"),
+        f"qa/{m}.weblog.tar.gz": pipeline_weblog_tgz("20150807T161005", "hsd_calimage"),
+        "script/PPR_uid___A001_X145_X1a3.xml": pipeline_ppr_xml(
+            proposal=TP_PROJECT, ous=m, sb_status="uid___A001_X145_X1a3", ebs=TP_EBS,
+            recipe="hsd_calimage", sb_title="M100_a_06_TP"),
+        "script/casa_pipescript.py": "h_init()\nhsd_importdata()\n",
+        "script/scriptForPI.py": pi_script_text(),
+    })
+    write_pipeline_fits(member / "product" / f"{m}.M100.spw17.cube.I.sd.fits")
+    return root
+
+
+# --------------------------------------------------------------------------- manual layouts
+#
+# One manual reduction as reducers lay it out by hand (docs/domain.md §2.5, §3.1). The JAO layout
+# keeps each EB's QA2 material beside its calibration, in the per-EB ``Calibration_X*/`` folders;
+# the NRAO layout gathers the same files in one ``QA2/`` folder. qa2 must make one package of both.
+
+MANUAL_SB = "NGC5921_a_06_TM1"
+MANUAL_LAYOUTS = ("jao", "nrao")
+# Per-EB QA2 plots with the same names in every EB (``Calibration_X*/qa2/`` in the JAO layout).
+_GENERIC_QA2 = ("ampVsTime.png", "bandpass.png", "phaseVsTime.png")
+
+
+def write_pdf(path: Path, lines: tuple[str, ...]) -> Path:
+    """A valid one-page PDF (stdlib only) showing ``lines`` in Helvetica."""
+    def text(line: str) -> str:
+        return "(" + line.replace("\\", r"\\").replace("(", r"\(").replace(")", r"\)") + ") Tj T*"
+
+    stream = "BT /F1 11 Tf 14 TL 56 780 Td " + " ".join(map(text, lines)) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        "/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path = Path(path)
+    path.write_bytes(out)
+    return path
+
+
+def _all_fluxes_text(ebs: tuple[str, ...]) -> str:
+    """``allFluxes.txt`` as es.fluxscale2caltable writes it and scriptForFluxCalibration reads it."""
+    rows = [f"{eb}.ms.split  1445+099  {spw}  2.30538e+11  {0.4963 - 0.002 * spw:.4f}  0.0055  90.2"
+            for eb in ebs for spw in range(4)]
+    return "# MS  field  spw  freq(Hz)  flux(Jy)  error(Jy)  SNR\n" + "\n".join(rows) + "\n"
+
+
+def add_qa2_material(root: Path, ebs: tuple[str, ...], layout: str = "jao", *,
+                     sb: str = MANUAL_SB,
+                     plot_tables: tuple[str, ...] = ("tsys", "split.bandpass")) -> None:
+    """Add the QA2 and diagnostic files of a hand-made reduction to ``root`` (made by
+    :func:`build_manual_reduction` or a TP builder: per-EB ``Calibration_X*/`` folders and
+    ``Imaging/``), laid out as ``layout`` does:
+
+    * per EB: ``<EB>.qa2_report.txt``, ``<EB>.qa2_ampVsTime.png``, ``<EB>.qa2_bandpass.png``,
+      ``<EB>.ms.weather.png``, the calibration plot folders ``<EB>.ms.<table>.plots/`` (one per
+      ``plot_tables``; the same inner names in every EB) and QA2 plots with the same names in
+      every EB: in ``Calibration_X*/`` and its ``qa2/`` (``jao``), or in ``QA2/`` and
+      ``QA2/Calibration_X*/`` (``nrao``, where the ``<EB>.ms.split.cal.qa2/`` folders move too);
+    * per SB: ``QA2_Report_<SB>.pdf`` (a real PDF) and ``weather.png``: in ``root`` or ``QA2/``;
+    * in both layouts: ``<EB>.ms.listobs.txt`` beside each EB's data, ``Imaging/calibrated_final.ms.listobs``
+      and ``Imaging/tclean.last``, and ``allFluxes.txt`` beside ``scriptForFluxCalibration.py``.
+    """
+    if layout not in MANUAL_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use one of {MANUAL_LAYOUTS}")
+    root = Path(root)
+    qa2 = root / "QA2"
+    for index, eb in enumerate(ebs):
+        cal = root / calibration_dir_name(eb)
+        here = cal if layout == "jao" else qa2
+        here.mkdir(exist_ok=True)
+        (here / f"{eb}.qa2_report.txt").write_text(
+            f"QA2 report for {eb}\nSB: {sb}\nQA2 result: PASS\nAntennas: 28   Flagged: 4.3 %\n")
+        for n, plot in enumerate(("qa2_ampVsTime", "qa2_bandpass", "ms.weather")):
+            write_plot_png(here / f"{eb}.{plot}.png", seed=100 + 10 * index + n)
+        for n, table in enumerate(plot_tables):
+            plots = here / f"{eb}.ms.{table}.plots"
+            plots.mkdir()
+            for spw in (17, 19):
+                write_plot_png(plots / f"{table.rpartition('.')[2]}_spw{spw}.png",
+                               seed=200 + 10 * index + 2 * n + spw % 2)
+        generic = cal / "qa2" if layout == "jao" else qa2 / cal.name
+        generic.mkdir(parents=True)
+        for n, name in enumerate(_GENERIC_QA2):
+            write_plot_png(generic / name, seed=300 + 10 * index + n)
+        (generic / "textfile.txt").write_text(f"QA2 summary of {eb}\nMedian Tsys (K): 91.4\n")
+        report = cal / f"{eb}.ms.split.cal.qa2"
+        if layout == "nrao" and report.is_dir():
+            report.rename(qa2 / report.name)
+        (cal / f"{eb}.ms.listobs.txt").write_text(
+            f"Observation: ALMA  MeasurementSet Name: {eb}.ms\nFields: 3  Spectral Windows: 4\n")
+    top = root if layout == "jao" else qa2
+    write_pdf(top / f"QA2_Report_{sb}.pdf", (f"QA2 report of SB {sb}", "QA2 result: PASS",
+                                              f"EBs: {', '.join(ebs)}"))
+    write_plot_png(top / "weather.png", seed=400)
+    imaging = root / "Imaging"
+    if imaging.is_dir():
+        (imaging / "calibrated_final.ms.listobs").write_text(
+            "Observation: ALMA  MeasurementSet Name: calibrated_final.ms\nFields: 1\n")
+        (imaging / "tclean.last").write_text(_task_last("tclean", {
+            "vis": '"calibrated_final.ms"', "imagename": '"calibrated_final_cont"'}))
+    if (root / "scriptForFluxCalibration.py").is_file():
+        (root / "allFluxes.txt").write_text(_all_fluxes_text(ebs))
+
+
+def build_manual_layouts(base: Path, *, project: str = DEFAULT_PROJECT,
+                         ebs: tuple[str, ...] = DEFAULT_EBS) -> dict[str, Sample]:
+    """One manual reduction in each of :data:`MANUAL_LAYOUTS`, ``{layout: Sample}``, each below
+    ``base/<layout>/reduction`` with its README header and PI script beside it. The reduction is
+    built once (:func:`build_manual_reduction`) and copied, so every layout holds the same bytes;
+    :func:`add_qa2_material` then lays out the same QA2 material the layout's way."""
+    base = Path(base).absolute()
+    first = build_manual_reduction(base / MANUAL_LAYOUTS[0] / "reduction", project=project, ebs=ebs)
+    samples = {MANUAL_LAYOUTS[0]: first}
+    for layout in MANUAL_LAYOUTS[1:]:
+        shutil.copytree(first.root.parent, base / layout, symlinks=True)
+        moved = {p: base / layout / p.relative_to(first.root.parent)
+                 for p in (first.root, first.readme_header, first.piscript)}
+        samples[layout] = Sample(moved[first.root], moved[first.readme_header],
+                                 moved[first.piscript], first.ebs, project)
+    for layout, sample in samples.items():
+        add_qa2_material(sample.root, sample.ebs, layout)
+    return samples

@@ -4,14 +4,16 @@ Archives are real gzip tars (tarfile), FITS are real (qa2core.testing.sampledata
 measurement set and CASA images are real casatools products when casatools is installed (a
 minimal casacore table directory otherwise, which the scanner types the same way). Every run is
 built once per session; tests must not modify it (they check that with tree_state).
+
+The file writers (PPR, tgz, weblog …) and the auxproducts run, both TP runs and the staged TP tree
+are sample-data builders of qa2core.testing.sampledata; the Cycle-4, Cycle-2 and SB-level runs,
+which need a real MS and CASA images, are built here.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import io
 import shutil
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,114 +32,15 @@ HAVE_CASA = importlib.util.find_spec("casatools") is not None
 # ---------------------------------------------------------------------------- file builders
 
 
-def ppr_xml(*, proposal: str, ous: str | None, sb_status: str, ebs: tuple[str, ...],
-            recipe: str = "hifa_calimage", sb_title: str = "NGC_628_a_06_TM1",
-            namespace: bool = False, session: str = "SESSION_1") -> str:
-    """A PPR shaped like the pipeline's executeppr test files (docs/domain.md §5.1)."""
-    def uid(sanitized: str) -> str:
-        return sanitized.replace("uid___", "uid://", 1).replace("_", "/")
-
-    xmlns = ' xmlns="Alma/pipelinescience/SciPipeRequest"' if namespace else ""
-    ous_ref = (f'            <OUSStatusRef entityId="{uid(ous)}" entityTypeName="OUSStatus" '
-               'documentVersion="1"/>\n') if ous else ""
-    prefix = "hsd" if recipe.startswith("hsd") else "hifa"
-    commands = "".join(f"                    <ProcessingCommand><Command>{c}</Command>"
-                       "<ParameterSet/></ProcessingCommand>\n"
-                       for c in (f"{prefix}_importdata", f"{prefix}_flagdata", "h_save"))
-    asdms = "".join("                            <AsdmIdentifier>\n"
-                    f"                                <AsdmRef><ExecBlockId>{uid(eb)}</ExecBlockId>"
-                    "</AsdmRef>\n"
-                    f"                                <AsdmDiskName>{eb}</AsdmDiskName>\n"
-                    "                            </AsdmIdentifier>\n" for eb in ebs)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<SciPipeRequest{xmlns}>\n"
-        "    <ProjectSummary>\n"
-        f"        <ProposalCode>{proposal}</ProposalCode>\n"
-        "        <ProposalTitle>Star formation in nearby galaxies</ProposalTitle>\n"
-        "        <PIName>areducer</PIName>\n"
-        "        <Observatory>ALMA Joint Observatory</Observatory>\n"
-        "        <Telescope>ALMA</Telescope>\n"
-        "    </ProjectSummary>\n"
-        "    <ProjectStructure>\n"
-        "        <AlmaStructure>\n"
-        '            <ObsUnitSetRef entityId="uid://A001/X87c/X5c" partId="X1184547697" '
-        'entityTypeName="ObsProject" documentVersion="1"/>\n'
-        "            <ObsUnitSetType>Member</ObsUnitSetType>\n"
-        '            <ProjectStatusRef entityId="uid://A001/X87c/X6b" '
-        'entityTypeName="ProjectStatus" documentVersion="1"/>\n'
-        f"{ous_ref}"
-        "        </AlmaStructure>\n"
-        "    </ProjectStructure>\n"
-        "    <ProcessingRequests>\n"
-        "        <RootDirectory>/lustre/naasc/sciops/comm/rawdata/pipeline/roots</RootDirectory>\n"
-        "        <ProcessingRequest>\n"
-        "            <ProcessingIntents>\n"
-        f"                <Intents><Keyword>{session}</Keyword><Value>{ebs[0] if ebs else ''}"
-        "</Value></Intents>\n"
-        "            </ProcessingIntents>\n"
-        "            <ProcessingProcedure>\n"
-        f"                <ProcedureTitle>{recipe}</ProcedureTitle>\n"
-        f"{commands}"
-        "            </ProcessingProcedure>\n"
-        "            <DataSet>\n"
-        "                <SchedBlockSet>\n"
-        "                    <SchedBlockIdentifier>\n"
-        "                        <RelativePath>SOUS/GOUS/MOUS</RelativePath>\n"
-        '                        <SchedBlockRef entityId="uid://A001/X87c/X5f"/>\n'
-        f'                        <SBStatusRef entityId="{uid(sb_status)}"/>\n'
-        f"                        <SBTitle>{sb_title}</SBTitle>\n"
-        f"{asdms}"
-        "                    </SchedBlockIdentifier>\n"
-        "                </SchedBlockSet>\n"
-        "            </DataSet>\n"
-        "        </ProcessingRequest>\n"
-        "    </ProcessingRequests>\n"
-        "</SciPipeRequest>\n"
-    )
-
-
-def tgz(members: dict[str, bytes]) -> bytes:
-    """A gzip tar in memory, written like the pipeline's tarfile.open(..., 'w:gz')."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 1485268000
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def weblog_tgz(stamp: str) -> bytes:
-    top = f"pipeline-{stamp}/html"
-    return tgz({
-        f"{top}/index.html": b"<html><head><title>Pipeline weblog</title></head></html>\n",
-        f"{top}/t1-1.html": b"<html>Observation summary</html>\n",
-        f"{top}/stage1/t2-4m.html": b"<html>hifa_importdata</html>\n",
-        f"{top}/stage1/listobs.txt": b"Observer: areducer  Project: uid://A001/X87c/X5c\n",
-    })
-
-
-def caltables_tgz(ebs: tuple[str, ...]) -> bytes:
-    return tgz({f"{eb}.ms.hifa_bandpass.s6_3.spw17_19_21_23.channel.solintinf.bcal.tbl/table.dat":
-                b"casacore table" for eb in ebs})
-
-
-def flagversions_tgz(eb: str) -> bytes:
-    return tgz({f"{eb}.ms.flagversions/FLAG_VERSION_LIST": b"Pipeline_Final : final flags\n",
-                f"{eb}.ms.flagversions/flags.Pipeline_Final/table.dat": b"casacore table"})
-
-
-def calapply(eb: str) -> str:
-    return (f"applycal(vis='{eb}.ms', field='', intent='', spw='17,19,21,23', antenna='', "
-            f"gaintable=['{eb}.ms.hifa_bandpass.s6_3.channel.solintinf.bcal.tbl'], "
-            "gainfield=[''], spwmap=[[]], interp=['linear,linearflag'], calwt=[False])\n")
-
-
-def casa_log(stamp: str) -> str:
-    return (f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} 23:34:44 INFO ::casa\tCASA Version 4.7.0-REL\n"
-            "INFO ::casa\tpipeline recipe hifa_calimage\n")
+# The file builders live in qa2core.testing.sampledata (pipeline runs section); the short names
+# below are what these tests have always called them.
+ppr_xml = sampledata.pipeline_ppr_xml
+tgz = sampledata.tgz_bytes
+weblog_tgz = sampledata.pipeline_weblog_tgz
+caltables_tgz = sampledata.pipeline_caltables_tgz
+flagversions_tgz = sampledata.pipeline_flagversions_tgz
+calapply = sampledata.pipeline_calapply
+casa_log = sampledata.pipeline_casa_log
 
 
 def _minimal_table(path: Path, table_type: str) -> Path:
@@ -161,18 +64,7 @@ def casa_image(path: Path, role: str = "image") -> Path:
     return build(path)
 
 
-def fits(path: Path) -> Path:
-    """A real FITS image of the kind its name says (pbcor, pb, mask, alpha …)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    name = path.name
-    shape = (1, 4, 32, 32) if ".cube." in name else (1, 1, 32, 32)
-    if name.endswith((".pb.fits", ".pb.tt0.fits", ".flux.fits")):
-        return sampledata.write_pb_fits(path, shape)
-    if name.endswith(".mask.fits"):
-        return sampledata.write_mask_fits(path, shape)
-    if ".sd." in name:
-        return sampledata.write_tp_image_fits(path)
-    return sampledata.write_pbcor_fits(path, shape)
+fits = sampledata.write_pipeline_fits
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> None:
@@ -325,83 +217,27 @@ def build_cycle2_run(base: Path) -> Run:
     return Run(root, C2_PROJECT, m, C2_EBS, tree, readme, piscript_dir)
 
 
-# 2017-07+ era: recipe-named products, pprequest.xml, auxproducts.tgz, masks, aux calibration.
-C5_PROJECT = "2017.1.00271.S"
-C5_MOUS = "uid___A001_X1284_X1ef2"
-C5_EBS = ("uid___A002_Xc6c0d5_X1e46",)
+# 2017-07+ era: recipe-named products, pprequest.xml, auxproducts.tgz (with flux.csv, antennapos.csv,
+# cont.dat also in working/), masks, aux calibration: a sample-data builder.
+C5_PROJECT = sampledata.AUX_PROJECT
+C5_MOUS = sampledata.AUX_OUS[2]
+C5_EBS = sampledata.AUX_EBS
+
+
+def _from_sampledata(run: sampledata.PipelineRun, base: Path) -> Run:
+    piscript_dir, _ = _common_inputs(base)
+    return Run(run.root, run.project, run.mous, run.ebs, run.tree, None, piscript_dir)
 
 
 def build_cycle5_run(base: Path, *, with_working_ppr: bool = True) -> Run:
-    root = base / f"{C5_PROJECT}_2017_11_02T10_20_30.123"
-    tree = f"SOUS_uid___A001_X1284_X1ef0/GOUS_uid___A001_X1284_X1ef1/MOUS_{C5_MOUS}"
-    m, r, eb = C5_MOUS, "hifa_calimage", C5_EBS[0]
-    ppr = ppr_xml(proposal=C5_PROJECT, ous=m, sb_status="uid___A001_X1284_X1ef3", ebs=C5_EBS,
-                  namespace=True)
-    aux = tgz({"flux.csv": b"ms,field\n", "antennapos.csv": b"ms,antenna\n",
-               "cont.dat": b"Field: Orion\n", f"{eb}_flagtemplate.txt": b"mode='manual'\n"})
-    write(root / tree / "products", {
-        f"{m}.pprequest.xml": ppr,
-        f"{eb}.ms.flagversions.tgz": flagversions_tgz(eb),
-        f"{eb}.ms.calapply.txt": calapply(eb),
-        f"{eb}.ms.auxcalapply.txt": calapply(eb),
-        f"{m}.session_1.caltables.tgz": caltables_tgz(C5_EBS),
-        f"{m}.session_1.auxcaltables.tgz": caltables_tgz(C5_EBS),
-        f"{m}.auxproducts.tgz": aux,
-        f"{m}.{r}.weblog.tgz": weblog_tgz("20171102T102030"),
-        f"{m}.{r}.casa_commands.log": "hifa_importdata()\n",
-        f"{m}.{r}.casa_pipescript.py": "h_init()\n",
-        f"{m}.{r}.casa_piperestorescript.py": "h_init()\n",
-        f"{m}.{r}.pipeline_manifest.xml":
-            f"<piperesults><ous name='{m}'><aux_products_file name='{m}.auxproducts.tgz'/>"
-            "</ous></piperesults>\n",
-        f"{m}.{r}.pipeline_aquareport.xml": "<AquaReport/>\n",
-    })
-    for name in ("Orion_sci.spw25.cube.I.pbcor.fits", "Orion_sci.spw25.cube.I.pb.fits",
-                 "Orion_sci.spw25.cube.I.mask.fits"):
-        fits(root / tree / "products" / f"{m}.{name}")
-    working = {
-        "flux.csv": "ms,field\n", "antennapos.csv": "ms,antenna\n", "cont.dat": "Field: Orion\n",
-        f"{eb}_flagtemplate.txt": "mode='manual'\n", f"{eb}_flagtsystemplate.txt": "mode='manual'\n",
-        "casa-20171102-102030.log": casa_log("20171102"),
-        "pipeline-20171102T102030/html/index.html": "<html/>\n",
-    }
-    if with_working_ppr:
-        working["PPR_uid___A001_X1284_X1ef3.xml"] = ppr
-    write(root / tree / "working", working)
-    sampledata.write_asdm(root / tree / "rawdata" / eb, eb)
-    piscript_dir, _ = _common_inputs(base)
-    return Run(root, C5_PROJECT, m, C5_EBS, tree, None, piscript_dir)
+    return _from_sampledata(sampledata.build_auxproducts_run(base, with_working_ppr=with_working_ppr),
+                            base)
 
 
-# Pipeline-calibrated TP (hsd_calimage), the packager page's own example run name, 2015 .tar.gz.
-TP_PROJECT = "2013.1.00911.S"
-TP_MOUS = "uid___A001_X145_X1a2"
-TP_EBS = ("uid___A002_Xa5df2c_X5e3",)
-
-
-def build_tp_run(base: Path) -> Run:
-    root = base / f"{TP_PROJECT}_2015_08_07T16_10_05.732"
-    tree = f"SOUS_uid___A001_X145_X1a0/GOUS_uid___A001_X145_X1a1/MOUS_{TP_MOUS}"
-    m, eb = TP_MOUS, TP_EBS[0]
-    ppr = ppr_xml(proposal=TP_PROJECT, ous=m, sb_status="uid___A001_X145_X1a3", ebs=TP_EBS,
-                  recipe="hsd_calimage", sb_title="M100_a_06_TP")
-    write(root / tree / "products", {
-        "PPR_uid___A001_X145_X1a3.xml": ppr,
-        f"{m}.session_1.caltables.tar.gz": caltables_tgz(TP_EBS),
-        f"{eb}.ms.flagversions.tar.gz": flagversions_tgz(eb),
-        f"{m}.weblog.tar.gz": weblog_tgz("20150807T161005"),
-        f"{m}.casa_commands.log": "hsd_importdata()\n",
-        f"{m}.casa_pipescript.py": "h_init()\nhsd_importdata()\n",
-        "jyperk.csv": "MS,Antenna,Spwid,Polarization,Factor\n",
-    })
-    fits(root / tree / "products" / f"{m}.M100.spw17.cube.I.sd.fits")
-    write(root / tree / "working", {
-        "PPR_uid___A001_X145_X1a3.xml": ppr, "jyperk.csv": "MS,Antenna,Spwid,Polarization,Factor\n",
-        "casa-20150807-161005.log": casa_log("20150807"),
-        "pipeline-20150807T161005/html/index.html": "<html/>\n",
-    })
-    piscript_dir, _ = _common_inputs(base)
-    return Run(root, TP_PROJECT, m, TP_EBS, tree, None, piscript_dir)
+# Pipeline-calibrated TP (hsd_calimage): the 2015 run (the packager page's own example run name,
+# .tar.gz, loose jyperk.csv) and a 2017 one (hsd_calimage in the names, jyperk.csv in auxproducts).
+def build_tp_run(base: Path, era: str = "2015") -> Run:
+    return _from_sampledata(sampledata.build_tp_pipeline_run(base, era=era), base)
 
 
 def build_sb_run(base: Path) -> Run:
@@ -432,6 +268,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
         "cycle5": build_cycle5_run(base / "c5"),
         "cycle5_no_working_ppr": build_cycle5_run(base / "c5b", with_working_ppr=False),
         "tp": build_tp_run(base / "tp"),
+        "tp2017": build_tp_run(base / "tp2017", era="2017"),
         "sb": build_sb_run(base / "sb"),
     }
 

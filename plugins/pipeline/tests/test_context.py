@@ -64,7 +64,7 @@ def _run_hooks(delivery) -> tuple[Collection, list, object, list]:
     return collection, placements, uids, findings
 
 
-@pytest.mark.parametrize("name", ["cycle4", "cycle2", "cycle5", "tp", "sb"])
+@pytest.mark.parametrize("name", ["cycle4", "cycle2", "cycle5", "tp", "tp2017", "sb"])
 @pytest.mark.parametrize("purpose", [Purpose.STAGE, Purpose.PACKAGE])
 def test_one_survey_and_one_ppr_parse_per_run(runs, lib, counted, name, purpose):
     run = runs[name]
@@ -75,8 +75,7 @@ def test_one_survey_and_one_ppr_parse_per_run(runs, lib, counted, name, purpose)
     calibration_only = name in ("cycle2", "sb") and purpose is Purpose.PACKAGE  # nobody imaged
     assert errors == ({"script.imaging"} if calibration_only else set())
     assert any(p.dest.startswith("script/") and "PPR" in p.dest for p in placements)
-    if purpose is Purpose.PACKAGE:
-        assert uids is not None and uids.member == run.mous
+    assert uids is not None and uids.member == run.mous  # what --ous-uids auto gets
 
 
 def test_input_problems_come_with_collect_not_validate(runs, lib, copy_run, tmp_path, counted):

@@ -16,10 +16,10 @@ from qa2_pipeline import plugin, ppr
 from qa2_pipeline.context import PipelineInput
 
 from qa2core import GENERIC, SPECIFIC, Purpose
-from qa2core.testing import tree_state
+from qa2core.testing import sampledata, tree_state
 
 
-@pytest.mark.parametrize("name", ["cycle4", "cycle2", "cycle5", "tp", "sb"])
+@pytest.mark.parametrize("name", ["cycle4", "cycle2", "cycle5", "tp", "tp2017", "sb"])
 def test_every_run_era_is_claimed_with_its_mous(runs, lib, name):
     run = runs[name]
     claim = plugin.qa2_detect(delivery=lib.deliver(run.root))
@@ -54,7 +54,7 @@ def _no_file_may_be_opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return tried
 
 
-@pytest.mark.parametrize("name", ["cycle4", "cycle2", "cycle5", "tp", "sb"])
+@pytest.mark.parametrize("name", ["cycle4", "cycle2", "cycle5", "tp", "tp2017", "sb"])
 def test_detect_opens_no_file(runs, lib, monkeypatch, name):
     """The PPR is there and readable, but detect must not need it: with every way of opening
     a file refused, the claim is the same and still names the MOUS (from the MOUS_ directory)."""
@@ -66,6 +66,41 @@ def test_detect_opens_no_file(runs, lib, monkeypatch, name):
     assert tried == []
     assert claim.score == SPECIFIC and f"MOUS {run.mous}" in claim.reason
     assert "ppr" not in vars(claim.context)  # the cached PPR is not read yet
+
+
+@pytest.mark.parametrize(("name", "evidence"), [
+    ("tp", "jyperk.csv"),  # 2015: .tar.gz products and a loose jyperk.csv
+    ("tp2017", "uid___A001_X1273_X2d2.hsd_calimage."),  # 2017: jyperk.csv only in auxproducts.tgz
+])
+def test_tp_run_is_said_to_be_single_dish_from_names_only(runs, lib, monkeypatch, name, evidence):
+    delivery = lib.deliver(runs[name].root)
+    with monkeypatch.context() as m:
+        tried = _no_file_may_be_opened(m)
+        claim = plugin.qa2_detect(delivery=delivery)
+    assert tried == []
+    assert claim.reason.startswith(f"pipeline run of MOUS {runs[name].mous} (")
+    assert "; single-dish Total Power (hsd) data: " + evidence in claim.reason
+
+
+@pytest.mark.parametrize("name", ["cycle4", "cycle2", "cycle5", "sb"])
+def test_interferometric_runs_are_not_said_to_be_single_dish(runs, lib, name):
+    assert "single-dish" not in plugin.qa2_detect(delivery=lib.deliver(runs[name].root)).reason
+
+
+def test_staged_tp_tree_is_said_to_be_single_dish(run_qa2, tmp_path, monkeypatch, lib):
+    staged = sampledata.build_staged_tp_tree(tmp_path)
+    before = tree_state(staged)
+    delivery = lib.deliver(staged)
+    with monkeypatch.context() as m:
+        _no_file_may_be_opened(m)
+        claim = plugin.qa2_detect(delivery=delivery)
+    assert claim.reason == ("staged pipeline tree of MOUS uid___A001_X145_X1a2 (PPR or pipeline "
+                            "script in script/); single-dish Total Power (hsd) data: jyperk.csv")
+    result = run_qa2("detect", staged)
+    assert result.exit_code == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.split()[0] == "pipeline" and "single-dish Total Power (hsd)" in first
+    assert tree_state(staged) == before
 
 
 def test_staged_tree_names_its_mous_from_product_names_or_says_ppr(lib, make_tree, monkeypatch):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import tarfile
 
 import pytest
 
-from qa2core import engine
+from qa2core import Level, engine
 from qa2core.errors import ValidationFailed
 from qa2core.testing import tree_state
+from qa2core.verify import verify
 
 # docs/domain.md §2.4, the delivered Cycle-4 member of 2016.1.01435.S, name for name ("… same four
 # files for uid___A002_Xba0af7_X6ac1" written out). Two differences, both on purpose:
@@ -100,15 +102,20 @@ def test_stage_and_package_cycle4_gives_the_delivered_tree(run_qa2, runs, tmp_pa
     assert tree_state(stager_dir) == staged_before
 
 
+REAL_MEMBER = ("science_goal.uid___A001_X87c_X67/group.uid___A001_X87c_X68/"
+               "member.uid___A001_X87c_X69")
+UIDS_PRINTED = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"
+
+
 def test_package_run_directly_in_one_step(pm, runs, tmp_path, lib):
     run = runs["cycle4"]
     before = tree_state(run.root)
     pack = tmp_path / "2016.1.01435.S"
     report = engine.package(run.root, pack, style="cycle4-pipe", mode="copy",
-                            piscript=run.piscript, readme_path=run.readme, plugins=pm)
-    # The run names its SOUS/GOUS/MOUS, so the package is ingestion-ready without --ous-uids.
-    assert report.member == ("science_goal.uid___A001_X87c_X67/group.uid___A001_X87c_X68/"
-                             "member.uid___A001_X87c_X69")
+                            piscript=run.piscript, readme_path=run.readme, ous_uids="auto",
+                            plugins=pm)
+    # --ous-uids auto: the run names its SOUS/GOUS/MOUS, so the package is ingestion-ready.
+    assert report.member == REAL_MEMBER
     assert lib.member_files(pack, report.member) == DELIVERED_2016_1_01435_S
     assert tree_state(run.root) == before
 
@@ -216,9 +223,22 @@ def test_tp_pipeline_package_has_no_imaging_script(pm, runs, staged, tmp_path, l
     files = lib.member_files(tmp_path / "2013.1.00911.S")
     assert "calibration/jyperk.csv" in files
     assert "product/uid___A001_X145_X1a2.M100.spw17.cube.I.sd.fits" in files
-    assert not [f for f in files if "scriptForImaging" in f]
-    assert not [f for f in report.findings if f.level == "ERROR"]
+    assert not [f for f in files if "scriptForImaging" in f]  # no dummy one either
     assert tree_state(source) == before
+    # The plugin's TP promise (README: "restore script optional, scriptForPI re-runs the
+    # pipescript"; no per-EB flagversions/calapply): it holds on the written package, and the
+    # pipescript is then what it insists on.
+    pack = tmp_path / "2013.1.00911.S"
+    assert "script/casa_pipescript.py" in files
+    assert not [f for f in files if f.endswith(("casa_piperestorescript.py", ".calapply.txt"))]
+    checked = verify(pack, plugins=pm)
+    assert checked.ok and checked.plugin == "pipeline", checked.findings
+    (pack / lib.MEMBER / "script/casa_pipescript.py").unlink()
+    broken = {f.rule for f in verify(pack, plugins=pm).findings if f.level is Level.ERROR}
+    assert "script.calibration" in broken  # scriptForPI would stop: "No calibration script found"
+    assert not broken & {"script.restore", "script.imaging", "calibration.flagversions",
+                         "calibration.calapply"}  # the interferometric rules never apply to TP
+    assert report.plugin == "pipeline"
 
 
 def test_calibration_only_run_needs_the_analysts_imaging_script(pm, runs, staged, tmp_path):
@@ -300,4 +320,85 @@ def test_files_put_into_the_staged_tree_are_kept_in_place(pm, runs, staged, tmp_
     files = lib.member_files(tmp_path / "P")
     assert files == DELIVERED_2016_1_01435_S | {"script/scriptForPolCalibration.py",
                                                 "qa/uid___A001_X87c_X69.qa2_report.pdf"}
+    assert tree_state(source) == before
+
+
+# ---------------------------------------------------------------------------- OUS names
+
+
+def test_stage_then_package_and_package_directly_name_the_ous_alike(run_qa2, runs, tmp_path, lib):
+    """One delivery, one name: placeholders both ways by default (docs/contract.md); the real
+    names both ways on request, with the value qa2 stage printed or with --ous-uids auto."""
+    run = runs["cycle4"]
+    before = tree_state(run.root)
+    staged = tmp_path / "STAGED"
+    result = run_qa2("stage", run.root, staged, "--piscript", run.piscript, "--json")
+    assert result.exit_code == 0, result.stderr
+    info = [li for li in result.stderr.splitlines() if "[run.ous_uids]" in li]
+    assert len(info) == 1 and info[0].startswith("qa2: info: ")
+    assert f"--ous-uids {UIDS_PRINTED}" in info[0]
+    findings = json.loads(result.stdout)["findings"]
+    assert any(f["rule"] == "run.ous_uids" and f["level"] == "INFO" and UIDS_PRINTED in f["message"]
+               for f in findings)
+
+    def package(source, name: str, *options) -> tuple[str, set[str]]:
+        pack = tmp_path / name / run.project
+        pack.parent.mkdir()
+        done = run_qa2("package", source, pack, "--style", "cycle4-pipe", "--mode", "copy",
+                       "--piscript", run.piscript, "--readme", run.readme, "--json", *options)
+        assert done.exit_code == 0, done.stderr
+        member = json.loads(done.stdout)["member"]
+        assert [p.name for p in pack.iterdir() if p.is_dir()] == [member.split("/")[0]]
+        return member, lib.member_files(pack, member)
+
+    assert package(staged, "staged") == package(run.root, "run") == (
+        lib.MEMBER, DELIVERED_2016_1_01435_S)
+    assert package(staged, "staged_uids", "--ous-uids", UIDS_PRINTED) == \
+        package(run.root, "run_auto", "--ous-uids", "auto") == (REAL_MEMBER, DELIVERED_2016_1_01435_S)
+    assert tree_state(run.root) == before
+
+
+def test_ous_uids_auto_on_a_placeholder_tree_is_refused_saying_why(run_qa2, runs, staged, tmp_path):
+    source = staged("cycle4")
+    before = tree_state(source)
+    result = run_qa2("package", source, tmp_path / "2016.1.01435.S", "--style", "cycle4-pipe",
+                     "--mode", "copy", "--piscript", runs["cycle4"].piscript, "--ous-uids", "auto")
+    assert result.exit_code == 1
+    line = next(li for li in result.stderr.splitlines() if "--ous-uids auto" in li)
+    assert line.startswith("qa2: error: --ous-uids auto: pipeline finds no SOUS, GOUS and MOUS UIDs")
+    assert "staged pipeline tree of MOUS uid___A001_X87c_X69" in line  # what the input is
+    assert "--ous-uids SOUS,GOUS,MOUS" in line and "qa2 stage prints them" in line
+    assert not (tmp_path / "2016.1.01435.S").exists()
+    assert tree_state(source) == before
+
+
+# ---------------------------------------------------------------------------- auxproducts era
+
+
+def test_staged_tree_with_loose_copies_beside_auxproducts_is_refused(run_qa2, pm, runs, tmp_path,
+                                                                    lib):
+    """A tree staged before auxproducts won (calibration/ with flux.csv and <M>.cont.dat beside
+    <M>.auxproducts.tgz): scriptForPI >= 1.23 untars the tgz there, overwriting flux.csv and
+    stopping on two *cont.dat. Packaging says so, naming every copy, and writes nothing."""
+    run = runs["cycle5"]
+    source = tmp_path / "STAGED"
+    engine.stage(run.root, source, piscript=run.piscript, plugins=pm)
+    member = source / lib.MEMBER
+    shutil.copy(run.working / "flux.csv", member / "calibration/flux.csv")
+    shutil.copy(run.working / "cont.dat", member / f"calibration/{run.mous}.cont.dat")
+    before = tree_state(source)
+    pack = tmp_path / run.project
+    result = run_qa2("package", source, pack, "--style", "cycle4-pipe", "--mode", "copy",
+                     "--piscript", run.piscript)
+    assert result.exit_code == 1
+    lines = [li for li in result.stderr.splitlines() if "[calibration.unique]" in li]
+    aux = f"calibration/{run.mous}.auxproducts.tgz"
+    flux = next(li for li in lines if "*flux.csv" in li)
+    assert f"calibration/flux.csv, flux.csv in {aux}" in flux and "untars" in flux
+    assert "one of them is lost" in flux and "rule 13" in flux
+    cont = next(li for li in lines if "*cont.dat" in li)
+    assert f"calibration/{run.mous}.cont.dat, cont.dat in {aux}" in cont
+    assert "stops its pipeline re-run on more than one *cont.dat" in cont
+    assert not [li for li in lines if "antennapos" in li]  # the tgz's one alone
+    assert not pack.exists()
     assert tree_state(source) == before

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tarfile
 
 import pytest
 
-from qa2core import engine
-from qa2core.errors import ValidationFailed
+from qa2core import OVERRIDE, Claim, engine, hookimpl
+from qa2core.errors import Qa2Error, ValidationFailed
 from qa2core.testing import tree_state
 
 M4 = "uid___A001_X87c_X69"
@@ -155,8 +156,9 @@ def test_stage_2017_recipe_named_era(pm, runs, tmp_path, lib):
     staged = tmp_path / "2017.1.00271.S"
     report = engine.stage(run.root, staged, piscript=run.piscript, plugins=pm)
     m, eb, r = run.mous, run.ebs[0], "hifa_calimage"
+    # flux.csv, antennapos.csv and cont.dat ship inside <M>.auxproducts.tgz only (§8.3 rule 13)
     assert lib.member_files(staged) == {
-        "README", "calibration/antennapos.csv", "calibration/cont.dat", "calibration/flux.csv",
+        "README",
         f"calibration/{m}.auxproducts.tgz", f"calibration/{m}.session_1.auxcaltables.tgz",
         f"calibration/{m}.session_1.caltables.tgz", f"calibration/{eb}.ms.auxcalapply.txt",
         f"calibration/{eb}.ms.calapply.txt", f"calibration/{eb}.ms.flagversions.tgz",
@@ -334,3 +336,100 @@ def test_unknown_product_is_reported_not_dropped(pm, runs, copy_run, tmp_path):
         f"{M4}.hifa_calimage.timetracker.json", "pkgPipe.uid___A001_X87c_X69.2017-01-25T10:00:00.log"}
     assert "  not recognised by the pipeline plugin (2):" in report.left_out_lines()
     assert tree_state(run.root) == before
+
+
+# ---------------------------------------------------------------------------- auxproducts era
+
+
+def test_auxproducts_wins_over_the_working_copies(run_qa2, runs, tmp_path, lib):
+    """2017-05 on: <M>.auxproducts.tgz is what the pipeline exported. The bare working/ copies
+    stay out, each with the reason, so that scriptForPI >= 1.23, which untars the tgz inside
+    calibration/, finds one of each (docs/domain.md §8.3 rule 13)."""
+    run = runs["cycle5"]
+    before = tree_state(run.root)
+    staged = tmp_path / "2017.1.00271.S"
+    result = run_qa2("stage", run.root, staged, "--piscript", run.piscript, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    calibration = {f for f in lib.member_files(staged) if f.startswith("calibration/")}
+    assert not [f for f in calibration if f.endswith(("flux.csv", "antennapos.csv", "cont.dat"))]
+    with tarfile.open(staged / lib.MEMBER / f"calibration/{run.mous}.auxproducts.tgz") as tar:
+        assert {"flux.csv", "antennapos.csv", "cont.dat"} <= set(tar.getnames())
+    skipped = {s["source"].rsplit("/MOUS_", 1)[-1].split("/", 1)[-1]: s["reason"]
+               for s in report["skipped"]}
+    for name in ("flux.csv", "antennapos.csv", "cont.dat"):
+        reason = skipped[f"working/{name}"]
+        assert reason.startswith(f"{run.mous}.auxproducts.tgz ships instead")
+        assert "scriptForPI >= 1.23 untars it inside calibration/" in reason
+    # flag templates are no rule-13 file: they still ship bare, for scriptForPI <= 1.15
+    assert f"calibration/{run.ebs[0]}_flagtemplate.txt" in calibration
+    assert tree_state(run.root) == before
+    verified = run_qa2("verify", staged, "--json")
+    assert verified.exit_code == 0, verified.stdout
+    assert "calibration.unique" not in {f["rule"] for f in json.loads(verified.stdout)["findings"]}
+
+
+def test_tp_run_with_auxproducts_ships_jyperk_once(pm, runs, tmp_path, lib):
+    run = runs["tp2017"]
+    before = tree_state(run.root)
+    staged = tmp_path / run.project
+    report = engine.stage(run.root, staged, piscript=run.piscript, plugins=pm)
+    files = lib.member_files(staged)
+    assert not [f for f in files if f.endswith("jyperk.csv")]  # it is in the tgz
+    assert f"calibration/{run.mous}.auxproducts.tgz" in files
+    assert "auxproducts.tgz ships instead" in _skips(report)["working/jyperk.csv"]
+    assert not [w for w in report.warnings if "calibration.jyperk" in w]  # the tgz member counts
+    assert "script/casa_pipescript.py" in files and not [f for f in files if "restorescript" in f]
+    assert tree_state(run.root) == before
+
+
+# ---------------------------------------------------------------------------- only pipeline runs
+
+
+class _ManualSite:
+    """A site plugin for manual reductions: it packages, and does not say it stages."""
+
+    @hookimpl
+    def qa2_detect(self, delivery):
+        return Claim(OVERRIDE, "manual reduction (2 *.ms.scriptForCalibration.py)")
+
+
+def test_stage_refuses_input_won_by_a_plugin_that_does_not_stage(pm, runs, tmp_path):
+    run = runs["cycle4"]
+    pm.register(_ManualSite(), "manualsite")
+    before = tree_state(run.root)
+    with pytest.raises(Qa2Error) as err:
+        engine.stage(run.root, tmp_path / "S", piscript=run.piscript, plugins=pm)
+    first, *claims = err.value.lines
+    assert first == (f"{run.root}: qa2 stage takes pipeline runs; manualsite claims this input "
+                     "(manual reduction (2 *.ms.scriptForCalibration.py)) and does not stage: "
+                     "package it with qa2 package")
+    assert claims[0].startswith("manualsite (score 90)")
+    assert claims[1].startswith("pipeline (score 80): pipeline run of MOUS")
+    assert err.value.plugin == "manualsite" and err.value.exit_code == 1
+    assert not (tmp_path / "S").exists()
+    # naming the staging plugin stages it (it claims the run too); naming the other does not
+    engine.stage(run.root, tmp_path / "S", piscript=run.piscript, plugin="pipeline", plugins=pm)
+    assert (tmp_path / "S" / "sg_ouss_id").is_dir()
+    with pytest.raises(Qa2Error, match="manualsite claims this input"):
+        engine.stage(run.root, tmp_path / "T", piscript=run.piscript, plugin="manualsite",
+                     plugins=pm)
+    assert tree_state(run.root) == before
+
+
+def test_qa2_stage_on_a_manual_reduction_is_refused(run_qa2, make_tree, tmp_path):
+    pytest.importorskip("qa2_interferometric")
+    root = make_tree({
+        "Calibration_X1e3b/uid___A002_Xb8e115_X1e3b.ms.scriptForCalibration.py": "es = aU.sfsdr()\n",
+        "Imaging/scriptForImaging.py": "tclean()\n",
+        "Imaging/calibrated_final_cont.image.pbcor.fits": b"SIMPLE  =                    T",
+    })
+    before = tree_state(root)
+    result = run_qa2("stage", root, tmp_path / "OUT", "--json")
+    assert result.exit_code == 1
+    line = next(li for li in result.stderr.splitlines() if "qa2 stage takes pipeline runs" in li)
+    assert "interferometric claims this input" in line
+    assert line.endswith("and does not stage: package it with qa2 package")
+    assert json.loads(result.stdout)["plugin"] == "interferometric"
+    assert not (tmp_path / "OUT").exists()
+    assert tree_state(root) == before

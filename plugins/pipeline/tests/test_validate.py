@@ -89,6 +89,36 @@ def test_duplicates_and_mixed_eras_are_errors(view, add, rule):
     assert rule in rules_of(view(add=add), Level.ERROR)
 
 
+def test_auxproducts_members_count_for_rule_13(view, lib):
+    """scriptForPI >= 1.23 untars every *auxproducts.tgz inside calibration/ before its pipeline
+    re-run: its top-level members count with the loose files (docs/domain.md §8.3 rule 13)."""
+    aux = f"calibration/{M}.auxproducts.tgz"
+    packed = lib.tgz({"flux.csv": b"", "cont.dat": b"", "extra/antennapos.csv": b""})
+    found = [f for f in plugin.qa2_validate(view=view(add={aux: packed}), context=None)
+             if f.rule == "calibration.unique"]
+    assert [f.level for f in found] == [Level.ERROR]  # flux.csv twice; one cont.dat; the
+    assert f"(calibration/flux.csv, flux.csv in {aux})" in found[0].message  # subdir is no member
+    assert "one of them is lost" in found[0].message and "§8.3 rule 13" in found[0].message
+    renamed = view(drop=("calibration/flux.csv",), add={aux: packed, f"calibration/{M}.flux.csv": b""})
+    message = next(f.message for f in plugin.qa2_validate(view=renamed, context=None)
+                   if f.rule == "calibration.unique")
+    assert "stops its pipeline re-run on more than one *flux.csv" in message
+    assert rules_of(view(drop=("calibration/flux.csv",), add={aux: packed})) == set()
+    # content not at hand (a fake package): only names are counted
+    assert "calibration.unique" not in rules_of(view(add={aux: packed}, readable=False))
+    assert "calibration.auxproducts" in rules_of(view(add={aux: b"not a tar"}), Level.ERROR)
+
+
+def test_tp_jyperk_inside_auxproducts_counts(view, lib):
+    tp_ppr = lib.ppr_xml(proposal="2017.1.00161.L", ous=M, sb_status="uid___A001_X87c_X6a",
+                         ebs=(EB1,), recipe="hsd_calimage").encode()
+    tp = {"script/PPR_uid___A001_X87c_X6a.xml": tp_ppr,
+          f"calibration/{M}.auxproducts.tgz": lib.tgz({"jyperk.csv": b"MS,Antenna\n"})}
+    assert "calibration.jyperk" not in rules_of(view(add=tp))
+    twice = view(add={**tp, "calibration/jyperk.csv": b""})
+    assert "calibration.unique" in rules_of(twice, Level.ERROR)
+
+
 def test_suffixes_of_two_eras_across_types_warn(view):
     v = view(drop=(f"qa/{M}.weblog.tgz",), add={f"qa/{M}.weblog.tar.gz": b""}, readable=False)
     assert "era.types" in rules_of(v, Level.WARN)
@@ -285,7 +315,8 @@ def test_run_offers_its_real_ous_names(pm, runs, tmp_path):
     assert tree_state(run.root) == before
     hint = next(f for f in report.findings if f.rule == "run.ous_uids")
     assert hint.level is Level.INFO
-    assert "--ous-uids uid___A001_X87c_X67,uid___A001_X87c_X68,uid___A001_X87c_X69" in hint.message
+    assert hint.message.endswith(
+        "package it with --ous-uids uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69")
     assert report.member == "sg_ouss_id/group_ouss_id/member_ouss_id"  # placeholders, as JAO's
 
 
@@ -302,10 +333,16 @@ def test_staged_tree_with_real_names_keeps_them(pm, runs, tmp_path, lib):
     second = tmp_path / "b" / "2016.1.01435.S"
     second.parent.mkdir()
     report = engine.package(first, second, style="cycle4-pipe", mode="copy", piscript=run.piscript,
-                            plugins=pm)
+                            ous_uids="auto", plugins=pm)
     assert tree_state(first) == before
     assert report.member == ("science_goal.uid___A001_X87c_X67/group.uid___A001_X87c_X68/"
                              "member.uid___A001_X87c_X69")
+    # without the option, the placeholders: the default everywhere (docs/contract.md)
+    third = tmp_path / "c" / "2016.1.01435.S"
+    third.parent.mkdir()
+    report = engine.package(first, third, style="cycle4-pipe", mode="copy", piscript=run.piscript,
+                            plugins=pm)
+    assert report.member == "sg_ouss_id/group_ouss_id/member_ouss_id"
 
 
 def test_plugin_is_installed_through_its_entry_point(run_qa2):

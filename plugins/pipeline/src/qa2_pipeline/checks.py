@@ -44,11 +44,16 @@ def check(view: PackageView, context: PipelineInput | None = None) -> list[Findi
     findings = style(view)
     pprs = _glob(view, *rules.PPR_GLOBS)
     request, ppr_findings = _read_ppr(view, pprs, context)
-    single_dish = bool(view.glob("calibration/*jyperk*.csv") or (request and request.single_dish)
-                       or [f for f in view.files if ".hsd_" in f])
+    aux, aux_findings = _aux_members(view)
+    single_dish = bool(
+        (request and request.single_dish)
+        or any(fnmatchcase(f.rsplit("/", 1)[-1], p) for f in view.files
+               for p in rules.SINGLE_DISH_NAMES)
+        or any(fnmatchcase(m, "*jyperk*.csv") for members in aux.values() for m in members))
     findings += ppr_findings
     findings += _scripts(view, pprs, single_dish)
-    findings += _calibration(view, request, single_dish)
+    findings += aux_findings
+    findings += _calibration(view, request, single_dish, aux)
     findings += _weblog(view)
     findings += _logs(view)
     findings += _eras(view)
@@ -144,7 +149,55 @@ def _scripts(view: PackageView, pprs: list[str], single_dish: bool) -> list[Find
 # ---------------------------------------------------------------------------- calibration/
 
 
-def _calibration(view: PackageView, request: ppr.Ppr | None, single_dish: bool) -> list[Finding]:
+def _aux_members(view: PackageView) -> tuple[dict[str, list[str]], list[Finding]]:
+    """The top-level file members of each ``calibration/*auxproducts.tgz``: what scriptForPI
+    >= 1.23 untars into calibration/. Streamed (``r|*``), headers only; a tgz whose content is
+    not at hand is left out (its name is all there is)."""
+    members: dict[str, list[str]] = {}
+    findings = []
+    for path in _glob(view, *rules.AUXPRODUCTS):
+        fh = view.open(path)
+        if fh is None:
+            continue
+        names = []
+        try:
+            with fh, tarfile.open(fileobj=fh, mode="r|*") as tar:
+                while (info := tar.next()) is not None:
+                    del tar.members[:]
+                    name = info.name.removeprefix("./")
+                    if info.isfile() and "/" not in name:
+                        names.append(name)
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            findings.append(_f(Level.ERROR, "calibration.auxproducts", path, f"not a readable "
+                               f"gzip tar ({reason}): scriptForPI >= 1.23 untars it in "
+                               "calibration/ and stops"))
+            continue
+        members[path] = names
+    return members, findings
+
+
+def _unique(view: PackageView, pattern: str, aux: dict[str, list[str]]) -> list[Finding]:
+    """docs/domain.md §8.3 rule 13: at most one ``pattern`` in calibration/ once every
+    *auxproducts.tgz is untarred there, as scriptForPI >= 1.23 does before its pipeline re-run."""
+    loose = view.glob(f"calibration/{pattern}")
+    packed = [(tgz, m) for tgz, names in aux.items() for m in names if fnmatchcase(m, pattern)]
+    if len(loose) + len(packed) < 2:
+        return []
+    shown = ", ".join([*loose, *(f"{m} in {tgz}" for tgz, m in packed)])
+    names = {p.rsplit("/", 1)[-1] for p in loose} | {m for _, m in packed}
+    if len(names) > 1:
+        why = (f"scriptForPI >= 1.23 untars *auxproducts.tgz inside calibration/, then stops its "
+               f"pipeline re-run on more than one {pattern}")
+    else:
+        why = ("scriptForPI >= 1.23 untars *auxproducts.tgz inside calibration/, over the file "
+               "shipped there: one of them is lost without a word")
+    return [_f(Level.ERROR, "calibration.unique", "calibration/", f"{len(loose) + len(packed)} "
+               f"{pattern} ({shown}): {why}; ship one (docs/domain.md §8.3 rule 13)")]
+
+
+def _calibration(view: PackageView, request: ppr.Ppr | None, single_dish: bool,
+                 aux: dict[str, list[str]]) -> list[Finding]:
     findings = []
     if not _glob(view, *rules.ERA_TYPES["caltables"]):
         findings.append(_f(Level.ERROR, "calibration.caltables", "calibration/", "no "
@@ -159,11 +212,10 @@ def _calibration(view: PackageView, request: ppr.Ppr | None, single_dish: bool) 
                 findings.append(_f(Level.ERROR, "calibration.calapply", f"calibration/{eb}",
                                    f"no {eb}.ms.calapply.txt for this EB of the PPR"))
     for pattern in rules.UNIQUE_CALIBRATION:
-        found = view.glob(f"calibration/{pattern}")
-        if len(found) > 1:
-            findings.append(_f(Level.ERROR, "calibration.unique", "calibration/", f"{len(found)} "
-                               f"{pattern} ({', '.join(found)}): scriptForPI stops on duplicates"))
-    if request is not None and request.single_dish and not view.glob("calibration/*jyperk*.csv"):
+        findings += _unique(view, pattern, aux)
+    jyperk = view.glob("calibration/*jyperk*.csv") or [
+        m for names in aux.values() for m in names if fnmatchcase(m, "*jyperk*.csv")]
+    if request is not None and request.single_dish and not jyperk:
         findings.append(_f(Level.WARN, "calibration.jyperk", "calibration/", f"{request.recipe} "
                            "run without jyperk.csv: scriptForPI will not treat it as TP"))
     return findings

@@ -12,7 +12,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from qa2_pipeline import ppr
-from qa2_pipeline.survey import STAGED, Identity, Survey, identity, names_mous, ppr_candidates, survey
+from qa2_pipeline.survey import (
+    STAGED,
+    Identity,
+    Survey,
+    identity,
+    names_mous,
+    ppr_candidates,
+    single_dish_name,
+    survey,
+)
 from qa2core import Delivery, Purpose, SourceItem
 
 if TYPE_CHECKING:
@@ -69,6 +78,16 @@ class PipelineInput:
             return f"MOUS {self.mous_by_name}"
         return "MOUS from PPR" if self.ppr_item is not None else "unknown MOUS"
 
+    @cached_property
+    def single_dish_name(self) -> str:
+        """The name that shows single-dish (hsd) pipeline data ("" if none)."""
+        return single_dish_name(self.delivery, self.survey)
+
+    def single_dish_words(self) -> str:
+        """What ``qa2_detect`` adds to its reason for single-dish data, from names only."""
+        name = self.single_dish_name
+        return f"; single-dish Total Power (hsd) data: {name}" if name else ""
+
     # ------------------------------------------------------------------ read once, on demand
 
     @cached_property
@@ -83,7 +102,8 @@ class PipelineInput:
 
     @cached_property
     def identity(self) -> Identity:
-        return identity(self.delivery, self.survey, self.ppr_item, self.ppr.request)
+        return identity(self.delivery, self.survey, self.ppr_item, self.ppr.request,
+                        self.single_dish_name)
 
     def input_findings(self) -> tuple[Finding, ...]:
         """Problems of the input itself: the survey's, then the notes on its identity."""

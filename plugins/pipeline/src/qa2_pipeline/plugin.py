@@ -37,6 +37,10 @@ from qa2core.compression import compression_for
 from qa2core.ous import OusUids
 from qa2core.rules import classify
 
+# This plugin stages (qa2 stage, QA_Pipeline_Stager): the core stages an input only when the
+# plugin that claims it says so, and otherwise refuses naming that plugin (a manual reduction).
+QA2_STAGES = True
+
 
 def _context(delivery: Delivery, context: Any) -> PipelineInput:
     """This plugin's context. The core hands back what ``qa2_detect`` returned; the input is
@@ -58,14 +62,15 @@ def qa2_detect(delivery: Delivery) -> Claim | None:
     ctx = PipelineInput(delivery, s)
     if s.shape == STAGED:
         return Claim(SPECIFIC, f"staged pipeline tree of {ctx.mous_words()} (PPR or pipeline "
-                     "script in script/)", tuple(m or "./" for m in s.bases), context=ctx)
+                     f"script in script/){ctx.single_dish_words()}",
+                     tuple(m or "./" for m in s.bases), context=ctx)
     if not s.bases:  # an OUS chain without working/ or products/: claimed to say so, but
         # only GENERIC, so that a manual reduction kept below a MOUS_ directory is not taken
         return Claim(GENERIC, "pipeline run directory (SOUS_/GOUS_/MOUS_) without working/ "
                      "or products/", context=ctx)
     trees = ", ".join(b or delivery.root.name for b in s.bases)
-    return Claim(SPECIFIC, f"pipeline run of {ctx.mous_words()} ({trees})", s.bases[:5],
-                 context=ctx)
+    return Claim(SPECIFIC, f"pipeline run of {ctx.mous_words()} ({trees})"
+                 f"{ctx.single_dish_words()}", s.bases[:5], context=ctx)
 
 
 # ---------------------------------------------------------------------------- collect
@@ -117,6 +122,24 @@ def _style_filter(c: Collected, delivery: Delivery) -> Collected:
         return _skip(c, f"pipeline manifest: delivered in script/ from Cycle "
                         f"{rules.MANIFEST_FROM_CYCLE} on (style {style.name or chr(34) * 2})")
     return c
+
+
+def _prefer_auxproducts(collected: list[Collected], s: Survey) -> list[Collected]:
+    """A run with ``<M>.auxproducts.tgz`` (2017-05 on) ships it, and no loose flux.csv,
+    antennapos.csv, cont.dat or jyperk.csv beside it: the tgz is what the pipeline exported, and
+    scriptForPI >= 1.23 untars it inside calibration/ (docs/domain.md §8.3 rule 13)."""
+    if s.shape != RUN:
+        return collected
+    aux = next((c.item.name for c in collected if c.kind == "auxproducts" and not c.skip
+                and s.place(c.item).area == "products"), None)
+    if aux is None:
+        return collected
+    reason = (f"{aux} ships instead: from 2017-05 on the pipeline exports flux.csv, "
+              "antennapos.csv, cont.dat and jyperk.csv in it, and scriptForPI >= 1.23 untars it "
+              "inside calibration/, where a second copy would stop its pipeline re-run or be "
+              "overwritten (docs/domain.md §8.3 rule 13)")
+    return [_skip(c, reason) if c.kind in rules.AUX_ROLES and not c.skip
+            and s.place(c.item).area in ("working", "products") else c for c in collected]
 
 
 def _choose_roles(collected: list[Collected], s: Survey) -> list[Collected]:
@@ -190,7 +213,7 @@ def qa2_collect(delivery: Delivery, context: Any) -> Collection:
     area_rule = _classify_staged if s.shape == STAGED else _classify_run
     collected = [_style_filter(area_rule(classify(i, rules.RULES, delivery.style), s.place(i)),
                                delivery) for i in delivery.items]
-    collected = _decide_images(_choose_roles(collected, s), delivery)
+    collected = _decide_images(_choose_roles(_prefer_auxproducts(collected, s), s), delivery)
     return Collection(tuple(_dedupe(collected, delivery, s)), findings)
 
 
@@ -256,13 +279,13 @@ def qa2_layout(delivery: Delivery, collected: Sequence[Collected], context: Any)
 
 @hookimpl
 def qa2_ous_uids(delivery: Delivery, context: Any) -> OusUids | None:
-    """Real names when the input names all three OUSs: a staged tree that already has them, or
-    a run packaged directly (its SOUS_/GOUS_/MOUS_ directories and PPR). ``qa2 stage`` keeps the
-    placeholders, as JAO's stager wrote them (docs/domain.md §2.2, §5.3)."""
+    """``--ous-uids auto`` (the core asks only then): the three UIDs when the input's names give
+    them, a run's SOUS_/GOUS_ directories with its MOUS (PPR, else MOUS_ directory), or a staged
+    tree that already has ``science_goal.<uid>/group.<uid>/member.<uid>``. A staged tree with
+    placeholders names no SOUS or GOUS: ``None`` (the core refuses and says why). Staging or
+    packaging without the option keeps the placeholders (docs/domain.md §2.2, §5.3)."""
     ctx = _context(delivery, context)
-    names = real_names(delivery, ctx.survey)
-    if names is None and delivery.options.purpose is Purpose.PACKAGE:
-        names = run_names(delivery, ctx.survey, ctx.identity.mous)
+    names = real_names(delivery, ctx.survey) or run_names(delivery, ctx.survey, ctx.identity.mous)
     return OusUids(*names) if names else None
 
 

@@ -136,6 +136,11 @@ ROLE_PREFERENCE: dict[str, tuple[tuple[str, str], ...]] = {
     "jyperk": (("products", "*jyperk*.csv"), ("working", "*jyperk*.csv")),
 }
 
+# What <M>.auxproducts.tgz carries (2017-05 on; docs/domain.md §5.2): when a run has one, it is
+# the pipeline's export of these and it wins; the loose copies in working/ (and products/) stay
+# out, because scriptForPI >= 1.23 untars the tgz inside calibration/ (§8.3 rule 13).
+AUX_ROLES = ("flux", "antennapos", "cont", "jyperk")
+
 # When two areas give the same destination name, the lower rank wins.
 AREA_RANK: dict[str, int] = {"products": 0, "working": 1, "calibration": 0, "log": 0,
                              "product": 0, "qa": 0, "script": 0, "calibrated": 1}
@@ -152,6 +157,10 @@ PIPELINE_SCIENCE_IMAGES = ("*_sci.spw*.fits",)
 
 # A single-dish (TP) pipeline run: its recipe (hsd_calimage, ...) or jyperk.csv (docs/domain.md §4.1).
 TP_RECIPE_PREFIX = "hsd"
+# ... told from names alone (qa2_detect opens no file), strongest evidence first: the hsd recipe
+# in the per-OUS names (<M>.hsd_calimage.weblog.tgz, 2017-07 on) or in working/'s procedure
+# file, jyperk.csv (docs/domain.md §5.2 "TP (hsd)"), the TP images' ``.sd.fits``.
+SINGLE_DISH_NAMES = ("*.hsd_*", "*procedure_hsd*", "*jyperk*.csv", "*.sd.fits", "*.sd.fits.gz")
 
 # ---------------------------------------------------------------------------- validation
 
@@ -162,7 +171,9 @@ ERA_TYPES: dict[str, tuple[str, ...]] = {
     "weblog": ("qa/*weblog.tgz", "qa/*weblog.tar.gz"),
     "auxcaltables": ("calibration/*.auxcaltables.tgz", "calibration/*.auxcaltables.tar.gz"),
 }
-# At most one of each in calibration/: scriptForPI aborts otherwise (docs/domain.md §8.3 rule 13).
+# At most one of each in calibration/, counting the top-level members of every *auxproducts.tgz
+# there (scriptForPI >= 1.23 untars them in calibration/ first): docs/domain.md §8.3 rule 13.
 UNIQUE_CALIBRATION = ("*flux.csv", "*antennapos.csv", "*cont.dat", "*jyperk*.csv")
+AUXPRODUCTS = ("calibration/*auxproducts.tgz", "calibration/*auxproducts.tar.gz")
 PPR_GLOBS = ("script/*PPR*.xml", "script/*pprequest.xml")
 WEBLOG_MEMBER = ("pipeline-*/html", "pipeline-*/html/*")

@@ -274,16 +274,32 @@ def names_mous(delivery: Delivery, s: Survey) -> str:
     return prefixes.most_common(1)[0][0] if prefixes else ""
 
 
+def single_dish_name(delivery: Delivery, s: Survey) -> str:
+    """The name that shows single-dish (TP, hsd) pipeline data, the strongest evidence of
+    ``rules.SINGLE_DISH_NAMES`` first; "" when no name says so. Names only: no file is opened."""
+    best: tuple[int, str] | None = None
+    for item in delivery.items:
+        name = item.name
+        if not ("hsd" in name or "jyperk" in name or ".sd.fits" in name):
+            continue  # a cheap test first: most names are none of these
+        if s.place(item).area in _OUT_OF_TREE:
+            continue
+        rank = next((n for n, p in enumerate(rules.SINGLE_DISH_NAMES) if fnmatchcase(name, p)), None)
+        if rank is not None and (best is None or (rank, name) < best):
+            best = (rank, name)
+    return best[1] if best else ""
+
+
 def identity(delivery: Delivery, s: Survey, ppr_item: SourceItem | None, request: Ppr | None,
-             ) -> Identity:
+             sd_name: str | None = None) -> Identity:
     """MOUS from the PPR's OUSStatusRef, else from the MOUS_ directory (docs/domain.md §5.1).
 
     ``request`` is the parsed ``ppr_item`` (``None`` when there is none, or it is unreadable:
-    validation says why)."""
-    jyperk = any(fnmatchcase(i.name, "*jyperk*.csv") and s.place(i).area not in
-                 ("calibrated", "rawdata", "raw", "outside") for i in delivery.items)
+    validation says why); ``sd_name`` is :func:`single_dish_name`, when already worked out."""
+    if sd_name is None:
+        sd_name = single_dish_name(delivery, s)
     recipe = request.recipe if request else ""
-    single_dish = jyperk or bool(request and request.single_dish)
+    single_dish = bool(sd_name) or bool(request and request.single_dish)
     from_dir = dir_mous(delivery, s)
     notes = _ous_hint(delivery, s, request.ous if request and request.ous else from_dir)
     if ppr_item is not None and request is not None and request.ous:
@@ -306,11 +322,18 @@ def run_names(delivery: Delivery, s: Survey, mous: str) -> tuple[str, str, str] 
     return (sous, gous, mous) if sous and gous and mous else None
 
 
+def uid_url(uid: str) -> str:
+    """``uid___A001_X87c_X67`` -> ``uid://A001/X87c/X67`` (docs/domain.md §1, the reverse)."""
+    return "uid://" + uid.removeprefix("uid___").replace("_", "/")
+
+
 def _ous_hint(delivery: Delivery, s: Survey, mous: str) -> list[Finding]:
-    """Staging keeps the placeholders: tell the user how to get ingestion-ready names."""
+    """Staging keeps the placeholders: give the ``--ous-uids`` value for later, as a line the
+    reducer can paste (the staged tree no longer tells its SOUS and GOUS)."""
     names = run_names(delivery, s, mous)
     if names is None or delivery.options.purpose is not Purpose.STAGE:
         return []
-    return [Finding(Level.INFO, "run.ous_uids", s.bases[0] or ".", "the staged tree keeps the "
-                    "placeholder OUS names (as JAO's stager did); for ingestion-ready names use "
-                    f"--ous-uids {','.join(names)} with qa2 package or qa2 tar")]
+    value = ",".join(map(uid_url, names))
+    return [Finding(Level.INFO, "run.ous_uids", s.bases[0] or ".", "the staged tree has the "
+                    "placeholder OUS names (as JAO's stager wrote them); for ingestion-ready "
+                    f"names package it with --ous-uids {value}")]

@@ -1,0 +1,185 @@
+"""One batch job in its own process: ``python -m qa2core.batch.job SPEC_JSON``.
+
+Started by :func:`qa2core.batch.worker.run_task`; runs the same engine calls as the CLI, then a
+full ``verify`` of what a package or stage job wrote. Messages go to stderr (the job's log);
+stdout carries JSON lines: ``{"bytes": N, "total": M}`` while writing, then one
+``{"result": {...}}``. Exit 0 when the job succeeded, 1 when it failed. If the process that
+started it dies (a worker killed), the job kills itself at once, as a crash would: the
+all-or-nothing writer leaves no half package and the retry recovers the scratch space.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from qa2core import messages, paths
+from qa2core.batch.ledger import fingerprint
+from qa2core.errors import Qa2Error
+
+_out_lock = threading.Lock()
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    with _out_lock:
+        sys.stdout.write(json.dumps(obj, ensure_ascii=True, default=str) + "\n")
+        sys.stdout.flush()
+
+
+def _say(line: str) -> None:
+    messages.say(line)
+    sys.stderr.flush()
+
+
+class _Meter:
+    """The engine's write meter, reported on stdout at most twice a second."""
+
+    def __init__(self) -> None:
+        self.done = self.total = 0
+        self.last = 0.0
+
+    def start(self, total_bytes: int, entries: int) -> None:
+        self.total = total_bytes
+
+    def advance(self, source_bytes: int) -> None:
+        self.done += source_bytes
+        if time.monotonic() - self.last > 0.5:
+            self.last = time.monotonic()
+            _emit({"bytes": self.done, "total": self.total})
+
+    def stop(self) -> None:
+        _emit({"bytes": self.done, "total": self.total})
+
+
+def _watch_parent() -> None:
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        os.kill(os.getpid(), signal.SIGKILL)  # the worker died: stop as a crash would
+
+    threading.Thread(target=watch, daemon=True, name="qa2-parent-watch").start()
+
+
+def _findings(report: Any) -> list[dict[str, str]]:
+    return [{"level": str(f.level), "rule": f.rule, "path": f.path, "message": f.message}
+            for f in report.findings]
+
+
+def inputs(command: str, a: dict[str, Any]) -> list[str]:
+    """What a job reads: its fingerprint decides whether a finished job is still up to date."""
+    if command == "package":
+        return [a["origpath"], *(a[k] for k in ("readme", "piscript") if a.get(k))]
+    if command == "stage":
+        return [a["pipeline_root"], *(a[k] for k in ("piscript", "pipe_readme") if a.get(k))]
+    return [a["packpath"]]
+
+
+def _package(command: str, a: dict[str, Any], result: dict[str, Any]) -> bool:
+    from qa2core import engine
+    from qa2core.verify import verify
+
+    progress = lambda msg: _say(f"qa2: {msg}")  # noqa: E731
+    if command == "package":
+        report = engine.package(
+            a["origpath"], a["packpath"], readme_path=a.get("readme"), piscript=a.get("piscript"),
+            style=a.get("style", ""), mode=a.get("mode", "fake"), append=a.get("append", "none"),
+            noms=a.get("noms"), plugin=a.get("plugin"), jobs=a.get("jobs"),
+            ous_uids=a.get("ous_uids"), progress=progress, meter=_Meter())
+    else:
+        report = engine.stage(a["pipeline_root"], a["staged_root"], mode=a.get("mode", "copy"),
+                              piscript=a.get("piscript"), pipe_readme=a.get("pipe_readme"),
+                              plugin=a.get("plugin"), progress=progress, meter=_Meter())
+    for line in messages.report_lines(report):
+        _say(line)
+    pack = a["packpath" if command == "package" else "staged_root"]
+    result.update(plugin=report.plugin, member=report.member, warnings=list(report.warnings),
+                  bytes=report.package_bytes if report.mode in ("copy", "hard") else 0)
+    checked = verify(pack, level="full", style=report.style)
+    for f in checked.findings:
+        _say(messages.finding(f))
+    _say(f"qa2: verify: {'OK' if checked.ok else 'FAILED'}: {pack}")
+    result["findings"] = _findings(checked)
+    result["outputs"] = fingerprint(pack, str(paths.ticket_zip(Path(pack))))
+    return checked.ok
+
+
+def _verify(a: dict[str, Any], result: dict[str, Any]) -> bool:
+    from qa2core.verify import verify
+
+    level = "fast" if a.get("fast") else "complete" if a.get("complete") else "full"
+    checked = verify(a["packpath"], level=level, for_ingestion=a.get("for_ingestion", False),
+                     style=a.get("style", ""), jobs=a.get("jobs", 4))
+    for f in checked.findings:
+        _say(messages.finding(f))
+    _say(f"qa2: verify: {'OK' if checked.ok else 'FAILED'}: {a['packpath']} ({level})")
+    result["findings"] = _findings(checked)
+    return checked.ok
+
+
+def _tar(a: dict[str, Any], result: dict[str, Any]) -> bool:
+    from qa2core.archive import DEFAULT_MAX_BYTES, make_tars
+
+    max_bytes = int(a["max_size"] * 2**30) if a.get("max_size") else DEFAULT_MAX_BYTES
+    report = make_tars(a["packpath"], ous_uids=a.get("ous_uids"), out_dir=a.get("out"),
+                       max_bytes=max_bytes)
+    for line in report.warnings:
+        _say(f"qa2: warning: {line}")
+    for tar in report.tars:
+        _say(f"qa2: wrote {tar}")
+    sums = [t + s for t in report.tars for s in ("", ".sha256", ".md5sum")]
+    result.update(tars=report.tars, warnings=report.warnings, outputs=fingerprint(*sums),
+                  bytes=sum(os.path.getsize(t) for t in report.tars))
+    return True
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Do the job; the result dict always, whatever happened."""
+    command, args = spec["command"], spec["args"]
+    t0 = time.monotonic()
+    result: dict[str, Any] = {"command": command, "bytes": 0, "findings": [], "errors": [],
+                              "warnings": [], "inputs": fingerprint(*inputs(command, args))}
+    try:
+        if command in ("package", "stage"):
+            ok = _package(command, args, result)
+        elif command == "verify":
+            ok = _verify(args, result)
+        else:
+            ok = _tar(args, result)
+        if not ok:
+            result["errors"] = [f"{f['path']}: {f['message']} [{f['rule']}]"
+                                for f in result["findings"] if f["level"] == "ERROR"]
+    except Qa2Error as exc:
+        ok, result["errors"] = False, list(exc.lines)
+    except OSError as exc:
+        ok, result["errors"] = False, [f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")]
+    except Exception as exc:  # a bug: the traceback goes to the job's log
+        traceback.print_exc()
+        ok, result["errors"] = False, [f"internal error: {exc!r}"]
+    for line in result["errors"]:
+        _say(f"qa2: error: {line}")
+    result.update(status="succeeded" if ok else "failed", duration=time.monotonic() - t0)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m qa2core.batch.job SPEC_JSON", file=sys.stderr)
+        return 2
+    _watch_parent()
+    result = run(json.loads(argv[0]))
+    _emit({"result": result})
+    return 0 if result["status"] == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
