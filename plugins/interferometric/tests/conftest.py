@@ -12,3 +12,16 @@ def if_pm(qa2_pm):
 
     qa2_pm.register(plugin, name="interferometric")
     return qa2_pm
+
+
+@pytest.fixture(scope="session")
+def manual_layouts(tmp_path_factory):
+    """One real manual reduction in the JAO and the NRAO layout (sampledata.build_manual_layouts),
+    built once per session; tests must not modify it."""
+    import importlib.util
+
+    if importlib.util.find_spec("casatools") is None:  # importing it here would skip its config
+        pytest.skip("the real sample needs casatools (make bootstrap)")
+    from qa2core.testing.sampledata import build_manual_layouts
+
+    return build_manual_layouts(tmp_path_factory.mktemp("layouts"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import subprocess
 import tarfile
 import zipfile
@@ -96,13 +97,22 @@ def test_copy_mode_content(package, manual_sample, tmp_path):
         tops = {n.split("/")[0] for n in tar.getnames()}
     assert f"{EBS[0]}.ms.split.bandpass" in tops and f"{EBS[0]}.ms.split.fluxscale" in tops
     assert f"{EBS[0]}.ms.tsys" in tops and not any(EBS[1] in t for t in tops)
-    # The extracted mask is a working CASA image.
+    # The extracted mask is a working CASA image with the source's shape and pixels (read from
+    # a plain copy of the source, so the source itself is never opened by casacore).
     from qa2core.testing.casa import tools
 
+    shutil.copytree(src / "Imaging/calibrated_final_cont.mask", tmp_path / "orig.mask")
     ia = tools().image()
-    ia.open(str(tmp_path / "x/calibrated_final_cont.mask"))
-    assert list(ia.shape()) == list(ia.shape()) and ia.shape()[0] > 0
-    ia.close()
+    try:
+        ia.open(str(tmp_path / "orig.mask"))
+        want_shape, want = list(ia.shape()), ia.getchunk()
+        ia.close()
+        ia.open(str(tmp_path / "x/calibrated_final_cont.mask"))
+        got_shape, got = list(ia.shape()), ia.getchunk()
+    finally:
+        ia.close()
+    assert got_shape == want_shape and min(want_shape) > 0
+    assert np.array_equal(got, want) and set(np.unique(want)) == {0.0, 1.0}  # a real 0/1 mask
     r = subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"],
                        cwd=member.parents[2], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout

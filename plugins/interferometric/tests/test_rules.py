@@ -184,6 +184,7 @@ def test_compiled_rule_table_agrees_with_each_rule(style):
     resolved = resolve_style(style)
     names = {p.replace("*", f"{EB}.x") for r in ifrules.RULES for p in r.patterns}
     names |= {"plot.png", "a.fits", "casa.log", "scriptForPI.py", "x.image", "README.header.txt"}
+    names |= {n.upper() for n in names} | {n.swapcase() for n in names}  # nocase rules too
     for name in sorted(names):
         for type_, table_type in [(ItemType.FILE, ""), (ItemType.ASDM, ""),
                                   (ItemType.FLAGVERSIONS, ""), (ItemType.TABLE, "Image"),

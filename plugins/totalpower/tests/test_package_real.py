@@ -25,8 +25,8 @@ def expected(ebs) -> set[str]:
         "README", "calibration/jyperk.csv",
         *(f"calibration/{eb}.calibration.tgz" for eb in ebs),
         *(f"script/{eb}.ms.scriptForSDCalibration.py" for eb in ebs),
-        *(f"qa/qa2/{eb}.ms.tsys.spw17.png" for eb in ebs),
-        "script/scriptForSDimaging.py", "script/scriptForPI.py", "qa/qa2/textfile.txt",
+        *(f"qa/{eb}.ms.tsys.spw17.png" for eb in ebs),
+        "script/scriptForSDimaging.py", "script/scriptForPI.py", "qa/textfile.txt",
         "product/M100_TP_spw17.image.fits", "product/M100_TP_spw17.sd.im.fits",
         "log/casa-20170612-101502.log", "log/casa-20170612-111502.log",
         "log/casa-20170613-091000.log",
@@ -103,9 +103,9 @@ def test_ticket_zip_has_readme_scripts_qa_and_size(package, tp_sample):
     with zipfile.ZipFile(report["ticket"]) as zf:
         names = set(zf.namelist())
         assert names >= {"README", "package_size.txt", "script/scriptForPI.py",
-                         "script/scriptForSDimaging.py", "qa/qa2/textfile.txt",
+                         "script/scriptForSDimaging.py", "qa/textfile.txt",
                          *(f"script/{eb}.ms.scriptForSDCalibration.py" for eb in ebs),
-                         *(f"qa/qa2/{eb}.ms.tsys.spw17.png" for eb in ebs)}
+                         *(f"qa/{eb}.ms.tsys.spw17.png" for eb in ebs)}
         assert not any(n.startswith(("product/", "calibration/", "log/")) for n in names)
         cal = zf.read(f"script/{ebs[0]}.ms.scriptForSDCalibration.py")
         assert cal == (tp_sample.root / f"Calibration_X57a5/{ebs[0]}.ms.scriptForSDCalibration.py"

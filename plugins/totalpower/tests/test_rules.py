@@ -113,7 +113,7 @@ def test_layout_maps_names_to_member_dirs(tp_pm, make_tree):
     assert placements["product/M100.mask.fits.gz"].action is Action.GZIP
     assert {"product/M100.sd.im.fits", "product/M100.image.fits", "script/scriptForSDimaging.py",
             f"script/{EB}.ms.scriptForSDampcalReduction.py", "script/my_baseline_fit.py",
-            "log/c1/casa-1.log", "log/c2/casa-1.log", "qa/qa2/tsys.png"} <= set(placements)
+            "log/c1/casa-1.log", "log/c2/casa-1.log", "qa/tsys.png"} <= set(placements)
     assert not any(d.startswith("script/scriptForImaging") for d in placements)
     skipped = {c.item.name: c.skip for c in collected if c.skip}
     assert "FITS export is packaged" in skipped["M100.image"]

@@ -20,7 +20,7 @@ from qa2core import (
     hookimpl,
     layouts,
 )
-from qa2core.rules import eb_of, missing_pb_partners, narrowed, unscripted_input_ebs
+from qa2core.rules import eb_of, manual_style, missing_pb_partners, narrowed, unscripted_input_ebs
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,20 @@ def qa2_detect(delivery: Delivery) -> Claim | None:
 
 @hookimpl
 def qa2_collect(delivery: Delivery, context: Context | None) -> Collection:
-    """Every item's kind; an EB of the input without its calibration script is a finding."""
+    """Every item's kind; a pipeline style (ERROR) and an EB of the input without its
+    calibration script (WARN) are findings."""
     if context is None:  # called without detect (a tool, a test)
         context = Context(tuple(_survey(delivery)["calibration"]))
-    collected = layouts.collect(delivery, rules.RULES, rules.QA_DIRS)
-    findings = unscripted_input_ebs(delivery.items, context.scripted_ebs,
-                                    "{eb}.ms.scriptForCalibration.py", "script.calibration_per_eb")
+    collected = layouts.collect(delivery, rules.RULES)
+    findings = manual_style(delivery.style) + unscripted_input_ebs(
+        delivery.items, context.scripted_ebs, "{eb}.ms.scriptForCalibration.py",
+        "script.calibration_per_eb")
     return Collection(tuple(collected), tuple(findings))
 
 
 @hookimpl
 def qa2_layout(delivery: Delivery, collected: Sequence[Collected]) -> list[Placement]:
-    return layouts.place(delivery, collected, rules.DEST_DIR, rules.QA_DIRS)
+    return layouts.place(delivery, collected, rules.DEST_DIR)
 
 
 @hookimpl

@@ -20,9 +20,13 @@ DETECT_GROUPS: dict[str, tuple[str, ...]] = {
     "imaging": IMAGING_EVIDENCE,  # GENERIC
 }
 
-# Where QA2 report material lives in manual reductions (es.generateQA2Report output dirs,
-# calibration plot dirs); files below such a directory go to qa/ with the directory kept.
-QA_DIRS = ("*.qa2", "qa2", "qa", "QA2", "*.calibration.plots", "*_qa2_*")
+# QA2 material by its name, in any letter case (docs/layout-rules.md "Manual reductions"); files
+# below QA folders (qa2/, QA2/, <EB>.qa2/ …) and calibration plot folders (*.plots/) are placed by
+# their folder (qa2core.layouts.FOLDERS), whatever their names.
+QA_NAMES = ("*qa2*", "*qa0_report*")  # <EB>.qa2_report.txt, <EB>.qa2_ampVsTime.png, QA2_Report_<SB>.pdf
+LISTOBS = ("*.listobs", "*.listobs.txt")
+WEATHER = ("*weather*.png",)  # au.plotWeather: weather.png, <EB>.ms.weather.png
+FLUX_VALUES = ("allFluxes.txt",)  # written and read by scriptForFluxCalibration.py
 
 # kind -> member subdirectory; kinds missing here are handled by the layout functions.
 DEST_DIR: dict[str, str] = {
@@ -35,6 +39,10 @@ DEST_DIR: dict[str, str] = {
     "fits_image": "product",
     "casa_log": "log",
     "qa_report": "qa",
+    "listobs": "qa",
+    "weather_plot": "qa",
+    "calibration_plot": "calibration",
+    "flux_values": "calibration",
 }
 
 RULES: tuple[NameRule, ...] = (
@@ -49,7 +57,10 @@ RULES: tuple[NameRule, ...] = (
     NameRule("fluxscale", ("*.fluxscale",)),
     NameRule("fits_image", ("*.fits", "*.fits.gz")),
     NameRule("casa_log", ("*.log",)),
-    NameRule("qa_report", ("*qa2_report*", "*.qa2.pdf", "*.qa2.txt")),
+    NameRule("qa_report", QA_NAMES, nocase=True),
+    NameRule("listobs", LISTOBS),
+    NameRule("weather_plot", WEATHER, nocase=True),
+    NameRule("flux_values", FLUX_VALUES),
     # Tables are recognised by what they are (table.info), not by where they sit.
     NameRule("calibrated_ms", ("*.ms.split.cal", "calibrated*.ms"), TABLE, ("Measurement Set",),
              unless="noms"),

@@ -21,7 +21,7 @@ from qa2core import (
     hookimpl,
     layouts,
 )
-from qa2core.rules import eb_of, fnmatch_regex, narrowed, unscripted_input_ebs
+from qa2core.rules import eb_of, fnmatch_regex, manual_style, narrowed, unscripted_input_ebs
 
 
 @dataclass(frozen=True)
@@ -66,17 +66,18 @@ def qa2_detect(delivery: Delivery) -> Claim | None:
 
 @hookimpl
 def qa2_collect(delivery: Delivery, context: Context | None) -> Collection:
-    """Every item's kind; an EB of the input without its SD calibration script is a finding."""
+    """Every item's kind; a pipeline style (ERROR) and an EB of the input without its SD
+    calibration script (WARN) are findings."""
     if context is None:  # called without detect (a tool, a test)
         found = _survey(delivery)
         context = Context(tuple(found["sd"]), tuple(found["runnable"]))
-    collected = layouts.collect(delivery, rules.RULES, rules.QA_DIRS)
+    collected = layouts.collect(delivery, rules.RULES)
     calibrated = {c.item.name for c in collected if c.kind == "calibrated_ms" and not c.skip}
     items = tuple(_decide_calibrated(c, calibrated) if c.kind == "calibrated_ms" and not c.skip
                   else c for c in collected)
-    findings = unscripted_input_ebs(delivery.items, context.scripted_ebs,
-                                    "{eb}.ms.scriptForSDCalibration.py",
-                                    "script.sd_calibration_per_eb")
+    findings = manual_style(delivery.style) + unscripted_input_ebs(
+        delivery.items, context.scripted_ebs, "{eb}.ms.scriptForSDCalibration.py",
+        "script.sd_calibration_per_eb")
     return Collection(items, tuple(findings))
 
 
@@ -89,7 +90,7 @@ def _decide_calibrated(c: Collected, calibrated: set[str]) -> Collected:
 
 @hookimpl
 def qa2_layout(delivery: Delivery, collected: Sequence[Collected]) -> list[Placement]:
-    return layouts.place(delivery, collected, rules.DEST_DIR, rules.QA_DIRS)
+    return layouts.place(delivery, collected, rules.DEST_DIR)
 
 
 # ---------------------------------------------------------------------------- validation

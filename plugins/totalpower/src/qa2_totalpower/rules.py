@@ -41,8 +41,12 @@ DETECT_GROUPS: dict[str, tuple[str, ...]] = {
 
 JYPERK = ("jyperk.csv", "*jyperk*.csv")
 
-# Where QA2 report material lives; files below such a directory go to qa/ with the directory kept.
-QA_DIRS = ("*.qa2", "qa2", "qa", "QA2", "*_qa2_*", "*.calibration.plots")
+# QA2 material by its name, in any letter case (docs/layout-rules.md "Manual reductions"); files
+# below QA folders (qa2/, QA2/, <EB>.qa2/ …) and calibration plot folders (*.plots/) are placed by
+# their folder (qa2core.layouts.FOLDERS), whatever their names.
+QA_NAMES = ("*qa2*", "*qa0_report*")  # <EB>.qa2_report.txt, <EB>.qa2_ampVsTime.png, QA2_Report_<SB>.pdf
+LISTOBS = ("*.listobs", "*.listobs.txt")
+WEATHER = ("*weather*.png",)  # au.plotWeather: weather.png, <EB>.ms.weather.png
 
 # Calibrated TP measurement sets, best first (sdcal + Jy/K scaling), shipped only without noms.
 CALIBRATED_MS = ("*.ms.cal.jy", "*.ms.cal")
@@ -58,6 +62,9 @@ DEST_DIR: dict[str, str] = {
     "jyperk": "calibration",
     "casa_log": "log",
     "qa_report": "qa",
+    "listobs": "qa",
+    "weather_plot": "qa",
+    "calibration_plot": "calibration",
 }
 
 RULES: tuple[NameRule, ...] = (
@@ -70,7 +77,9 @@ RULES: tuple[NameRule, ...] = (
     NameRule("jyperk", JYPERK),
     NameRule("fits_image", ("*.fits", "*.fits.gz")),
     NameRule("casa_log", ("*.log",)),
-    NameRule("qa_report", ("*qa2_report*", "*.qa2.pdf", "*.qa2.txt")),
+    NameRule("qa_report", QA_NAMES, nocase=True),
+    NameRule("listobs", LISTOBS),
+    NameRule("weather_plot", WEATHER, nocase=True),
     # Tables are recognised by what they are (table.info), not by where they sit.
     NameRule("calibrated_ms", CALIBRATED_MS, TABLE, ("Measurement Set",), unless="noms"),
     NameRule("measurement_set", types=TABLE, table_types=("Measurement Set",), requires="noms",
