@@ -238,7 +238,7 @@ def test_mixed_sd_and_interferometric_scripts_are_refused(package, tp_copy, mode
     (tp_copy.root / IF_SCRIPT).write_text("# interferometric calibration\n")
     r, out, dst = package(tp_copy, "--mode", mode, expect=1)
     line = next(x for x in r.stderr.splitlines() if "script.mixed_arrays" in x)
-    assert line.startswith("qa2: error: script/: ") and "ERROR" not in line
+    assert line.startswith(f"qa2: error: {IF_SCRIPT}: ") and "ERROR" not in line
     for name in (IF_SCRIPT, *(f"{eb}.ms.scriptForSDCalibration.py" for eb in tp_copy.ebs)):
         assert name in line
     assert any(IF_SCRIPT in e and "scriptForSDCalibration" in e for e in out["errors"])

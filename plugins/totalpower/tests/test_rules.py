@@ -8,7 +8,7 @@ from qa2_totalpower import plugin
 
 from qa2core import GENERIC, OVERRIDE, SPECIFIC, Action, Collection, Level, PackageView, Purpose
 from qa2core.engine import detect, load_delivery
-from qa2core.errors import NotDetected
+from qa2core.errors import NotDetected, ValidationFailed
 from qa2core.styles import resolve_style
 
 EB = "uid___A002_Xc4f3ae_X57a5"
@@ -78,7 +78,12 @@ def test_sd_scripts_win_over_interferometric_claims(qa2_pm, make_tree):
     qa2_pm.register(ifp, name="interferometric")
     mixed = make_tree({f"a/{EB}.ms.scriptForSDCalibration.py": "#",
                        f"b/{IF_EB}.ms.scriptForCalibration.py": "#"}, name="mixed")
-    decision = detect(mixed, qa2_pm)
+    with pytest.raises(ValidationFailed) as refused:  # detect refuses what package refuses
+        detect(mixed, qa2_pm)
+    assert refused.value.plugin == "totalpower"
+    assert [line.rsplit(" [", 1)[-1] for line in refused.value.lines] == ["script.mixed_arrays]"]
+    assert refused.value.lines[0].startswith(f"b/{IF_EB}.ms.scriptForCalibration.py: ")
+    decision = qa2_pm.choose(load_delivery(mixed))
     assert decision.plugin == "totalpower"
     assert [(r.plugin, r.claim.score) for r in decision.ranked] == [("totalpower", OVERRIDE),
                                                                     ("interferometric", SPECIFIC)]

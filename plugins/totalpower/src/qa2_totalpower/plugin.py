@@ -75,10 +75,23 @@ def qa2_collect(delivery: Delivery, context: Context | None) -> Collection:
     calibrated = {c.item.name for c in collected if c.kind == "calibrated_ms" and not c.skip}
     items = tuple(_decide_calibrated(c, calibrated) if c.kind == "calibrated_ms" and not c.skip
                   else c for c in collected)
-    findings = manual_style(delivery.style) + unscripted_input_ebs(
+    findings = manual_style(delivery.style) + _mixed_input(delivery, context) + unscripted_input_ebs(
         delivery.items, context.scripted_ebs, "{eb}.ms.scriptForSDCalibration.py",
         "script.sd_calibration_per_eb")
     return Collection(items, tuple(findings))
+
+
+def _mixed_input(delivery: Delivery, context: Context) -> list[Finding]:
+    """The input itself mixes arrays: refused here, so that qa2 detect refuses it as package does."""
+    interferometric = fnmatch_regex((rules.IF_CALIBRATION,)).match
+    found = [i.relpath for i in delivery.items if interferometric(i.name)]
+    if not (context.sd_scripts and found):
+        return []
+    sd = ", ".join(p.rsplit("/", 1)[-1] for p in context.sd_scripts)
+    return [Finding(Level.ERROR, "script.mixed_arrays", found[0], "Total Power and interferometric "
+                    f"calibration scripts in one reduction (one MOUS is one array): SD scripts {sd}; "
+                    f"interferometric scripts {', '.join(p.rsplit('/', 1)[-1] for p in found)}; "
+                    "package each array's MOUS on its own")]
 
 
 def _decide_calibrated(c: Collected, calibrated: set[str]) -> Collected:
