@@ -23,7 +23,7 @@ $(STAMP): $(PYPROJECTS)
 	  "choose one with make PYTHON=python3.11")' 
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[testing,test]' $(addprefix -e ,$(PLUGINS))
+	$(BIN)/python -m pip install --quiet -e '.[testing,test,batch]' $(addprefix -e ,$(PLUGINS))
 	$(BIN)/python -m qa2core.testing.casa write-config $(CASASITECONFIG)
 	touch $@
 
@@ -33,11 +33,12 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q tests
 	for p in $(PLUGINS); do $(BIN)/python -m pytest -q $$p || exit 1; done
+	$(BIN)/python -m pytest -q examples/arc-site-plugin
 
 lint: $(STAMP)
-	$(BIN)/ruff check qa2core QA2_Packaging_module.py tests plugins bench
+	$(BIN)/ruff check qa2core QA2_Packaging_module.py tests plugins bench examples
 	$(BIN)/vermin -q -t=3.10- --no-tips --violations --eval-annotations --exclude-regex '\.venv' \
-	  qa2core plugins/*/src QA2_Packaging_module.py tests bench
+	  qa2core plugins/*/src QA2_Packaging_module.py tests bench examples
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out docs/benchmarks.md

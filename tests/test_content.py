@@ -143,3 +143,26 @@ def test_a_run_that_would_not_fit_is_refused_before_writing(toy_pm, toy_tree, tm
     with pytest.raises(Qa2Error, match=rf"needs about {needed} bytes, its file system has 10 free"):
         engine.package(toy_tree, dst, piscript=piscript, mode="copy", plugins=toy_pm)
     assert not dst.exists() and not paths.state_dir(dst).exists()
+
+
+def test_qa2_debug_shows_the_hook_traceback(run_qa2, qa2_pm, tmp_path, monkeypatch):
+    from qa2core import Claim, cli, hookimpl
+
+    class Broken:
+        @hookimpl
+        def qa2_detect(self, delivery):
+            return Claim(50, "mine")
+
+        @hookimpl
+        def qa2_collect(self, delivery):
+            return {"x": 1}["missing_key_here"]
+
+    qa2_pm.register(Broken(), name="broken")
+    monkeypatch.setattr(cli, "_plugins", lambda: qa2_pm)
+    red = write_tree(tmp_path / "red", {"a.txt": "x"})
+    quiet = run_qa2("detect", red)
+    assert quiet.exit_code == 1 and "Traceback" not in quiet.stderr
+    assert "qa2: error: plugin 'broken' failed in qa2_collect: KeyError('missing_key_here')" in quiet.stderr
+    monkeypatch.setenv("QA2_DEBUG", "1")
+    loud = run_qa2("detect", red)
+    assert loud.exit_code == 1 and "Traceback" in loud.stderr and "missing_key_here" in loud.stderr

@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from qa2core import ous, paths
-from qa2core.errors import UsageError
+from qa2core.batch import INSTALL_HINT
+from qa2core.errors import Qa2Error, UsageError
 from qa2core.styles import resolve_style
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # the batch extra brings tomli on 3.10
-    import tomli as tomllib
+    try:
+        import tomli as tomllib
+    except ModuleNotFoundError:
+        tomllib = None
 
 PACKAGE_MODES = ("fake", "ticket", "copy", "hard")
 STAGE_MODES = ("copy", "hard", "fake")
@@ -109,8 +113,10 @@ def _check_value(kind: str, value: Any, where: Path, bad: Callable[[str], None])
         return bad(f"{path}: {'does not exist' if not path.exists() else 'is not a directory'}")
     if kind == "file" and not path.is_file():
         return bad(f"{path}: file does not exist")
-    if kind == "piscript" and not (path.is_file() or (path / "scriptForPI.py").is_file()):
-        return bad(f"{path}: neither scriptForPI.py nor a directory holding it")
+    if kind == "piscript" and path.is_dir():
+        path = path / "scriptForPI.py"  # as the engine reads it; the fingerprint covers the file
+    if kind == "piscript" and not path.is_file():
+        return bad(f"{path}: does not exist (give scriptForPI.py or the directory holding it)")
     if kind == "target":
         if not path.parent.is_dir():
             return bad(f"{path.parent}: parent directory does not exist")
@@ -179,6 +185,10 @@ def _job(number: int, raw: Any, defaults: dict[str, Any], base: Path,
                named=isinstance(name, str))
 
 
+def _key(job: Job) -> str:
+    return POSITIONAL[job.command][-1]
+
+
 def _overlaps(jobs: list[Job]) -> list[str]:
     """No two jobs on one PACKPATH (unless both only read it); no PACKPATH inside another job's
     PACKPATH or ORIGPATH, nor an ORIGPATH inside a PACKPATH."""
@@ -188,28 +198,31 @@ def _overlaps(jobs: list[Job]) -> list[str]:
         for b in jobs:
             ta, tb = real[a.number], real[b.number]
             if a.number < b.number and (a.writes or b.writes) and ta == tb:
-                out.append(f"{a.label} and {b.label}: both use PACKPATH {a.target}; only one job "
-                           "may write a PACKPATH")
+                out.append(f"{a.label} and {b.label}: key {_key(a)!r}: both use PACKPATH {a.target}; "
+                           "only one job may write a PACKPATH")
             elif a.number != b.number and a.writes and ta != tb and (
                     ta.is_relative_to(tb) or ta.is_relative_to(paths.state_dir(tb))):
-                out.append(f"{a.label}: PACKPATH {a.target} lies inside the PACKPATH of {b.label}")
+                out.append(f"{a.label}: key {_key(a)!r}: {a.target} lies inside the PACKPATH of "
+                           f"{b.label}")
             if b.source is None or not a.writes:
                 continue
             src = b.source.resolve()
             written = ta if a.command != "tar" else Path(a.args.get("out") or ta.parent).resolve()
             if written == src or written.is_relative_to(src):
-                what = "PACKPATH" if a.command != "tar" else "tar output"
-                out.append(f"{a.label}: {what} {written} lies inside the ORIGPATH of {b.label} "
-                           f"({b.source}); sources are never written to")
+                key = _key(a) if a.command != "tar" else "out"
+                out.append(f"{a.label}: key {key!r}: {written} lies inside the ORIGPATH of "
+                           f"{b.label} ({b.source}); sources are never written to")
             elif a.command != "tar" and src.is_relative_to(ta):
-                out.append(f"{a.label}: PACKPATH {a.target} holds the ORIGPATH of {b.label} "
-                           f"({b.source})")
+                out.append(f"{a.label}: key {_key(a)!r}: PACKPATH {a.target} holds the ORIGPATH "
+                           f"of {b.label} ({b.source})")
     return out
 
 
 def load(path: Path | str) -> Campaign:
     """Read and check the whole jobs file; :class:`JobsFileError` lists every problem."""
     path = Path(os.path.abspath(path))
+    if tomllib is None:
+        raise Qa2Error(INSTALL_HINT)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -64,10 +64,10 @@ def executor_for(name: str, settings: ExecutorSettings, plugins: Any = None) -> 
     plugins = plugins or get_plugin_manager()
     if plugins.pm.get_plugin(DASK_PLUGIN) is None:
         plugins.register(dask_executor, DASK_PLUGIN)
-    offers = []
+    offers, given = [], {"name": name, "settings": settings}
     for impl in reversed(plugins.pm.hook.qa2_batch_executor.get_hookimpls()):
-        try:
-            got = impl.function(name=name, settings=settings)
+        try:  # by keyword, only the arguments the implementation takes (pluggy's opt-in)
+            got = impl.function(**{k: v for k, v in given.items() if k in impl.argnames})
         except Exception as exc:
             raise PluginFailed(f"plugin {impl.plugin_name!r} failed in qa2_batch_executor: "
                                f"{exc!r}") from exc
