@@ -16,6 +16,8 @@ DEMO_DIR ?= $(CURDIR)/demo-output
 bootstrap: $(STAMP)
 
 $(STAMP): $(PYPROJECTS)
+	command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace) \
+	  || echo "qa2: strace not installed: the fault-injection tests will be skipped"
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; ok = (3, 10) <= v <= (3, 12); \
 	  print(f"qa2: using Python {v[0]}.{v[1]} ({sys.executable})") if ok else sys.exit( \
 	  f"qa2: found Python {v[0]}.{v[1]} at {sys.executable}: make test needs 3.10, 3.11 or 3.12, " \

@@ -65,7 +65,7 @@ def recover(pack: Path) -> str | None:
         return None
     marker = partial / "swap"
     note = f"{partial}: removed the leftovers of an interrupted run"
-    swap = _swap_plan(marker)
+    swap = swap_plan(marker)
     if swap is not None:
         target = pack / swap["unit"]
         previous, new_unit = partial / "previous", partial / "unit"
@@ -80,7 +80,7 @@ def recover(pack: Path) -> str | None:
     return note
 
 
-def _swap_plan(marker: Path) -> dict | None:
+def swap_plan(marker: Path) -> dict | None:
     """The swap marker, or None when there is none or it was cut short while being written
     (disk full, kill -9): a swap's first rename comes only after the whole marker is written."""
     try:

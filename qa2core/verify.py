@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from qa2core import fileops, journal, manifest, ous, piscript, readme
+from qa2core import fileops, journal, manifest, ous, paths, piscript, readme
+from qa2core.build import swap_plan
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.manager import Qa2Plugins, get_plugin_manager
 from qa2core.model import UID, Delivery, Finding, Level, Mode, PackageOptions, PackageView, Purpose
@@ -85,6 +86,7 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
     run = journal.load(pack).run
     report = VerifyReport(str(packpath), level, members=members, mode=run.get("mode", ""))
     on_disk, report.findings = _walk(pack)
+    report.findings += _interrupted(pack)
     report.findings += _names(members, for_ingestion)
     has_manifest = (pack / manifest.NAME).is_file() and not (pack / manifest.NAME).is_symlink()
     if has_manifest:
@@ -148,6 +150,21 @@ def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list
                                    "scriptForPI.py", "no '$Id: scriptForPI.py' line: is it the "
                                    "master copy of scriptForPI?"))
     return out
+
+
+def _interrupted(pack: Path) -> list[Finding]:
+    """A run killed during its swap leaves the package half old, half new until the next
+    package or tar run completes it; killed before the swap, it left the package as it was."""
+    partial = paths.partial_dir(pack)
+    if not partial.exists():
+        return []
+    moved = not (partial / "unit").exists() or (partial / "previous").exists()
+    if swap_plan(partial / "swap") is not None and moved:
+        return [Finding(Level.ERROR, "package.interrupted", str(partial), "a run was killed "
+                        "while swapping this package in: run qa2 package (or qa2 tar) again to "
+                        "complete or undo it before trusting the package")]
+    return [Finding(Level.INFO, "package.leftovers", str(partial), "leftovers of an interrupted "
+                    "run (the package is as it was; the next run removes them)")]
 
 
 def _names(members: list[str], for_ingestion: bool) -> list[Finding]:

@@ -46,7 +46,7 @@ def test_a_rehearsal_is_reported_fake_fails_ingestion_and_is_never_archived(
     fake = [f for f in report.findings if f.rule == "package.fake"]
     assert fake and "FAKE package (names only): not deliverable" in fake[0].message
     assert not verify(dst, for_ingestion=True, plugins=toy_pm).ok
-    with pytest.raises(Qa2Error, match="refused to archive.*FAKE package"):
+    with pytest.raises(Qa2Error, match=r"refused to archive.*FAKE package"):
         make_tars(dst, plugins=toy_pm)
     assert not list(dst.parent.glob("*.tar*"))
 
