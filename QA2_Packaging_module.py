@@ -8,6 +8,7 @@ whose message is the CLI's. ``verbose=False`` keeps them quiet.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from qa2core import messages
 from qa2core.engine import package, stage
@@ -15,6 +16,12 @@ from qa2core.errors import Qa2Error
 from qa2core.report import Report
 
 __all__ = ["QA_Packager", "QA_Pipeline_Stager", "Qa2Error"]
+
+
+def _path(value) -> Path | None:
+    """A path argument as the CLI gets it (``Path``: './x' reads 'x' in every message); '' is
+    "not given", as in the original."""
+    return Path(value) if value else None
 
 
 def _talking(run, verbose: bool, **kwargs) -> Report:
@@ -36,13 +43,14 @@ def QA_Packager(origpath, readme="", packpath="", PIscript="", style="", mode="f
                 append="", noms=True, verbose=True) -> Report:
     """Package the reduction directory ``origpath`` into ``packpath`` (see ``qa2 package``)."""
     # As in the original, a named style decides; noms only speaks when style is ''.
-    return _talking(package, verbose, origpath=origpath, packpath=packpath,
-                    readme_path=readme or None, piscript=PIscript or None, style=style,
+    return _talking(package, verbose, origpath=Path(origpath), packpath=Path(packpath),
+                    readme_path=_path(readme), piscript=_path(PIscript), style=style,
                     mode=mode, append=append or "none", noms=None if style else bool(noms))
 
 
 def QA_Pipeline_Stager(pipeline_root, staged_root, mode="copy", PIscript="", PIPE_README="",
                        verbose=True) -> Report:
     """Stage a pipeline run into a delivery tree (see ``qa2 stage``)."""
-    return _talking(stage, verbose, pipeline_root=pipeline_root, staged_root=staged_root,
-                    mode=mode, piscript=PIscript or None, pipe_readme=PIPE_README or None)
+    return _talking(stage, verbose, pipeline_root=Path(pipeline_root),
+                    staged_root=Path(staged_root), mode=mode, piscript=_path(PIscript),
+                    pipe_readme=_path(PIPE_README))

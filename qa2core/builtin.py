@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from qa2core import hookimpl
+from qa2core import hookimpl, images
 from qa2core.compression import GZIP_FILE_SUFFIXES
 from qa2core.model import MEMBER_DIRS, Finding, Level, PackageView, Purpose
 from qa2core.rules import narrowed
@@ -41,6 +41,7 @@ def qa2_validate(view: PackageView) -> list[Finding]:
                 findings.append(Finding(Level.ERROR, "product.compress", name,
                                    "primary-beam/mask image not compressed (ship it as .gz)"))
     findings += _product_rules(view)
+    findings += images.product_findings(view)  # FITS opened, read from view.open streams
     return findings
 
 

@@ -134,6 +134,10 @@ def _boundary(as_json: bool, base: dict[str, Any] | None = None) -> Iterator[Non
     try:
         yield
     except Qa2Error as exc:
+        if os.environ.get("QA2_DEBUG") and exc.__cause__ is not None:  # a plugin's own traceback
+            import traceback
+
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
         for line in exc.lines:
             _err(f"qa2: error: {line}")
         if as_json:
@@ -394,67 +398,70 @@ def styles(as_json: JsonOpt = False) -> None:
 @app.command(epilog=_examples("inspect"))
 def inspect(
     origpath: Annotated[Path, typer.Argument(help="Reduction directory to look at.")],
+    style: Annotated[str, typer.Option(help="Packaging style whose fates to show (see 'qa2 "
+                                       "styles').")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Show what qa2 sees in ORIGPATH: items, types, sizes, and how the winner classifies them."""
+    """Show every item of ORIGPATH: its kind, the facts read from its data, and its fate (the
+    destination, action and rule, or why it stays out), grouped by destination directory.
+    CASA tables are read through copies in a temporary directory: ORIGPATH is never written."""
     from qa2core import engine
 
     with _boundary(as_json):
-        seen = engine.inspect(origpath, _plugins())
+        seen = engine.inspect(origpath, _plugins(), style=style)
     if as_json:
         _emit(seen)
         return
-    print(f"plugin: {seen['plugin']}")
+    _print(f"plugin: {seen['plugin']} (style {seen['style'] or chr(34) * 2}); facts read with "
+           f"casatools {seen['casatools']}" if not seen["casatools"].startswith("none") else
+           f"plugin: {seen['plugin']} (style {seen['style'] or chr(34) * 2}); facts from "
+           f"table.info and FITS headers only (casatools {seen['casatools']})")
+    if seen["base"]:
+        _print(f"paths relative to {seen['base']}/")
+    groups: dict[str, list[str]] = {}
     for item in seen["items"]:
-        what = item["kind"] if not item["skip"] else f"skip ({item['skip']})"
-        table = f" [{item['table_type']}]" if item["table_type"] else ""
-        print(f"  {item['relpath']}{'/' if item['type'] != 'file' else ''}{table}  "
-              f"{item['size']} B  -> {what}")
+        name = item["shown"] + ("/" if item["type"] != "file" else "")
+        tail = f"  | {item['facts_line']}" if item["facts_line"] else ""
+        for fate in item["fate"]:
+            if fate["dest"]:
+                key = fate["dest"].rpartition("/")[0] + "/"
+                line = f"{name}  {item['kind']}  {fate['action']} -> {fate['dest']} [{fate['rule']}]"
+            elif item["kind"] == "unclassified" and not item["skip"]:
+                key, line = "not recognised:", f"{name}  (no rule of {seen['plugin']} takes it)"
+            else:
+                key = f"left out (style {seen['style'] or chr(34) * 2}):"
+                line = f"{name}  {item['kind']}  skip: {item['skip']}"
+            groups.setdefault(key, []).append(f"  {line}{tail}")
+    for key in sorted(groups, key=lambda k: (k.endswith(":"), k)):
+        _print(key)
+        for line in groups[key]:
+            _print(line)
+    for f in seen["findings"]:
+        _err(f"qa2: {f['level'].lower().replace('warn', 'warning')}: {f['path']}: {f['message']} "
+             f"[{f['rule']}]")
 
 
 @app.command(epilog=_examples("selftest"))
 def selftest(
-    workdir: Annotated[Path | None, typer.Option(help="Where to build (default: a new temp dir).")]
+    workdir: Annotated[Path | None, typer.Option(help="Where to build (default: a new temp dir); "
+                                                 "emptied first if an earlier selftest made it.")]
     = None,
-    mode: Annotated[Mode, typer.Option(help="Packaging mode for the sample.")] = Mode.copy,
 ) -> None:
-    """Build a real sample reduction (casatools + astropy), package it, and show the result."""
-    import shutil
+    """Build the sample manual, Total Power and pipeline reductions, package each in every mode
+    (the pipeline run staged first), verify each package; print a pass/fail table, exit 0 or 1."""
     import tempfile
+    import time
 
-    from qa2core import engine, readme
-    from qa2core.testing.selftest import build_demo
+    from qa2core.testing import selftest as st
 
     work = workdir or Path(tempfile.mkdtemp(prefix="qa2-selftest-"))
-    marker = work / ".qa2-selftest"
-    if work.exists() and any(work.iterdir()):
-        if not marker.exists():
-            _err(f"qa2: error: {work}: not empty and not made by 'qa2 selftest'; choose another")
-            raise typer.Exit(1)
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    _err(f"qa2: building a sample manual reduction in {work} (real MS, caltables, images)")
-    sample = build_demo(work)
-    packpath = work / sample.project
+    _err(f"qa2: selftest in {work}: samples {', '.join(st.SAMPLES)}; modes {', '.join(st.MODES)}")
+    t0 = time.perf_counter()
     with _boundary(False):
-        report = engine.package(sample.root, packpath, readme_path=sample.readme_header,
-                                piscript=sample.piscript, style="cycle3-nopipe",
-                                mode=mode.value, plugins=_plugins(),
-                                progress=lambda msg: _err(f"qa2: {msg}"))
-    for line in report.warnings:
-        _err(f"qa2: warning: {line}")
-    from qa2core.verify import verify as run_verify
-
-    checked = run_verify(packpath, plugins=_plugins())
-    for f in checked.findings:
-        _err(messages.finding(f))
-    print(readme.tree_listing(report.member, report.listing), end="")
-    print(f"\nverify:           {'OK' if checked.ok else 'FAILED'} ({len(checked.findings)} finding(s))")
-    print(f"sample reduction: {sample.root}")
-    print(f"package:          {packpath / report.member}")
-    print(f"ticket:           {report.ticket}")
-    if not checked.ok:
+        rows = st.run_selftest(work, say=lambda line: _err(f"qa2: {line}"), plugins=_plugins())
+    for line in [*st.table_lines(rows), *st.verdict_lines(rows, work, time.perf_counter() - t0)]:
+        _print(line)
+    if not st.passed(rows):
         raise typer.Exit(1)
 
 

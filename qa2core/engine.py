@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa2core import ous, paths, readme
+from qa2core import casaenv, facts, ous, paths, readme
 from qa2core import piscript as pi
 from qa2core.build import BuildRequest, BuildResult, write_package
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
@@ -226,6 +226,7 @@ def package(
     req = _request(origpath, packpath, readme_path, piscript, style, mode, append, noms,
                    ous_uids, Purpose(purpose))
     auto_uids = (ous_uids or "").strip() == "auto"  # names from the input, via qa2_ous_uids
+    facts.scratch_in(None if dry_run else paths.state_dir(req.pack))  # tables are read there
     plugins = plugins or get_plugin_manager()
     plugins.require_healthy()
     say = progress or (lambda _msg: None)
@@ -275,6 +276,11 @@ def package(
                            "run it stages), or leave the option out to keep the placeholders",
                            plugin=decision.plugin)
     header = req.readme.read_bytes() if req.readme else b""
+    if req.readme is None and req.purpose is Purpose.PACKAGE:  # a template, filled where qa2 can
+        header, unfilled = readme.template_header(req.root, items, req.pack.name,
+                                                  uids.member if uids else "")
+        warnings.append("no --readme header given: README header written from a template; fill "
+                        f"in {', '.join(unfilled) or 'nothing'} before delivery [readme.template]")
 
     def readme_for(member_name: str) -> bytes:
         if req.purpose is Purpose.STAGE:
@@ -313,8 +319,6 @@ def _input_warnings(req: Request) -> list[str]:
     if req.purpose is not Purpose.PACKAGE:
         return []
     out = []
-    if not req.readme:
-        out.append("no --readme header given: README holds only the file listing")
     if not ous.PROJECT_CODE.match(req.pack.name):  # JAO staged to <run>_<MOUS>
         out.append(f"{req.packpath}: PACKPATH should be named after the project code "
                    "(like 2016.1.01435.S) [structure.project_code]")
@@ -336,13 +340,14 @@ def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting
         result = done.get(f.dest)
         if result is not None:
             action = result.action
-        elif not req.mode.real and f.action is not Action.EMPTY:
+        elif not req.mode.real and f.action not in (Action.EMPTY, Action.EXPORT):
             action = "fake"
         else:
             action = "link" if req.mode is Mode.HARD and f.linkable else str(f.action)
         files.append(FileRecord(f.dest, f.sources, action, f.bytes, f.rule))
     if built:
         warnings = warnings + _build_warnings(built)
+    warnings = warnings + casaenv.drain()  # CASA's SEVERE lines, relayed (qa2core.casaenv)
     package_bytes = built.package_bytes if built else len(readme_bytes) + plan.source_bytes()
     return Report(
         decision.plugin, req.style.name, str(req.mode), req.append, req.packpath, member,
@@ -424,21 +429,45 @@ def detect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> Decision:
     return decision
 
 
-def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> dict:
-    """What qa2 sees in ORIGPATH and how the winning plugin classifies it (``qa2 inspect``)."""
+def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None, style: str = "") -> dict:
+    """What qa2 sees in ORIGPATH (``qa2 inspect``): for every item its kind, the facts read
+    from its data (qa2core.facts) and its fate under ``style``: destination, action and the rule
+    that chose it, or why it stays out. Tables are read through mirrors in a temporary
+    directory, removed before returning; the source is never written."""
+    import tempfile
+
     plugins = plugins or get_plugin_manager()
     plugins.require_healthy()
-    delivery = load_delivery(origpath)
+    delivery = load_delivery(origpath, style)
     decision = plugins.choose(delivery)
     collection = plugins.collect(decision.plugin, delivery, decision.context)
-    by_rel = {c.item.relpath: c for c in collection.items}
+    accounting = _account(delivery, collection)
+    placements = plugins.layout(decision.plugin, delivery, accounting.packable, decision.context)
+    fates: dict[str, list[dict]] = {}
+    for f in make_plan(delivery.root, delivery.items, placements).files:
+        action = "copy/link" if f.linkable else str(f.action)  # hard mode links it
+        for item in f.items:
+            fates.setdefault(item.relpath, []).append({"dest": f.dest, "action": action,
+                                                       "rule": f.rule})
+    kinds = {c.item.relpath: c for c in collection.items}
+    skipped = dict(accounting.skipped) | {rel: "" for rel in accounting.unclassified}
+    base = os.path.commonpath([i.relpath for i in delivery.items]) if len(delivery.items) > 1 else ""
+    base = base if base and not any(i.relpath == base for i in delivery.items) else ""
     items = []
-    for item in delivery.items:
-        c = by_rel.get(item.relpath)
-        items.append({"relpath": item.relpath, "type": str(item.type), "size": item.size,
-                      "table_type": item.table_type, "kind": c.kind if c else UNCLASSIFIED,
-                      "skip": c.skip if c else ""})
-    return {"plugin": decision.plugin, "claims": [_claim_json(r) for r in decision.ranked],
+    with tempfile.TemporaryDirectory(prefix="qa2-inspect-") as tmp, facts.scratch(tmp):
+        for item in delivery.items:
+            c = kinds.get(item.relpath)
+            fate = fates.get(item.relpath) or [{"dest": "", "action": "skip", "rule": ""}]
+            items.append({
+                "relpath": item.relpath, "shown": item.relpath[len(base) + 1:] if base else item.relpath,
+                "type": str(item.type), "size": item.size, "table_type": item.table_type,
+                "kind": c.kind if c else UNCLASSIFIED, "skip": skipped.get(item.relpath, ""),
+                "fate": fate, "facts": (got := facts.facts(delivery.root, item)).to_json(),
+                "facts_line": got.summary()})
+    casaenv.drain()  # shown per item, in its facts' notes
+    return {"plugin": decision.plugin, "style": delivery.style.name,
+            "claims": [_claim_json(r) for r in decision.ranked], "base": base,
+            "casatools": casaenv.version() if casaenv.tools() else f"none: {casaenv.reason()}",
             "items": items,
             "findings": [{"level": str(f.level), "rule": f.rule, "path": f.path,
                           "message": f.message} for f in collection.findings]}

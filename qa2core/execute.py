@@ -9,19 +9,22 @@ checks it against the scan.
 
 from __future__ import annotations
 
+import itertools
 import os
+import stat
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from qa2core import fileops, journal
+from qa2core import export, fileops, journal
 from qa2core.fileops import Copied, changed
 from qa2core.model import MEMBER_DIRS, Action, ItemType, Mode
 from qa2core.plan import PlannedFile
 
 BATCH_FILES = 256
-FAKE_BATCH = 2048  # placeholders cost a create each, no read
 BATCH_BYTES = 32 << 20
+FAKE_BATCH = 2048  # a placeholder costs one create, no read
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +56,32 @@ def fingerprint(entry: PlannedFile) -> tuple[tuple[str, int, int], ...]:
     return tuple((src, (st := os.stat(src)).st_size, st.st_mtime_ns) for src in entry.sources)
 
 
-def _batches(entries: tuple[PlannedFile, ...]) -> list[list[PlannedFile]]:
-    alone = [e for e in entries if e.bytes >= BATCH_BYTES or e.action is not Action.COPY or e.whole_dir]
-    out = [[e] for e in sorted(alone, key=lambda e: -e.bytes)]
-    small: list[PlannedFile] = []
-    small_bytes = 0
-    for e in entries:  # plan order is directory order: the order the disk holds them in
-        if e.bytes >= BATCH_BYTES or e.action is not Action.COPY or e.whole_dir:
-            continue
-        small.append(e)
-        small_bytes += e.bytes
-        if len(small) >= BATCH_FILES or small_bytes >= BATCH_BYTES:
-            out.append(small)
-            small, small_bytes = [], 0
-    if small:
-        out.append(small)
-    return out
+def _small(e: PlannedFile) -> bool:
+    return e.bytes < BATCH_BYTES and e.action is Action.COPY and not e.whole_dir
+
+
+def _batches(entries: tuple[PlannedFile, ...], jobs: int) -> list[list[PlannedFile]]:
+    """Big files, compression and whole directories alone, biggest first; then small files in
+    plan order (directory order, usually the disk's), BATCH_FILES or BATCH_BYTES at a time."""
+    out = [[e] for e in sorted((e for e in entries if not _small(e)), key=lambda e: -e.bytes)]
+    small: list[list[PlannedFile]] = [[]]
+    size = 0
+    for e in filter(_small, entries):
+        if len(small[-1]) >= BATCH_FILES or size >= BATCH_BYTES:
+            small.append([])
+            size = 0
+        small[-1].append(e)
+        size += e.bytes
+    return out + _deal([b for b in small if b], jobs)
+
+
+def _deal(batches: list, jobs: int) -> list:
+    """``batches`` reordered so that ``jobs`` threads taking them in turn each work through a
+    stretch of the plan of their own: a create locks its directory, so two threads in one
+    directory wait for each other."""
+    n = max(1, -(-len(batches) // max(1, jobs)))
+    stretches = [batches[i:i + n] for i in range(0, len(batches), n)]
+    return [b for row in itertools.zip_longest(*stretches) for b in row if b is not None]
 
 
 class Executor:
@@ -93,10 +106,10 @@ class Executor:
         for parent in sorted({*MEMBER_DIRS, *(e.dest.rpartition("/")[0] for e in entries)}):
             os.makedirs(os.path.join(self.member_dir, parent), exist_ok=True)
         if not self.mode.real:  # names only: no reads; creating inodes is the kernel's time
-            batches = [entries[i:i + FAKE_BATCH] for i in range(0, len(entries), FAKE_BATCH)]
+            batches = _deal([entries[i:i + FAKE_BATCH] for i in range(0, len(entries), FAKE_BATCH)], jobs)
             work = self._placeholders
         else:
-            batches, work = _batches(entries), self._batch
+            batches, work = _batches(entries, jobs), self._batch
         results: list[EntryResult] = []
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = [pool.submit(work, b) for b in batches]
@@ -139,24 +152,25 @@ class Executor:
 
     def _placeholders(self, batch: tuple[PlannedFile, ...]) -> list[EntryResult]:
         """A rehearsal's files: created, recorded by one shared result (nothing to hash). Each
-        directory is opened once for its run of entries, which are made relative to it."""
-        where, fd = None, -1
-        try:
-            for e in batch:
-                parent, _, name = e.dest.rpartition("/")
-                if parent != where:
-                    os.close(fd) if fd >= 0 else None
-                    fd, where = -1, parent
-                    fd = os.open(os.path.join(self.member_dir, parent), os.O_RDONLY | os.O_DIRECTORY)
-                if e.whole_dir:
-                    os.mkdir(name, dir_fd=fd)
-                else:
-                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=fd))
-        except OSError as exc:
-            exc.filename = os.path.join(self.member_dir, e.dest)
-            raise
-        finally:
-            os.close(fd) if fd >= 0 else None
+        directory is opened once per run of entries in it; on Linux mknod makes each file as
+        open(O_CREAT | O_EXCL) would, without opening it."""
+        for parent, group in itertools.groupby(batch, key=lambda e: e.dest.rpartition("/")[0]):
+            fd = os.open(os.path.join(self.member_dir, parent), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for e in group:
+                    name = e.dest.rpartition("/")[2]
+                    try:
+                        if e.whole_dir:
+                            os.mkdir(name, dir_fd=fd)
+                        elif sys.platform == "linux":
+                            os.mknod(name, stat.S_IFREG | 0o644, dir_fd=fd)
+                        else:
+                            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=fd))
+                    except OSError as exc:
+                        exc.filename = os.path.join(self.member_dir, e.dest)
+                        raise
+            finally:
+                os.close(fd)
         return [_REHEARSED] * len(batch)
 
     def _rel(self, dest: str) -> str:
@@ -180,6 +194,8 @@ class Executor:
         reused = self._reuse(entry, dst)
         if reused is not None:
             return reused
+        if entry.action is Action.EXPORT:  # a CASA image written as FITS (qa2core.export)
+            return export.written(self, entry, dst)
         tick = tick if entry.bytes >= BATCH_BYTES else None  # small files: one tick each
         link_fallback = False
         if entry.action is Action.GZIP:

@@ -5,7 +5,8 @@ The kinds below are a shared vocabulary; a plugin maps its own kinds to member d
 
 * ``caltable`` / ``fluxscale``: bundled per EB into ``calibration/<EB>.calibration.tgz``;
 * ``calibrated_ms``: ``calibrated/<name>`` as it is (cycle0 styles);
-* ``image``: a CASA PB/mask image without FITS twin, ``product/<name>.tgz``;
+* ``image``: a product CASA image without FITS twin exported to ``product/<name>.fits``
+  (qa2core.export: ``.image.pbcor``, ``.pb``, ``.flux`` …); a mask ``product/<name>.tgz``;
 * ``qa_report`` (any file below a QA folder of ``FOLDERS``): ``qa/``, a named QA folder kept;
 * ``calibration_plot`` (any file below a ``*.plots`` folder): ``calibration/<EB>.calibration.plots/``;
 * ``fits_image``: ``product/``, PB/mask FITS gzipped.
@@ -22,6 +23,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
+from qa2core import export as exporting
 from qa2core.compression import compression_for
 from qa2core.model import Action, Collected, Delivery, ItemType, Placement, SourceItem
 from qa2core.rules import NameRule, classify, eb_of, fnmatch_regex, fnmatch_screen
@@ -96,19 +98,29 @@ def collect(delivery: Delivery, rules: Sequence[NameRule],
     collected = [Collected(item, cut[0]) if item.type is file and (cut := where(item.relpath))
                  else classify(item, rules, style) for item in delivery.items]
     fits = {c.item.name for c in collected if c.kind == "fits_image" and not c.skip}
-    return [decide_image(c, fits, delivery) if c.kind == "image" and not c.skip else c
-            for c in collected]
+    images = {c.item.name for c in collected if c.kind == "image" and not c.skip}
+    return [decide_image(c, fits, delivery, images, export=True)
+            if c.kind == "image" and not c.skip else c for c in collected]
 
 
-def decide_image(c: Collected, fits_names: set[str], delivery: Delivery) -> Collected:
-    """CASA image directories ship only as compressed PB/mask images without a FITS twin
-    (``X.image`` exported as ``X.image.fits``, exportfits' habit, or ``X.fits``)."""
-    if {c.item.name + ".fits", c.item.name.removesuffix(".image") + ".fits"} & fits_names:
+def decide_image(c: Collected, fits_names: set[str], delivery: Delivery,
+                 images: set[str] = frozenset(), export: bool = False) -> Collected:
+    """CASA image directories ship only as their FITS (``X.image`` exported as ``X.image.fits``,
+    exportfits' habit, or ``X.fits``); with ``export`` (manual layouts) a product image without
+    one is exported by qa2 (qa2core.export); else only PB/mask images ship, compressed."""
+    if exporting.twin(c.item, fits_names):
         return Collected(c.item, c.kind, skip="CASA image: its FITS export is packaged instead")
+    wanted = export and exporting.target(c.item, delivery.style)
+    if export and exporting.superseded(c.item, fits_names, images):
+        return Collected(c.item, c.kind, skip="CASA image: its primary-beam-corrected image is "
+                         "the product")
+    if wanted and exporting.available():
+        return c  # place() plans the export
     if delivery.style.compress_pb_mask and compression_for(c.item, fits_names):
         return c
+    hint = f": {exporting.exportfits_call(c.item.name)}" if wanted else ""
     return Collected(c.item, c.kind, skip="CASA image without a FITS export: the FITS export is "
-                     "the product (run exportfits to deliver it)")
+                     f"the product (run exportfits to deliver it{hint})")
 
 
 def place(delivery: Delivery, collected: Sequence[Collected], dest_dir: Mapping[str, str],
@@ -133,6 +145,10 @@ def place(delivery: Delivery, collected: Sequence[Collected], dest_dir: Mapping[
         if kind == "calibrated_ms":
             dest, action = f"calibrated/{item.name}", copy
         elif kind == "image":
+            fits = exporting.target(item, delivery.style)
+            if fits and exporting.available():  # decided in collect (decide_image)
+                add(Placement(f"product/{fits}", Action.EXPORT, (rel,), "image_export"))
+                continue
             dest, action = f"product/{item.name}.tgz", Action.TGZ
         elif kind == "fits_image":
             squeeze = compression_for(item, set()) if compress else None

@@ -62,7 +62,7 @@ def report_lines(report: Any, summary: bool = True) -> list[str]:
 
 
 _HOW = {"copy": "copy", "reflink": "copy", "link": "link", "reused": "link", "gzip": "compress",
-        "tgz": "compress"}
+        "tgz": "compress", "export": "compress"}
 
 
 def plan_lines(report: Any) -> list[str]:

@@ -74,6 +74,7 @@ class Action(_Word):
     GZIP = "gzip"  # one file, gzip-compressed; dest ends in .gz
     TGZ = "tgz"  # one or more sources tarred (each under its base name) and gzipped
     EMPTY = "empty"  # an empty file that must exist (e.g. a dummy scriptForImaging.py)
+    EXPORT = "export"  # a CASA image written as FITS (qa2core.export); a .fits.gz dest: then gzipped
 
 
 class Level(_Word):

@@ -80,3 +80,123 @@ def header_of(data: bytes) -> bytes:
     """The reducer's header of a packaged README: everything before qa2's listing."""
     cut = data.find(b"\n" + RULE + b"\n" + LISTING_INTRO)
     return data if cut < 0 else data[:cut]
+
+
+# ---------------------------------------------------------------------------- header template
+
+FILL = "<fill in>"  # a field the template could not fill: verify flags headers that keep one
+_PPR_NAMES = re.compile(r"^(PPR.*\.xml|.*pprequest\.xml)$")
+_LOG_VERSION = re.compile(rb"CASA Version (\d+\.\d+\.\d+)")
+_SCRIPT_VERSION = re.compile(rb"re\.search\(\s*['\"]\^?(\d+\.\d+(?:\.\d+)?)['\"]\s*,\s*casadef\.casa_version"
+                             rb"|THE SCRIPT: (\d+\.\d+(?:\.\d+)?)")
+_CYCLES = {2011: 0, 2012: 1, 2013: 2, 2015: 3, 2016: 4, 2017: 5, 2018: 6, 2019: 7}
+
+
+def _tag(data: bytes, name: str) -> str:
+    m = re.search(rb"<(?:\w+:)?" + name.encode() + rb"\b[^>]*>\s*([^<]*?)\s*<", data)
+    return m.group(1).decode(errors="replace") if m else ""
+
+
+def _cycle(project: str) -> str:
+    year = int(project[:4]) if project[:4].isdigit() else 0
+    cycle = _CYCLES.get(year, year - 2013 if year >= 2021 else None)
+    return str(cycle) if cycle is not None else FILL
+
+
+def _head(path: str, size: int) -> bytes:
+    from qa2core.errors import Qa2Error
+    from qa2core.fileops import open_source
+
+    try:
+        fd = open_source(path)
+    except (OSError, Qa2Error):
+        return b""
+    with open(fd, "rb") as fh:
+        return fh.read(size)
+
+
+def template_header(root, items, pack_name: str, mous: str = "") -> tuple[bytes, list[str]]:
+    """A Cycle-3-style README header (docs/domain.md §7.2) with what qa2 can read: the project
+    code (PACKPATH's name, else the PPR's), its cycle, the SB name (PPR), the MOUS (``mous``
+    from --ous-uids, else the PPR, else a measurement set's ASDM_EXECBLOCK), the number of EBs
+    (PPR, else the EB names of ASDMs, MSs and calibration scripts), the CASA version (the
+    first lines of ``casa-*.log``, else the scripts' version checks) and the date of the
+    reduction's newest file (a clock date would make two runs differ). The rest reads
+    ``<fill in>``. Returns the header and the names of the fields left to fill in."""
+    import os
+    from datetime import datetime, timezone
+
+    from qa2core.model import UID, ItemType
+    from qa2core.ous import PROJECT_CODE
+
+    items = tuple(items)
+    ppr = next((_head(os.path.join(root, i.relpath), 4 << 20) for i in items
+                if i.type is ItemType.FILE and _PPR_NAMES.match(i.name)), b"")
+    project = pack_name if PROJECT_CODE.match(pack_name) else _tag(ppr, "ProposalCode")
+    ous = re.search(rb"<(?:\w+:)?OUSStatusRef\b[^>]*entityId=\"([^\"]+)\"", ppr)
+    mous = mous or (ous.group(1).decode() if ous else "") or _mous_from_data(root, items)
+    asdms = re.findall(rb"<(?:\w+:)?AsdmDiskName\b[^>]*>\s*([^<]*?)\s*<", ppr)
+    ebs = {a.decode(errors="replace") for a in asdms if a} or {
+        m.group(0) for i in items if _eb_evidence(i) for m in [UID.search(i.name)] if m}
+    logs = [i for i in items if i.type is ItemType.FILE and i.name.startswith("casa-")
+            and i.name.endswith(".log")]
+    scripts = [i for i in items if i.type is ItemType.FILE and "scriptFor" in i.name
+               and i.name.endswith(".py")]
+    versions = _versions(root, logs, _LOG_VERSION) or _versions(root, scripts, _SCRIPT_VERSION)
+    newest = max((i.mtime_ns for i in items), default=0)
+    date = datetime.fromtimestamp(newest / 1e9, tz=timezone.utc).strftime("%Y-%m-%d")
+    fields = [
+        ("Cycle", _cycle(project) if project else FILL), ("Project code", project or FILL),
+        ("SB name", _tag(ppr, "SBTitle") or FILL), ("PI name", FILL), ("Project title", FILL),
+        ("Configuration", FILL), ("Proposed rms", FILL), ("Proposed beam size", FILL),
+        ("CASA version used for reduction", ", ".join(versions) or FILL),
+        ("QA2 Result", FILL), ("Total Number of Member SBs in this OUS Group", FILL),
+        ("Member OUS", mous.replace("uid___", "uid://").replace("_", "/") if mous else FILL),
+        ("Number of execution blocks", str(len(ebs)) if ebs else FILL),
+        ("Date", f"{date} (the newest file of the reduction)"),
+    ]
+    text = "Atacama Large Millimeter/submillimeter Array (ALMA)\n#####\n"
+    text += "".join(f"{key}: {value}\n" for key, value in fields)
+    text += "Comments from Reducer:\n#####\n"
+    return text.encode(), [key for key, value in fields if value == FILL]
+
+
+def _versions(root, items, pattern: re.Pattern[bytes]) -> list[str]:
+    import os
+
+    versions: list[str] = []
+    for i in items:
+        found = pattern.search(_head(os.path.join(root, i.relpath), 16 << 10))
+        version = next(g for g in found.groups() if g).decode() if found else ""
+        if version and version not in versions:
+            versions.append(version)
+    return versions
+
+
+def _eb_evidence(item) -> bool:
+    from qa2core.model import ItemType
+
+    name = item.name
+    if item.type is ItemType.ASDM:
+        return True
+    if item.type is ItemType.TABLE:
+        return item.table_type == "Measurement Set"
+    return ".ms.scriptFor" in name and "Calibration" in name and name.endswith(".py")
+
+
+def _mous_from_data(root, items) -> str:
+    """The MOUS a measurement set's ASDM_EXECBLOCK names (casatools; "" without it)."""
+    from qa2core import facts
+    from qa2core.model import ItemType
+
+    sets = [i for i in items if i.type is ItemType.TABLE and i.table_type == "Measurement Set"]
+    for item in sets[:8]:
+        mous = facts.facts(root, item).mous
+        if mous:
+            return mous
+    return ""
+
+
+def unfilled(header: bytes) -> bool:
+    """The header still holds template fields to fill in."""
+    return FILL.encode() in header

@@ -130,9 +130,10 @@ def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list
         text = _head(pack / member / "README")
         if text is not None:
             code = readme.header_project_code(text)
-            if not readme.header_of(text).strip():
+            if not readme.header_of(text).strip() or readme.unfilled(readme.header_of(text)):
                 out.append(Finding(strict, "readme.header", f"{member}/README", "README has no "
-                                   "header (project code, SB, PI, CASA version: --readme)"))
+                                   "header, or its template's <fill in> fields (project code, "
+                                   "SB, PI, CASA version: --readme)"))
             elif code != pack.name:
                 out.append(Finding(strict, "readme.project_code", f"{member}/README",
                                    f"header says project code {code or '(none)'}, PACKPATH is "

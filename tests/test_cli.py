@@ -219,16 +219,3 @@ def test_installed_script_usage_error_has_no_traceback(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "move" in r.stderr
 
-
-def test_selftest_builds_packages_and_verifies_real_data(run_qa2, tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("casatools") is None:
-        pytest.skip("selftest needs casatools (make bootstrap)")
-    r = run_qa2("selftest", "--workdir", tmp_path / "demo")
-    assert r.exit_code == 0, r.stderr
-    assert "verify:           OK" in r.stdout
-    member = tmp_path / "demo/2015.1.00123.S/sg_ouss_id/group_ouss_id/member_ouss_id"
-    assert (member / "product/calibrated_final_cont.mask.tgz").stat().st_size > 0
-    r = run_qa2("selftest", "--workdir", tmp_path / "demo")  # re-runnable in place
-    assert r.exit_code == 0, r.stderr

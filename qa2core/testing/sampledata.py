@@ -1245,3 +1245,256 @@ def build_manual_layouts(base: Path, *, project: str = DEFAULT_PROJECT,
     for layout, sample in samples.items():
         add_qa2_material(sample.root, sample.ebs, layout)
     return samples
+
+
+# --------------------------------------------------------------------------- manual Total Power
+#
+# A manual single-dish reduction as the QA2 script generator (CASA 4.7, SDscience) leaves it:
+# per-EB ``Calibration_X*/`` folders with real MSs, caltables and the EB's
+# ``<EB>.ms.scriptForSDCalibration.py``, ``Imaging/`` with the imaging script, a real CASA image
+# and its FITS exports, ``jyperk.csv``, a ``qa2/`` folder, and the reducer's copy of
+# ``scriptForPI.py`` (packaged when no --piscript is given, as the original page's TP call does).
+
+TP_MANUAL_PROJECT = "2016.1.00234.S"
+TP_MANUAL_EBS = ("uid___A002_Xc4f3ae_X57a5", "uid___A002_Xc4f3ae_X5c31")
+TP_MANUAL_CASA_VERSION = "4.7.2"
+# Jy/K factors per EB, antenna and spw (XX/YY averaged), as the reducer measured them.
+TP_JYPERK = {
+    TP_MANUAL_EBS[0]: {"PM01": {17: 43.2, 19: 43.9}, "PM03": {17: 44.1, 19: 44.6}},
+    TP_MANUAL_EBS[1]: {"PM01": {17: 42.8, 19: 43.5}, "PM03": {17: 43.7, 19: 44.0}},
+}
+_SD_STEPS = (
+    "Import of the ASDM", "listobs", "A priori flagging", "Generation of the Tsys cal table",
+    "Generation of the Sky cal table", "Do initial flagging", "Calibration of the data into Kelvins",
+    "Subtracting the baseline", "Split and concatenation",
+    "Convert the Science Target Units from Kelvin to Jansky",
+)
+
+
+def _sd_step(n: int, body: str) -> str:
+    return (f"# {_SD_STEPS[n]}\nmystep = {n}\nif(mystep in thesteps):\n"
+            "  casalog.post('Step '+str(mystep)+' '+step_title[mystep],'INFO')\n"
+            "  print 'Step ', mystep, step_title[mystep]\n\n" + body + "\n")
+
+
+def sd_calibration_script(eb: str) -> str:
+    """``<EB>.ms.scriptForSDCalibration.py`` as the QA2 generator writes it (CASA 4.7, SDscience):
+    the Jy/K factors close the script."""
+    ms = f"{eb}.ms"
+    version = TP_MANUAL_CASA_VERSION
+    titles = ",\n              ".join(f"{i}: {t!r}" for i, t in enumerate(_SD_STEPS))
+    head = (
+        "# ALMA Data Reduction Script\n\n# Calibration\n\nthesteps = []\n"
+        f"step_title = {{{titles}}}\n\n"
+        "try:\n  print 'List of steps to be executed ...', mysteps\n  thesteps = mysteps\n"
+        "except:\n  print 'global variable mysteps not set.'\n"
+        "if (thesteps==[]):\n  thesteps = range(0,len(step_title))\n"
+        "  print 'Executing all steps: ', thesteps\n\n"
+        "import os\nimport re\n\n"
+        f"if re.search('^{version}', casadef.casa_version) == None:\n"
+        " sys.exit('ERROR: PLEASE USE THE SAME VERSION OF CASA THAT YOU USED FOR GENERATING "
+        f"THE SCRIPT: {version}')\n\n"
+        "# OBSERVE_TARGET#ON_SOURCE: M100\n# OBSERVE_TARGET#OFF_SOURCE: M100\n\n"
+    )
+    factors = TP_JYPERK[eb]
+    jyperk = ",\n  ".join(
+        f"'{ant}': {{" + ", ".join(f"{spw}: {{'mean': {v}, 'n': 2}}" for spw, v in spws.items()) + "}"
+        for ant, spws in factors.items())
+    steps = [
+        _sd_step(0, f"  if os.path.exists('{ms}') == False:\n"
+                    f"    importasdm('{eb}', asis='Antenna Station Receiver Source CalAtmosphere "
+                    "CalWVR', bdfflags=True, lazy=False, process_caldevice=False)\n"),
+        _sd_step(1, f"  listobs(vis = '{ms}', listfile = '{ms}.listobs')\n"),
+        _sd_step(2, f"  flagdata(vis = '{ms}', mode = 'manual', autocorr = False, "
+                    "intent = '*POINTING*,*FOCUS*,*ATMOSPHERE*,*SIDEBAND_RATIO*', "
+                    "flagbackup = False)\n"),
+        _sd_step(3, f"  gencal(vis = '{ms}', caltable = '{ms}.tsys', caltype = 'tsys')\n"),
+        _sd_step(4, f"  sdcal(infile = '{ms}', outfile = '{ms}.sky', calmode = 'otfraster')\n"),
+        _sd_step(5, f"  flagdata(vis = '{ms}', mode = 'manual', spw = '17:0~119;3960~4079')\n"),
+        _sd_step(6, f"  sdcal(infile = '{ms}', calmode = 'apply', spw = '17,19', "
+                    f"applytable = ['{ms}.tsys', '{ms}.sky'], spwmap = {{'9':[17], '11':[19]}}, "
+                    f"interp = 'linear,cspline', outfile = '{ms}.sky.cal')\n"),
+        _sd_step(7, f"  sdbaseline(infile = '{ms}.sky.cal', datacolumn = 'corrected', "
+                    "spw = '17,19', maskmode = 'auto', thresh = 5.0, avg_limit = 8, "
+                    f"blfunc = 'poly', order = 1, outfile = '{ms}.cal.bl')\n"),
+        _sd_step(8, f"  os.system('rm -Rf {ms}.cal')\n  os.system('cp -Rf {ms}.cal.bl {ms}.cal')\n"),
+        _sd_step(9, f"  jyperk = \\\n{{ {jyperk}}}\n\n"
+                    f"  os.system('rm -Rf {ms}.cal.jy')\n  os.system('cp -Rf {ms}.cal {ms}.cal.jy')\n"
+                    "  for ant in jyperk.keys():\n    for spw in jyperk[ant].keys():\n"
+                    f"      scaleAutocorr(vis='{ms}.cal.jy', scale=jyperk[ant][spw]['mean'], "
+                    "antenna=ant, spw=spw)\n"),
+    ]
+    lines = [f"# Jy/K factors: spw{spw} XX {v} YY {v} ({ant})"
+             for ant, spws in factors.items() for spw, v in spws.items()]
+    return head + "\n".join(steps) + "\n" + "\n".join(lines) + "\n"
+
+
+def sd_imaging_script(ebs: tuple[str, ...]) -> str:
+    """``scriptForSDimaging.py``: sdimaging of the Jy-scaled MSs, then the FITS exports."""
+    mss = ", ".join(f"'../{calibration_dir_name(eb)}/{eb}.ms.cal.jy'" for eb in ebs)
+    return (
+        "# ALMA Data Reduction Script\n\n# Imaging\n\n"
+        f"msNames = [{mss}]\n\n"
+        "sdimaging(infiles = msNames, field = 'M100', spw = '17', nchan = 70, mode = 'velocity', "
+        "start = '1400km/s', width = '5km/s', veltype = 'radio', outframe = 'lsrk', "
+        "restfreq = '115.271204GHz', gridfunction = 'SF', convsupport = 6, stokes = 'I', "
+        "phasecenter = 'J2000 12h22m54.9 +15d49m15', ephemsrcname = '', imsize = [24, 24], "
+        "cell = '9.0arcsec', overwrite = True, outfile = 'M100_TP_spw17.image')\n\n"
+        "exportfits(imagename = 'M100_TP_spw17.image', fitsimage = 'M100_TP_spw17.image.fits')\n"
+        "imsmooth(imagename = 'M100_TP_spw17.image', outfile = 'M100_TP_spw17.sd.im')\n"
+        "exportfits(imagename = 'M100_TP_spw17.sd.im', fitsimage = 'M100_TP_spw17.sd.im.fits')\n"
+    )
+
+
+def sd_casa_log(start: str, tasks: list[tuple[str, str]]) -> str:
+    """CASA 4.7 logger lines of a TP reduction for the given (task, detail) pairs."""
+    lines = [f"{start}:00\tINFO\t::casa\tCASA Version {TP_MANUAL_CASA_VERSION}-REL (r39732)"]
+    for task, detail in tasks:
+        lines += [f"{start}:07\tINFO\t{task}::::casa\t##### Begin Task: {task:<21}#####",
+                  f"{start}:07\tINFO\t{task}::::casa\t{task}({detail})",
+                  f"{start}:09\tINFO\t{task}::::casa\t##### End Task: {task:<23}#####"]
+    return "\n".join(lines) + "\n"
+
+
+def jyperk_csv(ebs: tuple[str, ...]) -> str:
+    """The reducer's ``jyperk.csv``: one row per EB, antenna, spw and polarization."""
+    rows = ["MS,Antenna,Spwid,Polarization,Factor"]
+    for eb in ebs:
+        for ant, spws in TP_JYPERK[eb].items():
+            rows += [f"{eb}.ms,{ant},{spw},{pol},{v}" for spw, v in spws.items()
+                     for pol in ("XX", "YY")]
+    return "\n".join(rows) + "\n"
+
+
+TP_PISCRIPT_TEXT = "# $Id: scriptForPI.py,v 2.5 2023/10/03 dpetry Exp $\nprint('PI')\n"
+
+
+def build_tp_reduction(root: Path, ebs: tuple[str, ...] = TP_MANUAL_EBS, *,
+                       project: str = TP_MANUAL_PROJECT) -> Sample:
+    """A manual TP reduction as a reducer leaves it: per-EB calibration dirs, imaging dir, and
+    the reducer's own ``scriptForPI.py`` at the top (a copy of the master one).
+
+    ``root`` must not exist. The README header (naming ``project``) and the master
+    ``master/scriptForPI.py`` are written next to it (``root.parent``), where the packager
+    expects them as inputs."""
+    root = Path(root).absolute()
+    root.mkdir(parents=True)
+    for i, eb in enumerate(ebs):
+        cal = root / calibration_dir_name(eb)
+        cal.mkdir()
+        (cal / f"{eb}.ms.scriptForSDCalibration.py").write_text(sd_calibration_script(eb))
+        ms = make_ms(cal / f"{eb}.ms")
+        make_caltable(cal / f"{eb}.ms.tsys", ms, "B")
+        make_caltable(cal / f"{eb}.ms.sky", ms, "G")
+        make_ms(cal / f"{eb}.ms.cal.jy")
+        write_asdm(cal / f"{eb}.asdm.sdm", eb)
+        (cal / f"casa-20170612-1{i}1502.log").write_text(sd_casa_log(f"2017-06-12 1{i}:15", [
+            ("importasdm", f'asdm="{eb}",vis="{eb}.ms"'),
+            ("gencal", f'vis="{eb}.ms",caltable="{eb}.ms.tsys",caltype="tsys"'),
+            ("sdcal", f'infile="{eb}.ms",outfile="{eb}.ms.sky",calmode="otfraster"'),
+            ("sdbaseline", f'infile="{eb}.ms.sky.cal",blfunc="poly",order=1'),
+        ]))
+        (cal / "sdcal.last").write_text(f'taskname = "sdcal"\ninfile = "{eb}.ms"\n#sdcal()\n')
+    img = root / "Imaging"
+    img.mkdir()
+    (img / "scriptForSDimaging.py").write_text(sd_imaging_script(ebs))
+    image = make_image(img / "M100_TP_spw17.image")
+    export_fits(image, img / "M100_TP_spw17.image.fits")
+    write_tp_image_fits(img / "M100_TP_spw17.sd.im.fits", obj="M100")
+    (img / "casa-20170613-091000.log").write_text(sd_casa_log("2017-06-13 09:10", [
+        ("sdimaging", "infiles=[...],outfile=\"M100_TP_spw17.image\""),
+        ("exportfits", 'imagename="M100_TP_spw17.image"'),
+    ]))
+    (root / "jyperk.csv").write_text(jyperk_csv(ebs))
+    qa2 = root / "qa2"
+    qa2.mkdir()
+    for i, eb in enumerate(ebs):
+        write_plot_png(qa2 / f"{eb}.ms.tsys.spw17.png", seed=i)
+    (qa2 / "textfile.txt").write_text("QA2 report, Total Power\nTarget: M100\n"
+                                      "Median Tsys (K): spw17 131.2  spw19 128.7\n")
+    (root / "scriptForPI.py").write_text(TP_PISCRIPT_TEXT)
+
+    readme = root.parent / "README.header.txt"
+    readme.write_text(
+        "Atacama Large Millimeter/submillimeter Array (ALMA)\n#####\nCycle: 4\n"
+        f"Project code: {project}\nSB name: M100_a_06_TP\nPI name: A. Reducer\n"
+        f"CASA version used for reduction: {TP_MANUAL_CASA_VERSION}\nQA2 Result: PASS\n"
+        "Comments from Reducer: Total Power data\n#####\n")
+    piscript = root.parent / "master" / "scriptForPI.py"
+    piscript.parent.mkdir(exist_ok=True)
+    piscript.write_text(TP_PISCRIPT_TEXT)
+    return Sample(root, readme, piscript, tuple(ebs), project)
+
+
+# --------------------------------------------------------------------------- Case 2 analysis tree
+#
+# The original page's "Case 2": a staged tree (what ``qa2 stage`` makes of a 2014 calibration-only
+# hifa_cal run, Cycle-1 A002 OUS UIDs) arrived at an ARC; the analyst ran scriptForPI (raw/ beside
+# the member, calibrated/ with the restored MS and the pipeline restore's leftovers) and imaged by
+# hand in calibrated/ (FITS exports, CASA images, scriptForImaging.py). Real MS and CASA images
+# (casatools), real FITS (astropy), real gzip tars.
+
+ANALYSIS_PROJECT = "2012.1.00688.S"
+ANALYSIS_OUS = ("uid___A002_X5ce05d_X18b", "uid___A002_X5ce05d_X18c", "uid___A002_X5ce05d_X18d")
+ANALYSIS_EBS = ("uid___A002_X83b3ce_X4d2",)
+
+
+def analysis_readme_header_text(project: str = ANALYSIS_PROJECT) -> str:
+    """The README header the analyst writes for the Case 2 delivery."""
+    return (
+        "Atacama Large Millimeter/submillimeter Array (ALMA)\n#####\nCycle: 2\n"
+        f"Project code: {project}\nSB name: IRAS_16293_b7\nPI name: A. Reducer\n"
+        "CASA version used for reduction: 4.2.2\nQA2 Result: PASS\n"
+        "Comments from Reducer: pipeline calibration, manual imaging\n#####\n")
+
+
+def build_analysis_tree(base: Path) -> Path:
+    """``<base>/<proj>/sg_ouss_id/group_ouss_id/member_ouss_id/``: the staged Cycle-2 member plus
+    the analyst's ``raw/`` and ``calibrated/`` (Case 2 of the original packager page). Returns
+    ``<base>/<proj>``; package it with a pipeline style (cycle2-pipe1 …) and a PI script."""
+    root = Path(base).absolute() / ANALYSIS_PROJECT
+    if root.exists():
+        raise FileExistsError(root)
+    m, eb = ANALYSIS_OUS[2], ANALYSIS_EBS[0]
+    member = root / STAGED_MEMBER
+    _write_files(member, {
+        "README": "Cycle: 2\nProject code: 2012.1.00688.S\n",
+        "calibration/flux.csv": "ms,field,spw,I\n",
+        f"calibration/{m}.session_1.caltables.tar.gz": pipeline_caltables_tgz(ANALYSIS_EBS),
+        f"calibration/{eb}.ms.calapply.txt": pipeline_calapply(eb),
+        f"calibration/{eb}.ms.flagversions.tar.gz": pipeline_flagversions_tgz(eb),
+        f"calibration/{eb}_flagtemplate.txt": "mode='manual'\n",
+        "log/casapy-20140612-205108.log": pipeline_casa_log("20140612"),
+        f"log/{m}.casa_commands.log": f"hifa_importdata(vis=['{eb}'])\n",
+        f"qa/{m}.weblog.tar.gz": pipeline_weblog_tgz("20140612T205108"),
+        "script/PPR_uid___A002_X5ce05d_X18e.xml": pipeline_ppr_xml(
+            proposal=ANALYSIS_PROJECT, ous=m, sb_status="uid___A002_X5ce05d_X18e",
+            ebs=ANALYSIS_EBS, recipe="procedure_hifa_cal.xml", sb_title="IRAS_16293_b7"),
+        "script/casa_piperestorescript.py": "h_init()\nhifa_restoredata()\n",
+        "script/casa_pipescript.py": "h_init()\n",
+        "script/scriptForPI.py": pi_script_text(),
+    })
+    write_pipeline_fits(member / "product" / f"{m}.J1625-2527_ph.spw0.mfs.I.pbcor.fits")
+    cal = member / "calibrated"
+    for eb in ANALYSIS_EBS:
+        write_asdm(member / "raw" / f"{eb}.asdm.sdm", eb)
+        (cal / "rawdata").mkdir(parents=True, exist_ok=True)
+        (cal / "rawdata" / eb).symlink_to(f"../../raw/{eb}.asdm.sdm")
+        make_ms(cal / f"{eb}.ms.split.cal")
+    (cal / "products").symlink_to("../calibration")
+    _write_files(cal, {
+        "working/casa_pipescript.py": "h_init()\nhifa_restoredata()\n",
+        "working/casa_commands.log": "hifa_restoredata()\n",
+        "working/casa-20171205-101010.log": pipeline_casa_log("20171205"),
+        "working/pipeline-20171205T101010/html/index.html": "<html>restore</html>\n",
+        "scriptForImaging.py": "tclean(vis='calibrated_final.ms', imagename='IRAS16293_cont')\n",
+        "casa-20171206-090000.log": pipeline_casa_log("20171206"),
+        "tclean.last": "vis = 'calibrated_final.ms'\n",
+    })
+    for name in ("IRAS16293_cont.image.pbcor.fits", "IRAS16293_cont.flux.fits",
+                 "IRAS16293_line.image.pbcor.fits", "IRAS16293_line.pb.fits"):
+        write_pipeline_fits(cal / name)
+    make_image(cal / "IRAS16293_cont.image")
+    make_pb_image(cal / "IRAS16293_cont.flux")  # has its FITS twin: not shipped
+    make_mask_image(cal / "IRAS16293_cont.mask")  # no FITS twin: shipped as .mask.tgz
+    return root

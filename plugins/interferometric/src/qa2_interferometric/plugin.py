@@ -17,9 +17,11 @@ from qa2core import (
     Level,
     PackageView,
     Placement,
+    export,
     hookimpl,
     layouts,
 )
+from qa2core.facts import ebs_without_data
 from qa2core.rules import eb_of, manual_style, missing_pb_partners, narrowed, unscripted_input_ebs
 
 
@@ -59,14 +61,17 @@ def qa2_detect(delivery: Delivery) -> Claim | None:
 
 @hookimpl
 def qa2_collect(delivery: Delivery, context: Context | None) -> Collection:
-    """Every item's kind; a pipeline style (ERROR) and an EB of the input without its
-    calibration script (WARN) are findings."""
+    """Every item's kind; a pipeline style (ERROR), an EB of the input without its calibration
+    script, a script whose EB has no ASDM or MS in the input, and a product CASA image qa2
+    cannot export without casatools (WARN) are findings."""
     if context is None:  # called without detect (a tool, a test)
         context = Context(tuple(_survey(delivery)["calibration"]))
     collected = layouts.collect(delivery, rules.RULES)
     findings = manual_style(delivery.style) + unscripted_input_ebs(
         delivery.items, context.scripted_ebs, "{eb}.ms.scriptForCalibration.py",
         "script.calibration_per_eb")
+    findings += ebs_without_data(delivery.root, delivery.items, context.calibration_scripts)
+    findings += export.warnings(delivery, collected)
     return Collection(tuple(collected), tuple(findings))
 
 

@@ -109,6 +109,11 @@ def _read_ppr(view: PackageView, pprs: list[str], context: PipelineInput | None,
     if bad:
         findings.append(_f(Level.ERROR, "script.ppr_asdms", pprs[0], "AsdmDiskName not a "
                            f"sanitized EB UID (uid___A002_X…_X…): {', '.join(bad)}"))
+    if request.unliteral_asdms:
+        findings.append(_f(Level.WARN, "script.ppr_asdm_tag", pprs[0], f"{request.unliteral_asdms}"
+                           " <AsdmDiskName> element(s) not written as the literal <AsdmDiskName> "
+                           "(e.g. <AsdmDiskName xmlns=\"\">): scriptForPI matches the literal tag "
+                           "and finds no EBs when the PI runs it"))
     if not request.ous:
         findings.append(_f(Level.WARN, "script.ppr_ous", pprs[0],
                            "PPR has no OUSStatusRef entityId: the MOUS cannot be read from it"))

@@ -28,6 +28,9 @@ class Ppr:
     recipe: str  # e.g. hifa_calimage, hsd_calimage ("" when unknown)
     asdms: tuple[str, ...]  # AsdmDiskName values, in document order
     commands: tuple[str, ...]
+    # <AsdmDiskName> elements not written literally so (xmlns="" or another attribute, a
+    # prefix): every scriptForPI version matches the literal tag, and misses them
+    unliteral_asdms: int = 0
 
     @property
     def single_dish(self) -> bool:
@@ -85,7 +88,8 @@ def parse(data: bytes) -> Ppr:
             asdms.append(text)
         elif name == "Command" and text:
             commands.append(text)
-    return Ppr(ous, proposal, recipe, tuple(asdms), tuple(commands))
+    literal = data.count(b"<AsdmDiskName>")
+    return Ppr(ous, proposal, recipe, tuple(asdms), tuple(commands), max(0, len(asdms) - literal))
 
 
 def read_stream(fh: BinaryIO) -> Ppr:

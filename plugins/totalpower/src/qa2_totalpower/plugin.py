@@ -18,9 +18,11 @@ from qa2core import (
     PackageView,
     Placement,
     Purpose,
+    export,
     hookimpl,
     layouts,
 )
+from qa2core.facts import ebs_without_data
 from qa2core.rules import eb_of, fnmatch_regex, manual_style, narrowed, unscripted_input_ebs
 
 
@@ -66,8 +68,9 @@ def qa2_detect(delivery: Delivery) -> Claim | None:
 
 @hookimpl
 def qa2_collect(delivery: Delivery, context: Context | None) -> Collection:
-    """Every item's kind; a pipeline style (ERROR) and an EB of the input without its SD
-    calibration script (WARN) are findings."""
+    """Every item's kind; a pipeline style (ERROR), an EB of the input without its SD
+    calibration script, a script whose EB has no ASDM or MS in the input, and a product CASA
+    image qa2 cannot export without casatools (WARN) are findings."""
     if context is None:  # called without detect (a tool, a test)
         found = _survey(delivery)
         context = Context(tuple(found["sd"]), tuple(found["runnable"]))
@@ -78,6 +81,8 @@ def qa2_collect(delivery: Delivery, context: Context | None) -> Collection:
     findings = manual_style(delivery.style) + _mixed_input(delivery, context) + unscripted_input_ebs(
         delivery.items, context.scripted_ebs, "{eb}.ms.scriptForSDCalibration.py",
         "script.sd_calibration_per_eb")
+    findings += ebs_without_data(delivery.root, delivery.items, context.runnable_calibration)
+    findings += export.warnings(delivery, items)
     return Collection(items, tuple(findings))
 
 
