@@ -71,7 +71,8 @@ EXAMPLES = {
     ),
     "stage": (
         "qa2 stage 2013.1.00911.S_2015_08_07T16_10_05.732 2013.1.00911.S --piscript ~/qa2mirror/",
-        "qa2 stage 2013.1.00911.S_2015_08_07T16_10_05.732 2013.1.00911.S --mode hard --dry-run",
+        "qa2 stage 2013.1.00911.S_2015_08_07T16_10_05.732 2013.1.00911.S --piscript ~/qa2mirror/ "
+        "--mode hard --dry-run",
     ),
     "verify": (
         "qa2 verify 2015.1.00229.S",
