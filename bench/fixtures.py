@@ -9,6 +9,9 @@ Two cases, each a manual reduction from :func:`qa2core.testing.sampledata.build_
   image without its PB would draw a ``product.pb_partner`` warning).
 * ``small``: many small files in a QA report directory ``Imaging/NGC5921.qa2/`` (shipped to
   ``qa/`` file by file), like a weblog or a plot directory.
+* ``fake200k``: a manual SB of 10 EBs (each ``Calibration_X*`` with its
+  ``<EB>.ms.scriptForCalibration.py``) whose per-EB ``<EB>.qa2/`` folders hold ~20,000 small
+  plots each: ~200,000 files, for ``--mode fake`` (names and inodes only).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from qa2core import fileops
 from qa2core.testing import sampledata
 
 MB = 1_000_000
@@ -40,6 +42,7 @@ class Case:
     pbs: tuple[Path, ...] = ()  # the PB FITS files the compression benchmarks use
     pb_bytes: int = 0
     note: str = ""
+    cold: bool = True  # evict the files from the page cache before each run (they are read)
 
     @property
     def root(self) -> Path:
@@ -50,10 +53,21 @@ class Case:
         return len(self.files)
 
 
-def _scan(sample: sampledata.Sample, name: str, pbs: tuple[Path, ...], note: str) -> Case:
-    files = tuple(fileops.iter_files(sample.root))
+def iter_files(top: Path) -> list[Path]:
+    """Every regular file below ``top`` (as ``cp`` and ``find -type f`` see them), sorted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        out += [Path(dirpath, name) for name in sorted(filenames)]
+    return out
+
+
+def _scan(sample: sampledata.Sample, name: str, pbs: tuple[Path, ...], note: str,
+          cold: bool = True) -> Case:
+    files = tuple(iter_files(sample.root))
     pb_bytes = sum(pb.stat().st_size for pb in pbs)
-    return Case(name, sample, files, sum(f.stat().st_size for f in files), pbs, pb_bytes, note)
+    return Case(name, sample, files, sum(f.stat().st_size for f in files), pbs, pb_bytes, note,
+                cold)
 
 
 def _channels(nbytes: float) -> int:
@@ -88,7 +102,7 @@ def build_large(base: Path, size_gb: float, pb_mb: float, big_files: int) -> Cas
     pbs = tuple(sampledata.write_pb_fits(imaging / f"big_{n}.pb.fits", pb_shape)
                 for n in range(1, big_files + 1))
     seed = sampledata.write_pbcor_fits(base / "seed.pbcor.fits", (1, SEED_CHANNELS, *PLANE))
-    have = sum(f.stat().st_size for f in fileops.iter_files(sample.root))
+    have = sum(f.stat().st_size for f in iter_files(sample.root))
     per_file = max(0.0, size_gb * 1e9 - have) / big_files
     for n in range(1, big_files + 1):
         _write_big_cube(imaging / f"big_{n}.image.pbcor.fits", seed, _channels(per_file))
@@ -109,6 +123,28 @@ def build_small(base: Path, nfiles: int, kib: int, per_dir: int = 200) -> Case:
         (sub / f"plot_{i:05d}.png").write_bytes(os.urandom(kib * 1024))
     note = f"{nfiles:,} × {kib} KiB files in a QA directory + the sample reduction"
     return _scan(sample, "small", (), note)
+
+
+def eb_uids(n: int) -> tuple[str, ...]:
+    """``n`` distinct EB uids (distinct ``Calibration_X*`` names too)."""
+    return tuple(f"uid___A002_Xb8e115_X{0x1e3b + 0x111 * i:x}" for i in range(n))
+
+
+def build_many(base: Path, nfiles: int, ebs: int, kib: int) -> Case:
+    """A manual SB of ``ebs`` EBs with ``nfiles`` random ``kib`` KiB plots spread over the EBs'
+    ``Calibration_X*/<EB>.qa2/`` folders (flat, as plot directories are)."""
+    uids = eb_uids(ebs)
+    sample = sampledata.build_manual_reduction(base / "fake200k" / "reduction", ebs=uids)
+    blob = os.urandom(kib * 1024 + 4096)
+    for n, eb in enumerate(uids):
+        qa_dir = sample.root / sampledata.calibration_dir_name(eb) / f"{eb}.qa2"
+        qa_dir.mkdir()
+        for i in range(n * nfiles // ebs, (n + 1) * nfiles // ebs):
+            with open(qa_dir / f"{eb}.plot_{i:06d}.png", "xb") as fh:
+                fh.write(blob[i % 4096:i % 4096 + kib * 1024])
+    note = (f"{ebs} EBs, {nfiles:,} × {kib} KiB plots in their `<EB>.qa2/` folders "
+            "+ the sample reduction")
+    return _scan(sample, "fake200k", (), note, cold=False)
 
 
 def evict(files: tuple[Path, ...]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import subprocess
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ class Result:
     cmd_s: list[float] = field(default_factory=list)  # the operation itself
     sync_s: list[float] = field(default_factory=list)  # the sync right after it
     out_bytes: int | None = None  # compressed size, for compression runs
+    rss_mb: list[float] = field(default_factory=list)  # peak RSS of the measured process, per run
     errors: list[str] = field(default_factory=list)  # one line per failed run
     command: str = ""  # the failing command line, for the report
 
@@ -131,10 +133,25 @@ def timings_table(results: Sequence[Result]) -> str:
         if r.errors:
             notes.append(f"{len(r.errors)} run(s) failed, median of {len(r.cmd_s)}")
         extra = "; ".join(notes)
+        rss = f"{max(r.rss_mb):,.0f}" if r.rss_mb else "—"
         rows.append([r.case, r.label, f"{r.median:.2f}", r.spread, f"{r.median_synced:.2f}",
-                     mbps(r.nbytes, r.median), per_file, extra])
+                     mbps(r.nbytes, r.median), per_file, rss, extra])
     return table(["case", "operation", "median s", "min–max s", "s incl. sync", "MB/s",
-                  "µs/file", "notes"], rows, right_from=2)
+                  "µs/file", "peak RSS MiB", "notes"], rows, right_from=2)
+
+
+def previous_medians(path: Path) -> tuple[str, dict[tuple[str, str], float]]:
+    """(when and load, {(case, operation label): median s}) from the Timings table of an
+    earlier report."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return "", {}
+    when = re.search(r"^Run (.+? UTC)", text, re.M)
+    load = re.search(r"^Load average \(1/5/15 min\) at start ([\d.]+)", text, re.M)
+    rows = re.findall(r"^\| (\w+) \| ([^|]+?) \| ([\d.]+) \| [\d.]+–[\d.]+ \|", text, re.M)
+    label = (when.group(1) if when else "?") + (f", load {load.group(1)}" if load else "")
+    return label, {(c, label): float(s) for c, label, s in rows}
 
 
 def ratio_rows(ratios: Sequence[Ratio], by_key: dict[tuple[str, str], Result]) -> list[list[str]]:
