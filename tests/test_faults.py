@@ -74,6 +74,10 @@ def _strace_problem() -> str | None:
 
 STRACE_PROBLEM = _strace_problem()
 needs_strace = pytest.mark.skipif(STRACE_PROBLEM is not None, reason=STRACE_PROBLEM or "")
+# A strace barrier was seen missed once, on the first run of a fresh clone under heavy load
+# (the run completed before strace stopped it): such a run proves nothing either way, so it is
+# run again; any other failure fails at once.
+pytestmark = pytest.mark.flaky(reruns=2, only_rerun=["before the barrier"])
 
 
 # ---------------------------------------------------------------------------- running qa2
