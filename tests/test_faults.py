@@ -139,6 +139,10 @@ def kill_at(syscalls: str, when: int) -> list[str]:
 # The qa2 command's own entry point, held (SIGSTOP) once Python and the plugins are loaded.
 LAUNCHER = """
 import os, signal, sys
+# A blocked or ignored SIGTSTP is inherited across exec (pytest's process may have it so once a
+# library such as casatools has run in it): the barriers need the default, unblocked.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTSTP, signal.SIGCONT})
+signal.signal(signal.SIGTSTP, signal.SIG_DFL)
 from qa2core import archive, build, cli, engine, verify
 from qa2core.manager import get_plugin_manager
 get_plugin_manager()
