@@ -11,7 +11,7 @@ PLUGINS := plugins/interferometric plugins/totalpower plugins/pipeline
 export CASASITECONFIG := $(CURDIR)/$(VENV)/casasiteconfig.py
 DEMO_DIR ?= $(CURDIR)/demo-output
 
-.PHONY: bootstrap demo test lint bench clean
+.PHONY: bootstrap demo test lint bench mutate clean
 
 bootstrap: $(STAMP)
 
@@ -44,6 +44,53 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --out docs/benchmarks.md
+
+# Mutation testing (docs/reliability.md, "Mutation testing"): mutmut 3 over the integrity modules
+# and the batch ledger/jobs ([tool.mutmut] in pyproject.toml) against the fast tests, 2 children,
+# from scratch on the current tree. PYTHONPATH makes any qa2 subprocess a test starts import the
+# mutated copy in ./mutants too. The counts go to docs/mutation-results.md.
+mutate: $(STAMP)
+	rm -rf mutants && mkdir mutants  # before PYTHONPATH names it: a missing entry is never looked at again
+	start=$$(date +%s); \
+	PYTHONPATH=$(CURDIR)/mutants $(BIN)/mutmut run --max-children 2 > mutants.log 2>&1 \
+	  || { tail -40 mutants.log; exit 1; }; \
+	$(BIN)/python -c "$$MUTATE_SUMMARY" $$(( $$(date +%s) - start )) > docs/mutation-results.md
+	cat docs/mutation-results.md
+
+define MUTATE_SUMMARY
+import collections, datetime, json, pathlib, subprocess, sys
+from mutmut.stats import status_by_exit_code
+rows, names = {}, collections.defaultdict(list)
+for meta in sorted(pathlib.Path("mutants").glob("qa2core/**/*.py.meta")):
+    module = str(meta.relative_to("mutants"))[: -len(".meta")]
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    c = collections.Counter(status_by_exit_code[v] for v in codes.values())
+    rows[module] = c
+    for name, v in codes.items():
+        if status_by_exit_code[v] not in ("killed", "timeout"):
+            names[status_by_exit_code[v]].append(name)
+def line(module, c):
+    total = sum(c.values()); tested = total - c["no tests"] - c["skipped"]
+    k = c["killed"] + c["timeout"]
+    rate = f"{100 * k / tested:.1f} %" if tested else "-"
+    return (f"| {module} | {total} | {c['killed']} | {c['timeout']} | {c['survived']} | "
+            f"{c['no tests']} | {c['suspicious'] + c['segfault'] + c['not checked']} | {rate} |")
+commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+minutes = int(sys.argv[1]) / 60
+print("# Mutation testing results (`make mutate`)\n")
+print(f"Written by `make mutate` on {datetime.date.today()} (tree {commit}), {minutes:.0f} min wall on "
+      "2 children. Kill rate = (killed + timeout) / (all - no tests - skipped). "
+      "Survivors are triaged in docs/reliability.md, \"Mutation testing\".\n")
+print("| module | mutants | killed | timeout | survived | no tests | other | kill rate |")
+print("|---|---|---|---|---|---|---|---|")
+for module, c in rows.items():
+    print(line(module, c))
+print(line("**all**", sum(rows.values(), collections.Counter())))
+for status in sorted(names):
+    print(f"\n## {status} ({len(names[status])})\n")
+    print("\n".join(f"- `{n}`" for n in sorted(names[status])))
+endef
+export MUTATE_SUMMARY
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -78,7 +78,9 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
     uids = ous.parse_uids(ous_uids) if ous_uids else None
     with PackLock(pack, "tar"):
         note = recover(pack)  # a run killed mid-swap: finish or undo it, as the next run would
-        checked = verify(pack, level="full", plugins=plugins)
+        # Every byte is hashed once, as the tar is written, against the manifest (_write_tar):
+        # verify checks the rest (listing, names, content rules) without a hashing pass.
+        checked = verify(pack, level="complete", plugins=plugins)
         problems = [f for f in checked.findings
                     if f.level is Level.ERROR or f.rule == "package.fake"]
         if problems:
@@ -113,7 +115,8 @@ def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path
     listed = manifest.read(pack)
     for number, (name, volume) in enumerate(zip(names, volumes, strict=True)):
         extra = _renamed_manifest(pack.name, listed, renames) if number == len(names) - 1 else None
-        _write_tar(out / name, pack, volume, dirs if number == 0 else [], renames, extra, report)
+        _write_tar(out / name, pack, volume, dirs if number == 0 else [], renames, extra, report,
+                   listed)
     return report
 
 
@@ -130,6 +133,12 @@ def _publish(tmp: Path, path: Path) -> None:
         if exc.errno not in fileops.LINK_FALLBACK_ERRNOS:
             raise
         os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _member_uid(members: list[str]) -> str | None:
@@ -151,8 +160,22 @@ def _portable(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+class _HashingReader:
+    """The stream tarfile copies from, hashed as it is read: what the tar holds is what was
+    compared with the manifest, in the same read."""
+
+    def __init__(self, fh) -> None:
+        self.fh = fh
+        self.sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.sha.update(data)
+        return data
+
+
 def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renames: dict[str, str],
-               manifest_bytes: bytes | None, report: TarReport) -> None:
+               manifest_bytes: bytes | None, report: TarReport, listed: dict[str, str]) -> None:
     import io
     import tempfile
 
@@ -174,19 +197,31 @@ def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renam
                     with os.fdopen(fileops.open_source(str(pack / rel), follow=False), "rb") as fh:
                         info = _portable(tar.gettarinfo(arcname=_arcname(proj, rel, renames),
                                                         fileobj=fh))
-                        tar.addfile(info, fh)
+                        reader = _HashingReader(fh)
+                        tar.addfile(info, reader)
+                        if reader.sha.hexdigest() != listed.get(rel):
+                            raise Qa2Error(f"{pack}: refused to archive: {rel}: sha256 "
+                                           "differs from the manifest, read as it was written "
+                                           "into the tar (changed or corrupted); no tar was "
+                                           "published [manifest.checksum]")
                 if manifest_bytes is not None:
                     info = _portable(tarfile.TarInfo(f"{proj}/{manifest.NAME}"))
                     info.size = len(manifest_bytes)
                     info.mtime = int((pack / manifest.NAME).stat().st_mtime)
                     tar.addfile(info, io.BytesIO(manifest_bytes))
         sha, md5 = out.sha.hexdigest(), out.md5.hexdigest()
+        os.chmod(tmp, 0o666 & ~_umask())  # as any file the user writes (mkstemp makes 0600)
+        with open(tmp, "rb") as fh:  # on disk before its name says it is whole
+            os.fsync(fh.fileno())
         _publish(tmp, path)
         made.append(path)
         for suffix, digest in ((".sha256", sha), (".md5sum", md5)):
             with open(path.with_name(path.name + suffix), "x") as fh:  # never over another's
                 made.append(path.with_name(path.name + suffix))
                 fh.write(f"{digest}  {path.name}\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        fileops.fsync_dir(str(path.parent))
     except BaseException as exc:
         for done in made:
             done.unlink(missing_ok=True)

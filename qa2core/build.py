@@ -16,10 +16,10 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from qa2core import journal, manifest, ous, paths, ticket
+from qa2core import content, fileops, journal, manifest, ous, paths, ticket
 from qa2core.errors import Qa2Error
 from qa2core.execute import EntryResult, Executor, Written
 from qa2core.lock import PackLock
@@ -51,6 +51,31 @@ class BuildResult:
     package_bytes: int
     ticket: str
     notes: tuple[str, ...]
+
+
+class AfterSwap(Exception):
+    """A fault after the new unit was renamed into place: the package is the new one, and only
+    its bookkeeping (manifest, journal, ticket) may be unfinished."""
+
+    def __init__(self, cause: BaseException, result: BuildResult) -> None:
+        super().__init__(str(cause))
+        self.cause, self.result = cause, result
+
+
+class PublishedWithFault(Qa2Error):
+    """The new package is in place, but the run met a fault after its swap. ``finished`` says
+    whether its manifest, journal and ticket were completed (by recovery) all the same."""
+
+    def __init__(self, pack: Path, cause: BaseException, finished: bool,
+                 result: BuildResult) -> None:
+        what = (f"{cause.filename}: {cause.strerror}" if isinstance(cause, OSError) and
+                cause.filename else str(cause) or type(cause).__name__)
+        self.pack, self.finished, self.what, self.result = pack, finished, what, result
+        state = ("its manifest, journal and ticket were completed" if finished else
+                 "its manifest, journal or ticket could not be completed: run qa2 package "
+                 "again (or qa2 tar) to complete them")
+        super().__init__(f"{pack}: the new package is in place; a fault after it was swapped "
+                         f"in ({what}): {state}")
 
 
 def recover(pack: Path) -> str | None:
@@ -114,7 +139,15 @@ def write_package(request: BuildRequest, say: Callable[[str], None],
             pack.mkdir(exist_ok=True)
             target = ous.target(pack, request.append, request.uids)
             _refuse_mixing(pack, target, request.mode)
+            _refuse_damaged(pack, target)
             return _build_and_swap(request, target, notes, say, meter)
+        except AfterSwap as exc:  # the package is the new one: say so, never "nothing kept"
+            try:
+                recover(pack)  # completes the bookkeeping from the swap marker, if still there
+                finished = not paths.partial_dir(pack).exists()
+            except OSError:
+                finished = False
+            raise PublishedWithFault(pack, exc.cause, finished, exc.result) from exc.cause
         except BaseException as exc:
             recover(pack)  # the previous package comes back if the swap had not finished
             if created and pack.is_dir() and not any(pack.iterdir()):
@@ -132,13 +165,28 @@ def _refuse_mixing(pack: Path, target: ous.Target, mode: Mode) -> None:
     others = [m for m in ous.members_of(pack) if not (m + "/").startswith(target.unit + "/")]
     if not others:
         return
-    recorded = journal.load(pack).run.get("mode", "")
-    real = (pack / manifest.NAME).exists() or recorded in (str(Mode.COPY), str(Mode.HARD))
+    # The bytes decide, not the manifest or the journal (either can be written by hand): a
+    # unit holding a rehearsal's empty placeholders is a rehearsal.
+    real = not any(content.is_rehearsal(str(pack / m)) for m in others)
     if real != mode.real:
         have = "real (copy or hard)" if real else "a rehearsal (fake or ticket)"
         raise Qa2Error(f"{pack}: holds {have} package ({others[0]}); a {mode} run cannot be "
                        "added to it. Rehearse into another PACKPATH, or repackage every unit "
                        "in one mode [append.mixed]")
+
+
+def _refuse_damaged(pack: Path, target: ous.Target) -> None:
+    """Units this run keeps must still be what their manifest lists: an append onto a package
+    whose files were removed by hand would carry the lie into the new manifest."""
+    if not (pack / manifest.NAME).is_file():
+        return
+    kept = _outside(manifest.read(pack), target.unit)
+    # a member removed whole was removed on purpose: its lines go (_old_manifest)
+    gone = sorted(k for k in kept if not os.path.lexists(pack / k) and _member_exists(pack, k))
+    if gone:
+        raise Qa2Error(f"{pack}: its manifest lists {len(gone)} file(s) that are gone (e.g. "
+                       f"{gone[0]}): the package was changed by hand; check it with qa2 verify "
+                       "and repackage the damaged unit before adding to it [append.damaged]")
 
 
 def _drop_state(state: Path) -> None:
@@ -199,7 +247,7 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
         else:
             statement = ticket.size_statement(pack.name, target.member, package_bytes,
                                               len(plan.files) + 1, measured=mode.real)
-            ticket.write(zip_tmp, readme_bytes, plan, statement)
+            ticket.write(zip_tmp, readme_bytes, plan, statement, stamp)
 
     entries = {k: v for r in results for k, v in r.journal}
     # The README is in the journal too, so `verify --fast` knows its size; it has no sources,
@@ -208,38 +256,56 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
                                          (member_dir / "README").stat().st_mtime_ns)
     kept = {k: v for k, v in old.entries.items() if not k.startswith(target.unit + "/")}
     run = {"purpose": str(request.purpose), "mode": str(mode), **request.run_info}
-    (partial / "journal").write_text(journal.dump(kept | entries if mode.real else {}, run,
-                                                  request.left_out))
+    fileops.write_durable(str(partial / "journal"), journal.dump(
+        kept | entries if mode.real else {}, run, request.left_out).encode())
     if mode.real:
         listed = _outside(_old_manifest(pack, target.unit), target.unit)
         listed.update({w.path: w.sha256 for w in written})
-        (partial / "manifest").write_bytes(manifest.encode(manifest.format_lines(listed.items())))
+        fileops.write_durable(str(partial / "manifest"),
+                              manifest.encode(manifest.format_lines(listed.items())))
         os.utime(partial / "manifest", ns=(stamp, stamp))
-
-    # The swap: old unit aside, new one in, then manifest, journal and ticket.
-    final = pack / target.unit
-    swap = {"unit": target.unit, "real": mode.real, "ticket": with_ticket}
-    (partial / "swap").write_text(json.dumps(swap))
     if mode.real:  # directories too, so the tar of two identical runs is identical
         for dirpath, _dirs, _files in os.walk(unit):
             os.utime(dirpath, ns=(stamp, stamp))
+
+    # The swap: old unit aside, new one in, then manifest, journal and ticket. Everything the
+    # renames publish is on disk first (a power cut must not leave names over empty files).
+    result = BuildResult(target.member, tuple(results), readme, package_bytes,
+                         str(paths.ticket_zip(pack)) if with_ticket else "", tuple(notes))
+    final = pack / target.unit
+    swap = {"unit": target.unit, "real": mode.real, "ticket": with_ticket}
+    fileops.write_durable(str(partial / "swap"), json.dumps(swap).encode())
+    fileops.sync_filesystem(str(partial))
     if final.exists():
         os.rename(final, partial / "previous")
-    os.rename(unit, final)
-    if mode.real:
-        for parent in Path(target.unit).parents:
-            if str(parent) != ".":
-                os.utime(pack / parent, ns=(stamp, stamp))
-    _finish_swap(pack, partial, mode.real, with_ticket)
-    shutil.rmtree(partial)
-    return BuildResult(target.member, tuple(results), readme, package_bytes,
-                       str(paths.ticket_zip(pack)) if with_ticket else "", tuple(notes))
+    os.rename(unit, final)  # the point of no return: the new package is in place
+    try:
+        if mode.real:
+            for parent in Path(target.unit).parents:
+                if str(parent) != ".":
+                    os.utime(pack / parent, ns=(stamp, stamp))
+        _finish_swap(pack, partial, mode.real, with_ticket)
+        for directory in {final.parent, pack, pack.parent, partial.parent}:
+            fileops.fsync_dir(str(directory))
+    except Exception as exc:  # Ctrl-C goes on as it is; recovery completes the swap
+        raise AfterSwap(exc, result) from exc
+    try:
+        shutil.rmtree(partial)
+    except OSError as exc:  # the package is whole; the next run removes the scratch space
+        return replace(result, notes=(*result.notes, f"{partial}: scratch space not removed "
+                                      f"({exc.strerror}); the next run removes it"))
+    return result
+
+
+def _member_exists(pack: Path, rel: str) -> bool:
+    return (pack / "/".join(rel.split("/")[:3])).is_dir()
 
 
 def _old_manifest(pack: Path, unit: str) -> dict[str, str]:
-    """Entries of the package being added to; hashed now if it had none (a fake package)."""
+    """Entries of the package being added to, less those of members removed whole; hashed now
+    if it had none (a fake package)."""
     if (pack / manifest.NAME).exists():
-        return manifest.read(pack)
+        return {k: v for k, v in manifest.read(pack).items() if _member_exists(pack, k)}
     entries: dict[str, str] = {}
     for top in (p for p in pack.iterdir() if p.is_dir()):
         if top.name != unit:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from qa2core import hookimpl, images
+from qa2core import hookimpl, images, tgzcheck
 from qa2core.compression import GZIP_FILE_SUFFIXES
 from qa2core.model import MEMBER_DIRS, Finding, Level, PackageView, Purpose
 from qa2core.rules import narrowed
@@ -41,6 +41,7 @@ def qa2_validate(view: PackageView) -> list[Finding]:
                 findings.append(Finding(Level.ERROR, "product.compress", name,
                                    "primary-beam/mask image not compressed (ship it as .gz)"))
     findings += _product_rules(view)
+    findings += archive_findings(view)
     findings += images.product_findings(view)  # FITS opened, read from view.open streams
     return findings
 
@@ -51,3 +52,28 @@ def _product_rules(view: PackageView) -> list[Finding]:
     if any(n.startswith("product/") and n != "product/" for n in view.files):
         return []
     return [Finding(Level.WARN, "product.empty", "product/", "product/ is empty")]
+
+
+def archive_findings(view: PackageView) -> list[Finding]:
+    """Every gzip tar the member carries (weblog, auxproducts, caltables, flagversions, a table or
+    image qa2 packed, ...), as scriptForPI and the PI unpack them: one ERROR per archive, naming
+    its first unsafe member (qa2core.tgzcheck: absolute or ``..`` names, links out, devices,
+    FIFOs, oversized headers) or why it cannot be read. Archives whose content is not at hand
+    (fake packages, archives qa2 itself is to write) are known by name only."""
+    findings = []
+    for name in view.files:
+        if not tgzcheck.is_archive(name):
+            continue
+        report = tgzcheck.scan_path(view.open, name)
+        if report is None:
+            continue
+        if report.unsafe_count:
+            more = f" and {report.unsafe_count - 1} more" if report.unsafe_count > 1 else ""
+            findings.append(Finding(Level.ERROR, "archive.unsafe", name,
+                                    f"unsafe to unpack: {report.unsafe[0]}{more}; scriptForPI "
+                                    "and the PI untar it"))
+        elif report.error:
+            findings.append(Finding(Level.ERROR, "archive.unreadable", name,
+                                    f"not a readable gzip tar ({report.error}): scriptForPI and "
+                                    "the PI cannot unpack it"))
+    return findings

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from qa2core import messages, readme
+from qa2core.cli_examples import _examples
 from qa2core.errors import Qa2Error
 
 app = typer.Typer(
@@ -63,56 +64,6 @@ class Append(str, Enum):
     member = "member"
 
 
-EXAMPLES = {
-    "package": (
-        "qa2 package red/IRC10216_setup3_b6 2015.1.00229.S --readme README.header.txt "
-        "--piscript ~/qa2mirror/ --style cycle3-nopipe",
-        "qa2 package red/IRC10216_setup3_b6 2015.1.00229.S --piscript ~/qa2mirror/ --mode copy --dry-run",
-    ),
-    "stage": (
-        "qa2 stage 2013.1.00911.S_2015_08_07T16_10_05.732 2013.1.00911.S --piscript ~/qa2mirror/",
-        "qa2 stage 2013.1.00911.S_2015_08_07T16_10_05.732 2013.1.00911.S --piscript ~/qa2mirror/ "
-        "--mode hard --dry-run",
-    ),
-    "verify": (
-        "qa2 verify 2015.1.00229.S",
-        "qa2 verify 2015.1.00229.S --for-ingestion --json",
-    ),
-    "tar": (
-        "qa2 tar 2015.1.00229.S --ous-uids uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69",
-    ),
-    "detect": (
-        "qa2 detect red/IRC10216_setup3_b6",
-        "qa2 detect red/IRC10216_setup3_b6 --json",
-    ),
-    "plugins": (
-        "qa2 plugins",
-        "QA2_DISABLE_PLUGINS=mysite qa2 plugins --json",
-    ),
-    "styles": (
-        "qa2 styles",
-        "qa2 styles --json",
-    ),
-    "inspect": (
-        "qa2 inspect red/IRC10216_setup3_b6",
-        "qa2 inspect red/IRC10216_setup3_b6 --json",
-    ),
-    "selftest": (
-        "qa2 selftest",
-        "qa2 selftest --workdir /tmp/qa2-selftest",
-    ),
-    "batch": (
-        "qa2 batch reprocessing.toml",
-        "qa2 batch reprocessing.toml --scheduler tcp://head-node:8786 --per-filesystem 2 --json",
-    ),
-}
-
-
-def _examples(command: str) -> str:
-    """The epilog of a command's --help: real calls (Click keeps lines after \\b as they are)."""
-    return "\b\nExamples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[command])
-
-
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
@@ -120,7 +71,11 @@ _print = messages.write
 
 
 def _err(line: str) -> None:
-    messages.say(line)
+    """A line on stderr, best effort: a progress line that cannot be written (stderr on a full
+    disk, a closed pipe) must not stop a run, nor a finished one count as failed; the exit
+    status carries the outcome."""
+    with suppress(OSError):
+        messages.say(line)
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -229,6 +184,15 @@ def package(
 
 
 def _finish(report: Any, as_json: bool) -> None:
+    """The report of a finished run. The package is written by now: output that fails (stdout
+    on a full disk) cannot undo it, so the run still exits 0."""
+    try:
+        _show(report, as_json)
+    except OSError:
+        raise typer.Exit(0) from None
+
+
+def _show(report: Any, as_json: bool) -> None:
     if as_json:
         for line in messages.report_lines(report, summary=False):  # the JSON is the summary
             _err(line)

@@ -11,12 +11,12 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa2core import casaenv, facts, ous, paths, readme
 from qa2core import piscript as pi
-from qa2core.build import BuildRequest, BuildResult, write_package
+from qa2core.build import BuildRequest, BuildResult, PublishedWithFault, write_package
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
 from qa2core.manager import Decision, Qa2Plugins, RankedClaim, get_plugin_manager
 from qa2core.model import (
@@ -113,7 +113,12 @@ def _core_placements(style: Style, mode: Mode, piscript: Path | None,
     """The PI script is everybody's: the core places it (docs/domain.md §3.6)."""
     if piscript is not None:
         with open(piscript, "rb") as fh:
-            wrong = pi.identity(piscript.name, fh.read(pi.HEAD))
+            data = fh.read(pi.MAX_BYTES + 1)
+        bad = pi.content_problem(data) if len(data) <= pi.MAX_BYTES else "it is over 4 MiB"
+        if bad:  # every mode: the rehearsal refuses what the real run refuses
+            raise Qa2Error(f"{piscript}: --piscript is not a scriptForPI: {bad} "
+                           "[script.piscript_content]")
+        wrong = pi.identity(piscript.name, data[:pi.HEAD])
         if wrong and mode is Mode.FAKE:
             warnings.append(f"{piscript}: {wrong}; a real run refuses it [script.piscript_identity]")
         elif wrong:
@@ -296,12 +301,36 @@ def package(
         raise Qa2Error(f"{req.packpath}: not enough free space: the package needs about "
                        f"{space[0]} bytes, its file system has {space[1]} free; nothing was "
                        "written [space.free]", plugin=decision.plugin)
-    built = write_package(BuildRequest(
+    built = _write(BuildRequest(
         plan, req.pack, req.root, req.mode, req.purpose, req.append, uids, readme_for,
         {"style": req.style.name, "plugin": decision.plugin},
         (*accounting.skipped, *((rel, "not recognised") for rel in accounting.unclassified)),
-        jobs or min(4, os.cpu_count() or 1)), say, meter)
+        jobs or min(4, os.cpu_count() or 1)), say, meter, plugins)
     return _report(*parts, member=built.member, readme_bytes=b"", built=built, space=space)
+
+
+def _write(request: BuildRequest, say: Callable[[str], None], meter: Meter | None,
+           plugins: Qa2Plugins) -> BuildResult:
+    """Write the package. A fault after its swap is told as it is: the new package is in place;
+    it counts as done when its bookkeeping was completed and it verifies, else the run fails and
+    says how to finish it (never "nothing was kept")."""
+    try:
+        return write_package(request, say, meter)
+    except PublishedWithFault as fault:
+        if not fault.finished:
+            raise
+        from qa2core.verify import verify
+
+        try:
+            checked = verify(request.pack, level="full" if request.mode.real else "complete",
+                             plugins=plugins)
+        except Qa2Error:
+            checked = None
+        if checked is None or not checked.ok:
+            raise Qa2Error(f"{fault}; it does not verify: run qa2 package again") from fault
+        say(f"{fault}; it verifies: the run counts as done")
+        return replace(fault.result, notes=(*fault.result.notes, f"{fault}; it verifies: the "
+                                            "run counts as done"))
 
 
 def _space(req: Request, plan: Plan) -> tuple[int, int]:

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import stat
+import sys
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,16 @@ except ImportError:  # pragma: no cover - isal is a dependency, this keeps a bro
     GZIP_LEVEL = 6
 
 from qa2core.errors import Qa2Error
+from qa2core.walk import (  # noqa: F401 - the walk lives in qa2core.walk; its names stay here too
+    VOLATILE,
+    TreeEntry,
+    _inside,
+    iter_package_files,
+    lstat_checked,
+    special_kind,
+    tree_fingerprint,
+    walk_tree,
+)
 
 _FICLONE = 0x40049409 if os.uname().sysname == "Linux" else None  # linux/fs.h
 CHUNK = 1 << 20
@@ -38,9 +49,6 @@ Tick = Callable[[int], None]
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 # A hard link can fail for reasons that only mean "copy instead".
 LINK_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
-# casacore's lock files describe the reducer's open sessions; a shipped stale lock only
-# produces lock errors for the PI, so they stay out of the package.
-VOLATILE = frozenset({"table.lock"})
 
 
 class SourceChanged(Qa2Error):
@@ -107,6 +115,19 @@ class HashingWriter:
         self.raw.flush()
 
 
+def identity(st: os.stat_result) -> tuple[int, int, int]:
+    """What changes when a file's bytes do: size, mtime and ctime. A writer can put the mtime
+    back (``touch -r``, ``cp -p``); only the kernel sets the ctime."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def check_unchanged(fd: int, before: os.stat_result, path: str) -> None:
+    """Raise :class:`SourceChanged` when the file open on ``fd`` changed since ``before``
+    (its fstat at open): the bytes just read may be neither the old nor the new ones."""
+    if identity(os.fstat(fd)) != identity(before):
+        raise changed(path, "rewritten while it was read")
+
+
 def hash_fd(fd: int) -> str:
     sha = hashlib.sha256()
     while data := os.read(fd, CHUNK):
@@ -118,6 +139,50 @@ def hash_file(path: str | os.PathLike, follow: bool = True) -> str:
     fd = open_source(os.fspath(path), follow)
     try:
         return hash_fd(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------- durability
+# A rename publishes only what is on disk: files are flushed before the renames that name them,
+# and the directories holding the renames after (as rsync --fsync and OCFL do).
+
+def sync_filesystem(path: str) -> None:
+    """Flush every written file and directory of the file system holding ``path`` (syncfs(2):
+    one call for a whole build instead of one fsync per file); ``os.sync`` elsewhere."""
+    if sys.platform != "linux":
+        os.sync()
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str) -> None:
+    """Make the renames and creations inside directory ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durable(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Create ``path`` (never over an existing file, never through a link) with ``data``,
+    flushed to disk before it returns."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -163,6 +228,7 @@ def copy_file(src: str, dst: str, tick: Tick | None = None) -> Copied:
         st = os.fstat(fin)
         if st.st_size > CHUNK and _reflink(fin, st, dst):
             os.utime(dst, ns=(st.st_mtime_ns, st.st_mtime_ns))
+            check_unchanged(fin, st, src)
             return Copied(hash_file(dst), st.st_size, st.st_size, st.st_mtime_ns, "reflink")
         sha = hashlib.sha256()
         fout = _create(dst, stat.S_IMODE(st.st_mode))
@@ -179,6 +245,7 @@ def copy_file(src: str, dst: str, tick: Tick | None = None) -> Copied:
             os.utime(fout, ns=(st.st_mtime_ns, st.st_mtime_ns))  # as cp -p: runs repeat exactly
         finally:
             os.close(fout)
+        check_unchanged(fin, st, src)
         return Copied(sha.hexdigest(), size, st.st_size, st.st_mtime_ns, "copy")
     finally:
         os.close(fin)
@@ -197,7 +264,12 @@ def link_file(src: str, dst: str) -> Copied:
     try:
         st = os.fstat(fin)
         os.link(src, dst)
-        return Copied(hash_fd(fin), st.st_size, st.st_size, st.st_mtime_ns, "link")
+        linked = os.fstat(fin)  # the new link changed the ctime; the bytes must not change
+        if linked.st_size != st.st_size or linked.st_mtime_ns != st.st_mtime_ns:
+            raise changed(src, "rewritten while it was linked")
+        sha = hash_fd(fin)
+        check_unchanged(fin, linked, src)
+        return Copied(sha, st.st_size, st.st_size, st.st_mtime_ns, "link")
     finally:
         os.close(fin)
 
@@ -215,6 +287,7 @@ def gzip_file(src: str, dst: str, level: int = GZIP_LEVEL, tick: Tick | None = N
                     gz.write(data)
                     if tick:
                         tick(len(data))
+        check_unchanged(fin, st, src)
         os.utime(dst, ns=(st.st_mtime_ns, st.st_mtime_ns))
         return Copied(out.sha.hexdigest(), out.size, st.st_size, st.st_mtime_ns, "gzip")
     finally:
@@ -222,113 +295,6 @@ def gzip_file(src: str, dst: str, level: int = GZIP_LEVEL, tick: Tick | None = N
 
 
 # ---------------------------------------------------------------------------- directory trees
-
-
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
-    """One entry below a directory item (a CASA table, an ASDM), as a copy or tar sees it."""
-
-    rel: str  # relative to the item, POSIX
-    is_dir: bool
-    size: int
-    mtime_ns: int
-    mode: int
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def walk_tree(top: str, root: str, problems: list[str] | None = None) -> list[TreeEntry]:
-    """Every directory and regular file below ``top``, sorted, without ``table.lock``.
-
-    Symbolic links are followed only when they resolve inside ``root`` (ORIGPATH); a link that
-    leaves it, a link loop, and any FIFO, socket or device are problems: appended to
-    ``problems`` when given (the scan lists them all), raised otherwise.
-    """
-    out: list[TreeEntry] = []
-    found: list[str] = [] if problems is None else problems
-
-    def walk(directory: str, rel: str, ancestors: frozenset[tuple[int, int]]) -> None:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            found.append(f"{directory}: cannot list directory ({exc.strerror})")
-            return
-        for entry in entries:
-            if entry.name in VOLATILE:
-                continue
-            path, child = entry.path, f"{rel}{entry.name}"
-            st = lstat_checked(path, root, found)
-            if st is None:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if key in ancestors:
-                    found.append(f"{path}: symbolic link loop (points back to a parent directory)")
-                    continue
-                out.append(TreeEntry(child, True, 0, st.st_mtime_ns, st.st_mode))
-                walk(path, child + "/", ancestors | {key})
-            else:
-                out.append(TreeEntry(child, False, st.st_size, st.st_mtime_ns, st.st_mode))
-
-    top_st = os.stat(top)
-    walk(top, "", frozenset({(top_st.st_dev, top_st.st_ino)}))
-    if problems is None and found:
-        raise Qa2Error(found[0], lines=tuple(found))
-    return out
-
-
-def lstat_checked(path: str, root: str, problems: list[str],
-                  warnings: list[str] | None = None) -> os.stat_result | None:
-    """The stat of what ``path`` stands for, or ``None`` with a problem noted.
-
-    A symbolic link counts as its target when that resolves inside ``root``; special files are
-    refused by name without ever being opened. A broken link is a problem, or, when
-    ``warnings`` is given, a warning (it holds no data to lose).
-    """
-    try:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            target = os.path.realpath(path)
-            if not _inside(target, root):
-                problems.append(f"{path}: symbolic link leaving ORIGPATH (to {target}): refused; "
-                                "copy the file into the reduction or remove the link")
-                return None
-            st = os.stat(path)
-    except FileNotFoundError:  # a link to nothing carries no data: said, and left out
-        (problems if warnings is None else warnings).append(
-            f"{path}: broken symbolic link, left out")
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            problems.append(f"{path}: symbolic link loop: refused; fix or remove the link")
-        else:
-            problems.append(f"{path}: cannot read ({exc.strerror})")
-        return None
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        problems.append(f"{path}: {special_kind(st.st_mode)}, not a file or directory: refused, "
-                        "never opened")
-        return None
-    return st
-
-
-def special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device node"
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    return "a special file"
-
-
-def tree_fingerprint(entries: list[TreeEntry]) -> tuple[int, int]:
-    """(bytes, newest mtime_ns) of a tree's files: the scan's and the copy's change check."""
-    files = [e for e in entries if not e.is_dir]
-    return sum(e.size for e in files), max((e.mtime_ns for e in files), default=0)
 
 
 def tgz(sources: list[tuple[str, list[TreeEntry] | None]], dst: str,
@@ -363,6 +329,7 @@ def tgz(sources: list[tuple[str, list[TreeEntry] | None]], dst: str,
                             raise changed(path)
                         with os.fdopen(os.dup(fd), "rb") as fh:
                             tar.addfile(_tarinfo(name, False, e.size, e.mtime_ns, e.mode), fh)
+                        check_unchanged(fd, fst, path)  # a table file rewritten as it was read
                     finally:
                         os.close(fd)
                     total += e.size
@@ -381,13 +348,3 @@ def _tarinfo(name: str, is_dir: bool, size: int, mtime_ns: int, mode: int) -> ta
     info.uname = info.gname = ""
     return info
 
-
-def iter_package_files(top: str) -> Iterator[tuple[str, os.stat_result]]:
-    """(path, lstat) of every non-directory below ``top`` without following any link (verify,
-    tar): a symlink or special file is yielded as what it is, for the caller to refuse."""
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames + [d for d in dirnames
-                                        if os.path.islink(os.path.join(dirpath, d))]):
-            path = os.path.join(dirpath, name)
-            yield path, os.lstat(path)

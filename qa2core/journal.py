@@ -4,7 +4,8 @@
 (relative to PACKPATH) to the fingerprint of its sources (path, size, mtime_ns), the mode and
 action that made it, and the packaged file's own size, mtime_ns and sha256; ``run`` records how
 the package was made (purpose, style, plugin, mode). A file is reused (linked from the previous
-package, never re-read) only when all of these still match; anything else is redone.
+package, never re-read from the source) only when all of these still match and its bytes still
+hash to the recorded sha256; anything else is redone.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class Journal:
 def load(packpath: Path) -> Journal:
     """The journal beside ``packpath``; empty when missing or unreadable (redo everything)."""
     try:
-        raw = json.loads(paths.journal_file(packpath).read_text())
+        fd = os.open(paths.journal_file(packpath), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:  # never through a link (paths.refuse_links)
+            raw = json.loads(fh.read())
         entries = {k: Entry(tuple(tuple(s) for s in v["sources"]), v["mode"], v["action"],
                             v["sha256"], v["size"], v["mtime_ns"])
                    for k, v in raw["entries"].items()}
@@ -57,7 +60,8 @@ def dump(entries: dict[str, Entry], run: dict[str, str],
 
 
 def still_valid(old: Entry | None, packaged: str) -> bool:
-    """The packaged file is the one the journal describes (not edited or replaced since)."""
+    """The packaged file may be the one the journal describes: a cheap first look (size and
+    mtime); its bytes decide (qa2core.execute hashes it before reusing it)."""
     if old is None:
         return False
     try:

@@ -5,9 +5,11 @@ stale lock to take over and no check-then-unlink race; it is honoured across NFS
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
+import stat
 from pathlib import Path
 
 from qa2core import paths
@@ -24,8 +26,19 @@ class PackLock:
         self.fd: int | None = None
 
     def __enter__(self) -> PackLock:
-        self.path.parent.mkdir(exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        paths.refuse_links(self.pack)
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise Qa2Error(f"{self.path}: a symbolic link in qa2's bookkeeping: never followed; "
+                           "remove it and run again [state.link]") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device planted as the lock
+            os.close(fd)
+            raise Qa2Error(f"{self.path}: not a regular file in qa2's bookkeeping: never used; "
+                           "remove it and run again [state.link]")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -48,7 +61,7 @@ class PackLock:
     def _names(self, fd: int) -> bool:
         """The lock file's path still names the file ``fd`` locked."""
         try:
-            here, locked = os.stat(self.path), os.fstat(fd)
+            here, locked = os.lstat(self.path), os.fstat(fd)
         except FileNotFoundError:
             return False
         return (here.st_dev, here.st_ino) == (locked.st_dev, locked.st_ino)

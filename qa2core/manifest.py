@@ -89,12 +89,17 @@ def read(packpath: Path) -> dict[str, str]:
     if lines[-1] == "":
         lines.pop()
     entries: dict[str, str] = {}
+    first: dict[str, int] = {}
     for number, line in enumerate(lines, 1):
         parsed = parse_line(line)
         if parsed is None:
             raise Qa2Error(f"{manifest}:{number}: bad manifest line {line!r} (want "
                            "'<sha256>  <relative path>' with no '..' and no leading '/', or "
                            "'\\<sha256>  <escaped path>')")
+        if parsed[0] in first:  # sha256sum -c checks both lines: one of them must fail
+            raise Qa2Error(f"{manifest}:{number}: {parsed[0]!r} is listed again (first on line "
+                           f"{first[parsed[0]]}): a manifest names each file exactly once")
+        first[parsed[0]] = number
         entries[parsed[0]] = parsed[1]
     return entries
 
@@ -108,5 +113,6 @@ def hash_tree(packpath: Path, top: str) -> dict[str, str]:
 
 def write_atomic(target: Path, text: str) -> None:
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_bytes(encode(text))
+    fileops.write_durable(str(tmp), encode(text))
     os.replace(tmp, target)
+    fileops.fsync_dir(str(target.parent))

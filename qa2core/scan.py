@@ -2,11 +2,14 @@
 
 A casacore table is a directory holding ``table.dat``; its type is line 1 of ``table.info``
 (docs/casa-and-io.md §2). Tables, ASDMs and ``*.flagversions`` directories are single items: their
-contents are walked once, for their size and newest mtime. Every directory is listed once.
+contents are walked once, for their size and newest mtime. Every directory is listed once, by
+(device, inode), and the walk is iterative: nesting depth is limited only by the file system.
 
-Symbolic links that resolve inside ORIGPATH count as what they point to (reducers link files
-around); links that leave ORIGPATH, broken links, loops, FIFOs, sockets and devices refuse the
-run, every one of them named, before anything is written (docs/reliability.md).
+Symbolic links follow one set of rules, inside tables and out (qa2core.walk, docs/contract.md
+"Symbolic links in ORIGPATH"): a link resolving inside ORIGPATH counts as what it points to (a
+second path to a directory shows what its one listing found); links leaving ORIGPATH, loops,
+FIFOs, sockets and devices refuse the run, every one of them named, before anything is written
+(docs/reliability.md); a broken link holds no data and is left out with a warning.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import stat
 from pathlib import Path
 
 from qa2core.errors import Qa2Error
-from qa2core.fileops import lstat_checked, tree_fingerprint, walk_tree
 from qa2core.model import ItemType, SourceItem
+from qa2core.walk import Dir, File, Leaf, Node, Walker, lstat_checked, path_order, tree_fingerprint, walk_tree
 
 # Names never worth a look: editor and interpreter droppings.
 _IGNORED = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store"})
@@ -47,15 +50,6 @@ def _dir_item_type(name: str, children: list[os.DirEntry]) -> ItemType | None:
     return None
 
 
-def _listing(path: str, problems: list[str]) -> list[os.DirEntry] | None:
-    try:
-        with os.scandir(path) as it:
-            return sorted(it, key=lambda e: e.name)
-    except OSError as exc:
-        problems.append(f"{path}: cannot list directory ({exc.strerror})")
-        return None
-
-
 def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
     """Items under ``root`` sorted by path, and warnings. Refuses (Qa2Error listing every
     problem) when the input holds links leaving it, loops or special files."""
@@ -64,40 +58,37 @@ def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
     warnings: list[str] = []
     top = os.path.realpath(root)
 
-    def walk(directory: str, rel: str, children: list[os.DirEntry],
-             ancestors: frozenset[tuple[int, int]]) -> None:
-        for entry in children:
-            name = entry.name
-            if name in _IGNORED or name.startswith("."):
+    def read(path: str, name: str, listing: list[os.DirEntry], is_top: bool) -> Leaf | list[Node]:
+        kind = None if is_top else _dir_item_type(name, listing)
+        if kind is not None:  # one item: its contents walked once, for size and newest mtime
+            ttype, subtype = read_table_info(path) if kind is ItemType.TABLE else ("", "")
+            size, mtime = tree_fingerprint(walk_tree(path, top, problems, warnings,
+                                                     entries=listing))
+            return Leaf((kind, size, ttype, subtype, mtime))
+        nodes: list[Node] = []
+        for entry in listing:
+            if entry.name in _IGNORED or entry.name.startswith("."):
                 continue
-            path, relpath = entry.path, rel + name
-            st = lstat_checked(path, top, problems, warnings)
+            st = lstat_checked(entry.path, top, problems, warnings)
             if st is None:
                 continue
-            if stat.S_ISREG(st.st_mode):
-                if not os.access(path, os.R_OK):
-                    problems.append(f"{path}: source file is not readable (permission denied)")
-                    continue
-                items.append(SourceItem(relpath, ItemType.FILE, st.st_size, mtime_ns=st.st_mtime_ns))
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in ancestors:
-                problems.append(f"{path}: symbolic link loop (points back to a parent directory)")
-                continue
-            listing = _listing(path, problems)
-            if listing is None:
-                continue
-            kind = _dir_item_type(name, listing)
-            if kind is None:
-                walk(path, relpath + "/", listing, ancestors | {key})
-                continue
-            ttype, subtype = read_table_info(path) if kind is ItemType.TABLE else ("", "")
-            size, mtime = tree_fingerprint(walk_tree(path, top, problems))
-            items.append(SourceItem(relpath, kind, size, ttype, subtype, mtime))
+            if stat.S_ISDIR(st.st_mode):
+                nodes.append(Dir(entry.name, st, entry.is_symlink()))
+            elif not os.access(entry.path, os.R_OK):
+                problems.append(f"{entry.path}: source file is not readable (permission denied)")
+            else:
+                nodes.append(File(entry.name, st))
+        return nodes
 
-    root_st = os.stat(root)
-    listing = _listing(str(root), problems) or []
-    walk(str(root), "", listing, frozenset({(root_st.st_dev, root_st.st_ino)}))
+    def on_leaf(rel: str, payload) -> None:
+        kind, size, ttype, subtype, mtime = payload
+        items.append(SourceItem(rel, kind, size, ttype, subtype, mtime))
+
+    Walker(read, problems, warnings, on_leaf=on_leaf,
+           on_file=lambda rel, _path, st: items.append(
+               SourceItem(rel, ItemType.FILE, st.st_size, mtime_ns=st.st_mtime_ns)),
+           ).run(str(root))
     if problems:
         raise Qa2Error(f"{root}: {len(problems)} problem(s) in ORIGPATH", lines=tuple(problems))
+    items.sort(key=lambda i: path_order(i.relpath))
     return tuple(items), tuple(warnings)

@@ -8,6 +8,7 @@ not UTF-8 (and newlines, backslashes, control characters) become visible escapes
 
 from __future__ import annotations
 
+import time
 import zipfile
 from pathlib import Path
 
@@ -52,14 +53,24 @@ def ticket_members(plan: Plan) -> tuple[list[tuple[str, Path]], int]:
     return out, left_out
 
 
-def write(path: Path, readme: bytes, plan: Plan, statement: str) -> None:
+def _entry(name: str, stamp_ns: int) -> zipfile.ZipInfo:
+    """A made entry dated by the newest source, never the clock: two identical runs give the
+    same zip, byte for byte (zip dates start in 1980)."""
+    when = time.gmtime(max(stamp_ns // 1_000_000_000, 315532800))[:6]
+    info = zipfile.ZipInfo(name, date_time=when)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def write(path: Path, readme: bytes, plan: Plan, statement: str, stamp_ns: int = 0) -> None:
     members, left_out = ticket_members(plan)
     if left_out:
         statement += (f"{left_out} QA report file(s) are in the package but not in this ticket "
                       f"(the ticket keeps {MAX_QA_FILES} files, {MAX_QA_BYTES // 2**20} MiB).\n")
     with zipfile.ZipFile(path, "x", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("README", readme)
+        zf.writestr(_entry("README", stamp_ns), readme)
         for name, source in members:
             kind = zipfile.ZIP_STORED if name.lower().endswith(STORED) else zipfile.ZIP_DEFLATED
             zf.write(source, name, compress_type=kind)
-        zf.writestr(SIZE_FILE, statement)
+        zf.writestr(_entry(SIZE_FILE, stamp_ns), statement)

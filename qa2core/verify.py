@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from qa2core import fileops, journal, manifest, ous, paths, piscript, readme
+from qa2core import content, fileops, journal, manifest, ous, paths, piscript, readme
 from qa2core.build import swap_plan
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.manager import Qa2Plugins, get_plugin_manager
@@ -87,7 +87,9 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
     report = VerifyReport(str(packpath), level, members=members, mode=run.get("mode", ""))
     on_disk, report.findings = _walk(pack)
     report.findings += _interrupted(pack)
+    report.findings += _outside_tree(pack, members)
     report.findings += _names(members, for_ingestion)
+    report.findings += _placeholders(pack, members, for_ingestion)
     has_manifest = (pack / manifest.NAME).is_file() and not (pack / manifest.NAME).is_symlink()
     if has_manifest:
         report.findings += _checksums(pack, on_disk, level, jobs)
@@ -139,8 +141,12 @@ def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list
                                    f"header says project code {code or '(none)'}, PACKPATH is "
                                    f"{pack.name}"))
         script = pack / member / "script" / "scriptForPI.py"
-        head = _head(script, piscript.HEAD) if script.is_file() else None
-        if head:  # empty: a rehearsal's placeholder
+        head = _head(script, piscript.MAX_BYTES + 1) if script.is_file() else None
+        bad = piscript.content_problem(head) if head else ""
+        if bad and len(head) <= piscript.MAX_BYTES:
+            out.append(Finding(Level.ERROR, "script.piscript_content", f"{member}/script/"
+                               f"scriptForPI.py", f"not a scriptForPI: {bad}"))
+        elif head:  # empty: a rehearsal's placeholder
             wrong = piscript.identity(script.name, head) if not piscript.version(head) else ""
             version = piscript.version(head)
             if version:
@@ -150,6 +156,49 @@ def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list
                 out.append(Finding(Level.WARN, "script.piscript_identity", f"{member}/script/"
                                    "scriptForPI.py", "no '$Id: scriptForPI.py' line: is it the "
                                    "master copy of scriptForPI?"))
+    return out
+
+
+def _outside_tree(pack: Path, members: list[str]) -> list[Finding]:
+    """PACKPATH holds exactly the OUS chain and the manifest (docs/contract.md): anything else,
+    listed in the manifest or not, file or (empty) directory, is not part of the delivery, and
+    a tar of the package would leave it out while its manifest names it."""
+    chain = {"/".join(m.split("/")[:depth]) for m in members for depth in (1, 2, 3)}
+    out = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(pack / rel if rel else pack) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        for child in children:
+            name = f"{rel}/{child.name}" if rel else child.name
+            if name in chain:
+                if name.count("/") < 2:
+                    stack.append(name)
+            elif name != manifest.NAME or child.is_symlink() or not child.is_file(
+                    follow_symlinks=False):
+                what = "directory" if child.is_dir(follow_symlinks=False) else "file"
+                out.append(Finding(Level.ERROR, "structure.outside", name + ("/" if what ==
+                                   "directory" else ""), f"{what} outside the OUS tree "
+                                   "(sg/group/member): a package holds nothing else but the "
+                                   "manifest; remove it"))
+    return out
+
+
+def _placeholders(pack: Path, members: list[str], for_ingestion: bool) -> list[Finding]:
+    """A rehearsal's empty placeholders, found in the bytes: with its journal deleted and a
+    manifest written by hand, a fake package is still a fake (qa2core.content)."""
+    out = []
+    for member in members:
+        found = content.placeholders(str(pack / member))
+        if found:
+            out.append(Finding(Level.ERROR if for_ingestion else Level.WARN, "package.fake",
+                               f"{member}/{found[0]}", f"{FAKE}: empty placeholder(s) where a "
+                               f"delivery has content ({', '.join(found[:3])}"
+                               f"{', ...' if len(found) > 3 else ''})"))
     return out
 
 

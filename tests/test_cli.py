@@ -219,3 +219,20 @@ def test_installed_script_usage_error_has_no_traceback(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "move" in r.stderr
 
+
+
+@pytest.mark.parametrize("stream", ["stderr", "stdout"])
+def test_a_finished_run_whose_output_cannot_be_written_still_counts_as_done(src, dst, piscript,
+                                                                           header, stream):
+    """stderr or stdout on a full disk (/dev/full: every write is ENOSPC): the package is
+    written and verifies, and the exit status says so; never 'nothing was kept'."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([str(QA2), "package", str(src), str(dst), "--readme", str(header),
+                               "--piscript", str(piscript), "--mode", "copy"],
+                              stdin=subprocess.DEVNULL, **{stream: full},
+                              **({"stdout": subprocess.PIPE} if stream == "stderr" else
+                                 {"stderr": subprocess.PIPE}), text=True)
+    assert done.returncode == 0, done
+    assert "nothing was kept" not in (done.stdout or "") + (done.stderr or "")
+    check = subprocess.run([str(QA2), "verify", str(dst)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr

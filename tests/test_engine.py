@@ -249,9 +249,18 @@ def test_rerun_over_an_unchanged_source_reuses_without_reading(toy_pm, toy_tree,
     def must_not_run(*args):
         raise AssertionError("re-read an unchanged file")
 
-    for name in ("copy_file", "gzip_file", "hash_file", "tgz"):
+    hash_file, hashed = fileops.hash_file, []
+
+    def hash_packaged_only(path, follow=True):  # a reused file's bytes are checked, no source
+        assert Path(path).is_relative_to(dst), f"re-read the source {path}"
+        hashed.append(path)
+        return hash_file(path, follow)
+
+    for name in ("copy_file", "gzip_file", "tgz"):
         monkeypatch.setattr(fileops, name, must_not_run)
+    monkeypatch.setattr(fileops, "hash_file", hash_packaged_only)
     second = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
+    assert len(hashed) == len(first.files) - 1  # every reused file, not the README
     assert {f.action for f in second.files} == {"reused", "readme"}
     assert (dst / "manifest-sha256.txt").read_text() == manifest
     assert len(first.files) == len(second.files)

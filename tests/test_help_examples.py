@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qa2core.cli import EXAMPLES
+from qa2core.cli_examples import EXAMPLES
 
 BIN = Path(sys.executable).parent
 NOT_HERE = {"qa2 batch reprocessing.toml --scheduler tcp://head-node:8786 --per-filesystem 2 --json",

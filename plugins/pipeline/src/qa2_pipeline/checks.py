@@ -3,31 +3,26 @@
 Only the pipeline rules: README, subdirectories, the PI script, compression and PB partners are
 checked by qa2core.builtin for every package. Everything here looks at the member directory
 only: ``view.files``, and content through ``view.open`` (a stream, or ``None`` where content is
-not at hand: then the content checks are skipped). Archives are streamed member by member.
+not at hand: then the content checks are skipped). Archives are streamed member by member
+(qa2core.tgzcheck); whether they are safe to unpack is the core's rule for every archive.
 """
 
 from __future__ import annotations
 
 import tarfile
 import xml.etree.ElementTree as ET
-import zlib
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, BinaryIO
 
 from qa2_pipeline import ppr, rules
-from qa2core import STYLES, UID, Finding, Level, PackageView, Purpose
+from qa2core import STYLES, UID, Finding, Level, PackageView, Purpose, tgzcheck
 from qa2core.rules import missing_pb_partners
 
 if TYPE_CHECKING:
     from qa2_pipeline.context import PipelineInput
 
 IMAGING_SCRIPT = "script/scriptForImaging.py"
-try:
-    from isal.isal_zlib import IsalError
-
-    _INFLATE_ERRORS: tuple[type[Exception], ...] = (IsalError,)
-except ImportError:  # pragma: no cover - isal comes with qa2core
-    _INFLATE_ERRORS = ()
+AUX_NAMES_KEPT = 64  # per auxproducts.tgz: rule 13 needs two; a real one holds about ten files
 
 
 def _f(level: Level, rule: str, path: str, message: str) -> Finding:
@@ -44,7 +39,7 @@ def check(view: PackageView, context: PipelineInput | None = None) -> list[Findi
     findings = style(view)
     pprs = _glob(view, *rules.PPR_GLOBS)
     request, ppr_findings = _read_ppr(view, pprs, context)
-    aux, aux_findings = _aux_members(view)
+    aux = _aux_members(view)
     single_dish = bool(
         (request and request.single_dish)
         or any(fnmatchcase(f.rsplit("/", 1)[-1], p) for f in view.files
@@ -52,7 +47,6 @@ def check(view: PackageView, context: PipelineInput | None = None) -> list[Findi
         or any(fnmatchcase(m, "*jyperk*.csv") for members in aux.values() for m in members))
     findings += ppr_findings
     findings += _scripts(view, pprs, single_dish)
-    findings += aux_findings
     findings += _calibration(view, request, single_dish, aux)
     findings += _weblog(view)
     findings += _logs(view)
@@ -154,32 +148,26 @@ def _scripts(view: PackageView, pprs: list[str], single_dish: bool) -> list[Find
 # ---------------------------------------------------------------------------- calibration/
 
 
-def _aux_members(view: PackageView) -> tuple[dict[str, list[str]], list[Finding]]:
-    """The top-level file members of each ``calibration/*auxproducts.tgz``: what scriptForPI
-    >= 1.23 untars into calibration/. Streamed (``r|*``), headers only; a tgz whose content is
-    not at hand is left out (its name is all there is)."""
+def _aux_members(view: PackageView) -> dict[str, list[str]]:
+    """The top-level file members of each ``calibration/*auxproducts.tgz`` that rule 13 counts
+    (``rules.UNIQUE_CALIBRATION``): what scriptForPI >= 1.23 untars into calibration/. Streamed
+    by qa2core.tgzcheck, headers only, at most ``AUX_NAMES_KEPT`` names per archive. A tgz whose
+    content is not at hand is left out (its name is all there is); one that is unreadable or
+    unsafe is reported by the core's rules (``archive.*``) and counts no members here."""
     members: dict[str, list[str]] = {}
-    findings = []
     for path in _glob(view, *rules.AUXPRODUCTS):
-        fh = view.open(path)
-        if fh is None:
-            continue
-        names = []
-        try:
-            with fh, tarfile.open(fileobj=fh, mode="r|*") as tar:
-                while (info := tar.next()) is not None:
-                    del tar.members[:]
-                    name = info.name.removeprefix("./")
-                    if info.isfile() and "/" not in name:
-                        names.append(name)
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            findings.append(_f(Level.ERROR, "calibration.auxproducts", path, f"not a readable "
-                               f"gzip tar ({reason}): scriptForPI >= 1.23 untars it in "
-                               "calibration/ and stops"))
-            continue
-        members[path] = names
-    return members, findings
+        names: list[str] = []
+
+        def keep(info: tarfile.TarInfo, why: str, names: list[str] = names) -> None:
+            name = info.name.removeprefix("./")
+            if (not why and info.isfile() and "/" not in name and len(names) < AUX_NAMES_KEPT
+                    and any(fnmatchcase(name, p) for p in rules.UNIQUE_CALIBRATION)):
+                names.append(name)
+
+        report = tgzcheck.scan_path(view.open, path, keep)
+        if report is not None and report.ok:
+            members[path] = names
+    return members
 
 
 def _unique(view: PackageView, pattern: str, aux: dict[str, list[str]]) -> list[Finding]:
@@ -229,17 +217,6 @@ def _calibration(view: PackageView, request: ppr.Ppr | None, single_dish: bool,
 # ---------------------------------------------------------------------------- qa/, log/
 
 
-def _unsafe(info: tarfile.TarInfo) -> str:
-    """Why a weblog member must never be unpacked by a PI, or ''."""
-    if info.name.startswith("/") or ".." in info.name.split("/"):
-        return "a path leaving the weblog"
-    if info.issym() or info.islnk():
-        return "a link"
-    if info.isdev():
-        return "a device or FIFO"
-    return ""
-
-
 def _stray(info: tarfile.TarInfo) -> bool:
     """Outside pipeline-*/html/; the parent ``pipeline-<stamp>/`` entry a hand-made tar holds
     (``tar czf X.weblog.tgz pipeline-<stamp>``) is not stray."""
@@ -249,27 +226,22 @@ def _stray(info: tarfile.TarInfo) -> bool:
     return not any(fnmatchcase(info.name, p) for p in rules.WEBLOG_MEMBER)
 
 
-def _weblog_members(fh: BinaryIO) -> tuple[int, list[str], list[str]]:
-    """(members, unsafe members, stray members), streaming the tar: headers are read one by
-    one and member data skipped, whatever the weblog's size."""
-    try:  # ISA-L inflates a weblog several times faster than zlib in tarfile's small steps
-        from isal.igzip import IGzipFile as GzipFile
-    except ImportError:  # pragma: no cover - isal comes with qa2core
-        from gzip import GzipFile
-    count, unsafe, stray = 0, [], []
-    with GzipFile(fileobj=fh) as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
-        while (info := tar.next()) is not None:
-            del tar.members[:]  # a stream keeps every header otherwise; we need none back
-            count += 1
-            why = _unsafe(info)
-            if why:
-                unsafe.append(f"{info.name} ({why})")
-            elif _stray(info):
-                stray.append(info.name)
-    return count, unsafe, stray
+class _Strays:
+    """A ``tgzcheck.scan`` visitor: how many safe members are stray, and the first one."""
+
+    def __init__(self) -> None:
+        self.count, self.first = 0, ""
+
+    def __call__(self, info: tarfile.TarInfo, why: str) -> None:
+        if not why and _stray(info):
+            self.count += 1
+            self.first = self.first or info.name
 
 
 def _weblog(view: PackageView) -> list[Finding]:
+    """The weblog's own rules: present, not empty, pages below pipeline-*/html/. Whether it is
+    safe to unpack and readable at all is the core's rule for every archive (``archive.*``,
+    qa2core.tgzcheck): a weblog that fails it gets no second line here."""
     weblogs = _glob(view, *rules.ERA_TYPES["weblog"])
     if not weblogs:
         return [_f(Level.ERROR, "qa.weblog", "qa/", "no pipeline weblog (*weblog.tgz or "
@@ -279,26 +251,15 @@ def _weblog(view: PackageView) -> list[Finding]:
         findings.append(_f(Level.WARN, "qa.weblog", "qa/", f"{len(weblogs)} weblogs: "
                            f"{', '.join(weblogs)}"))
     for path in weblogs:
-        fh = view.open(path)
-        if fh is None:
-            continue  # content not at hand (fake package, rehearsal): the name is checked
-        try:
-            with fh:
-                count, unsafe, stray = _weblog_members(fh)
-        except (tarfile.TarError, OSError, EOFError, zlib.error, *_INFLATE_ERRORS) as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            findings.append(_f(Level.ERROR, "qa.weblog_tar", path,
-                               f"not a readable gzip tar ({reason})"))
-            continue
-        if unsafe:
-            findings.append(_f(Level.ERROR, "qa.weblog_unsafe", path,
-                               f"{len(unsafe)} unsafe member(s), e.g. {unsafe[0]}: a PI "
-                               "unpacking it could write outside the weblog"))
-        if not count:
+        stray = _Strays()
+        report = tgzcheck.scan_path(view.open, path, stray)
+        if report is None or not report.ok:
+            continue  # content not at hand (fake package, rehearsal), or the core's archive.*
+        if not report.members:
             findings.append(_f(Level.ERROR, "qa.weblog_members", path, "the weblog is empty"))
-        elif stray:
+        elif stray.count:
             findings.append(_f(Level.WARN, "qa.weblog_members", path,
-                               f"{len(stray)} member(s) outside pipeline-*/html/, e.g. {stray[0]}"))
+                               f"{stray.count} member(s) outside pipeline-*/html/, e.g. {stray.first}"))
     return findings
 
 

@@ -1,0 +1,65 @@
+"""What certifies a delivery: its bytes, never its bookkeeping (docs/reliability.md).
+
+A manifest, a journal or an mtime can be written by anybody; these checks read the package
+itself. A rehearsal (fake, ticket) is a tree of empty placeholders: it stays uncertifiable with
+its bookkeeping deleted and a manifest written by hand, because its files are empty where a
+delivery's never are. The same test tells ``qa2 package --append`` whether the units already in
+PACKPATH are a rehearsal.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+
+from qa2core.model import MEMBER_DIRS
+
+# A file of these kinds is never empty in a delivery: an empty one is a rehearsal's placeholder
+# (or a copy that lost its bytes). Text tables (*.txt, *.csv, *.log) may be empty for real:
+# the pipeline writes empty flag templates.
+NEVER_EMPTY = (".fits", ".fits.gz", ".gz", ".tgz", ".tar", ".zip", ".py", ".pdf", ".png",
+               ".jpg", ".jpeg", ".html", ".htm", ".xml")
+
+
+def placeholders(member_dir: str, limit: int = 10) -> list[str]:
+    """Up to ``limit`` member-relative names that show a rehearsal: empty files of a kind that
+    is never empty, and empty directories standing for a CASA table or an ASDM (a rehearsal
+    makes ``X.ms/`` empty; a real one holds ``table.dat``)."""
+    out: list[str] = []
+    for rel, st, empty_dir in _entries(member_dir):
+        name = rel.rsplit("/", 1)[-1]
+        if empty_dir:
+            if rel not in MEMBER_DIRS and "." in name:
+                out.append(rel + "/")
+        elif stat.S_ISREG(st.st_mode) and st.st_size == 0 and name.lower().endswith(
+                tuple(s.lower() for s in NEVER_EMPTY)):
+            out.append(rel)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _entries(top: str) -> Iterator[tuple[str, os.stat_result, bool]]:
+    """(relative path, lstat, is an empty directory) below ``top``; links never followed."""
+    cut = len(top) + 1
+    stack = [top]
+    while stack:
+        directory = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        if not children and directory != top:
+            yield directory[cut:], os.lstat(directory), True
+        for child in reversed(children):
+            st = child.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(child.path)
+            else:
+                yield child.path[cut:], st, False
+
+
+def is_rehearsal(member_dir: str) -> bool:
+    return bool(placeholders(member_dir, limit=1))
