@@ -40,12 +40,14 @@ def _talking(run, verbose: bool, **kwargs) -> Report:
 
 
 def QA_Packager(origpath, readme="", packpath="", PIscript="", style="", mode="fake",
-                append="", noms=True, verbose=True) -> Report:
-    """Package the reduction directory ``origpath`` into ``packpath`` (see ``qa2 package``)."""
+                append="", noms=True, verbose=True, ous_uids="", force=False) -> Report:
+    """Package the reduction directory ``origpath`` into ``packpath`` (see ``qa2 package``;
+    ``ous_uids`` and ``force`` are its ``--ous-uids`` and ``--force``)."""
     # As in the original, a named style decides; noms only speaks when style is ''.
     return _talking(package, verbose, origpath=Path(origpath), packpath=Path(packpath),
                     readme_path=_path(readme), piscript=_path(PIscript), style=style,
-                    mode=mode, append=append or "none", noms=None if style else bool(noms))
+                    mode=mode, append=append or "none", noms=None if style else bool(noms),
+                    ous_uids=ous_uids or None, force=bool(force))
 
 
 def QA_Pipeline_Stager(pipeline_root, staged_root, mode="copy", PIscript="", PIPE_README="",

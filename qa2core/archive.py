@@ -13,7 +13,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa2core import fileops, manifest, ous
+from qa2core import fileops, manifest, ous, readme
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.lock import PackLock
 from qa2core.model import Level
@@ -113,11 +113,35 @@ def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path
             if (out / (name + suffix)).exists():
                 raise Qa2Error(f"{out / (name + suffix)}: exists; remove it or choose --out")
     listed = manifest.read(pack)
+    readmes = _renamed_readmes(pack, members, renames, listed or {})
     for number, (name, volume) in enumerate(zip(names, volumes, strict=True)):
-        extra = _renamed_manifest(pack.name, listed, renames) if number == len(names) - 1 else None
+        extra = (_renamed_manifest(pack.name, listed, renames, readmes)
+                 if number == len(names) - 1 else None)
         _write_tar(out / name, pack, volume, dirs if number == 0 else [], renames, extra, report,
-                   listed)
+                   listed, readmes)
     return report
+
+
+def _renamed_readmes(pack: Path, members: list[str], renames: dict[str, str],
+                     listed: dict[str, str]) -> dict[str, bytes]:
+    """The README of each renamed member as the tar holds it: its listing starts at the
+    member's name in the tar, not at the placeholder (qa2core.readme.renamed). Each is read
+    once, and that read is the one checked against the manifest."""
+    out = {}
+    for member in members if renames else []:
+        old = member.split("/")[-1]
+        rel = f"{member}/README"
+        if renames.get(old, old) == old or not (pack / rel).is_file():
+            continue
+        with os.fdopen(fileops.open_source(str(pack / rel), follow=False), "rb") as fh:
+            data = fh.read()
+        if hashlib.sha256(data).hexdigest() != listed.get(rel):
+            raise Qa2Error(f"{pack}: refused to archive: {rel}: sha256 differs from the manifest "
+                           "(changed or corrupted); no tar was published [manifest.checksum]")
+        new = readme.renamed(data, old, renames[old])
+        if new != data:
+            out[rel] = new
+    return out
 
 
 def _publish(tmp: Path, path: Path) -> None:
@@ -147,10 +171,14 @@ def _member_uid(members: list[str]) -> str | None:
     return None
 
 
-def _renamed_manifest(proj: str, listed: dict[str, str] | None, renames: dict[str, str]) -> bytes | None:
+def _renamed_manifest(proj: str, listed: dict[str, str] | None, renames: dict[str, str],
+                      readmes: dict[str, bytes] | None = None) -> bytes | None:
     if listed is None:
         return None
-    renamed = {_arcname(proj, k, renames).split("/", 1)[1]: v for k, v in listed.items()}
+    readmes = readmes or {}
+    renamed = {_arcname(proj, k, renames).split("/", 1)[1]:
+               hashlib.sha256(readmes[k]).hexdigest() if k in readmes else v
+               for k, v in listed.items()}
     return manifest.encode(manifest.format_lines(renamed.items()))
 
 
@@ -175,7 +203,8 @@ class _HashingReader:
 
 
 def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renames: dict[str, str],
-               manifest_bytes: bytes | None, report: TarReport, listed: dict[str, str]) -> None:
+               manifest_bytes: bytes | None, report: TarReport, listed: dict[str, str],
+               readmes: dict[str, bytes] | None = None) -> None:
     import io
     import tempfile
 
@@ -197,6 +226,10 @@ def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renam
                     with os.fdopen(fileops.open_source(str(pack / rel), follow=False), "rb") as fh:
                         info = _portable(tar.gettarinfo(arcname=_arcname(proj, rel, renames),
                                                         fileobj=fh))
+                        if readmes and rel in readmes:  # checked when it was read (_archive)
+                            info.size = len(readmes[rel])
+                            tar.addfile(info, io.BytesIO(readmes[rel]))
+                            continue
                         reader = _HashingReader(fh)
                         tar.addfile(info, reader)
                         if reader.sha.hexdigest() != listed.get(rel):

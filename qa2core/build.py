@@ -256,8 +256,11 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
                                          (member_dir / "README").stat().st_mtime_ns)
     kept = {k: v for k, v in old.entries.items() if not k.startswith(target.unit + "/")}
     run = {"purpose": str(request.purpose), "mode": str(mode), **request.run_info}
+    members = {m: r for m, r in old.members.items()
+               if not m.startswith(target.unit + "/") and m != target.unit}
+    members[target.member] = run
     fileops.write_durable(str(partial / "journal"), journal.dump(
-        kept | entries if mode.real else {}, run, request.left_out).encode())
+        kept | entries if mode.real else {}, run, request.left_out, members).encode())
     if mode.real:
         listed = _outside(_old_manifest(pack, target.unit), target.unit)
         listed.update({w.path: w.sha256 for w in written})

@@ -37,7 +37,7 @@ def qa2_validate(view: PackageView) -> list[Finding]:
                            f"exactly one scriptForPI.py needed, found {len(pi)}"))
     if view.style.compress_pb_mask and view.purpose is not Purpose.STAGE:  # staging never compresses
         for name in view.files:
-            if name.startswith("product/") and name.endswith(GZIP_FILE_SUFFIXES):
+            if name.startswith("product/") and name.lower().endswith(GZIP_FILE_SUFFIXES):
                 findings.append(Finding(Level.ERROR, "product.compress", name,
                                    "primary-beam/mask image not compressed (ship it as .gz)"))
     findings += _product_rules(view)

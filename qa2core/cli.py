@@ -51,19 +51,6 @@ def _main(version: Annotated[bool, typer.Option(
     """Package ALMA QA2 reductions into delivery trees (QA_Packager / QA_Pipeline_Stager)."""
 
 
-class Mode(str, Enum):  # typer shows the values; str+Enum works on Python 3.10
-    fake = "fake"
-    ticket = "ticket"
-    copy = "copy"
-    hard = "hard"
-
-
-class Append(str, Enum):
-    none = "none"
-    group = "group"
-    member = "member"
-
-
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
@@ -155,30 +142,33 @@ def package(
     readme: Annotated[Path | None, typer.Option(help="README header text file.")] = None,
     piscript: Annotated[Path | None, typer.Option(help="scriptForPI.py, or its directory.")] = None,
     style: Annotated[str, typer.Option(help="Packaging style (see 'qa2 styles').")] = "",
-    mode: Annotated[Mode, typer.Option(help="fake | ticket | copy | hard")] = Mode.fake,
-    append: Annotated[Append, typer.Option(help="none | group | member")] = Append.none,
+    mode: Annotated[str, typer.Option(help="fake | ticket | copy | hard")] = "fake",
+    append: Annotated[str, typer.Option(help="none | group | member")] = "none",
     noms: Annotated[bool | None, typer.Option("--noms/--ms",
                                               help="Leave out (default) or ship calibrated MSs; "
                                                    "decides when --style is empty.")] = None,
     plugin: Annotated[str | None, typer.Option(help="Skip ranking; this plugin must claim.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the plan.")] = False,
     as_json: JsonOpt = False,
-    jobs: Annotated[int | None, typer.Option(min=1, help="Parallel copy/compress jobs.")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Parallel copy/compress jobs (at least 1).")]
+    = None,
     ous_uids: Annotated[str | None, typer.Option(
         help="Real OUS names instead of the placeholders: SOUS,GOUS,MOUS (uid://A001/X87c/X67,"
              "uid://...), or 'auto' to take them from the input's names (a pipeline run's "
              "SOUS_/GOUS_/MOUS_ directories); 'qa2 stage' prints the value.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --append member: add the member "
+                                        "even if an existing one holds the same EBs.")] = False,
 ) -> None:
     """Package ORIGPATH into PACKPATH (QA_Packager)."""
     from qa2core import engine
 
-    base = {"plugin": None, "style": style, "mode": mode.value, "files": [], "warnings": []}
+    base = {"plugin": None, "style": style, "mode": mode, "files": [], "warnings": []}
     with _boundary(as_json, base):
         report = engine.package(
             origpath, packpath, readme_path=readme, piscript=piscript, style=style,
-            mode=mode.value, append=append.value, noms=noms, plugin=plugin, dry_run=dry_run,
+            mode=mode, append=append, noms=noms, plugin=plugin, dry_run=dry_run,
             jobs=jobs, plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"),
-            ous_uids=ous_uids, meter=_meter(),
+            ous_uids=ous_uids, meter=_meter(), force=force,
         )
     _finish(report, as_json)
 
@@ -206,17 +196,11 @@ def _show(report: Any, as_json: bool) -> None:
     _print(readme.tree_listing(report.member, list(report.listing)), end="")
 
 
-class StageMode(str, Enum):
-    copy = "copy"
-    hard = "hard"
-    fake = "fake"
-
-
 @app.command(epilog=_examples("stage"))
 def stage(
     pipeline_root: Annotated[Path, typer.Argument(help="Pipeline run directory (<proj>_<date>/...).")],
     staged_root: Annotated[Path, typer.Argument(help="Staged tree root, named after the project.")],
-    mode: Annotated[StageMode, typer.Option(help="copy | hard | fake")] = StageMode.copy,
+    mode: Annotated[str, typer.Option(help="copy | hard | fake")] = "copy",
     piscript: Annotated[Path | None, typer.Option(help="scriptForPI.py, or its directory.")] = None,
     pipe_readme: Annotated[Path | None, typer.Option(help="Becomes the member README.")] = None,
     plugin: Annotated[str | None, typer.Option(help="Skip ranking; this plugin must claim.")] = None,
@@ -230,9 +214,9 @@ def stage(
     manual reduction) is refused: package it with 'qa2 package'."""
     from qa2core import engine
 
-    base = {"plugin": None, "mode": mode.value, "files": [], "warnings": []}
+    base = {"plugin": None, "mode": mode, "files": [], "warnings": []}
     with _boundary(as_json, base):
-        report = engine.stage(pipeline_root, staged_root, mode=mode.value, piscript=piscript,
+        report = engine.stage(pipeline_root, staged_root, mode=mode, piscript=piscript,
                               pipe_readme=pipe_readme, plugin=plugin, dry_run=dry_run,
                               plugins=_plugins(), progress=lambda msg: _err(f"qa2: {msg}"),
                               meter=_meter())
@@ -256,15 +240,18 @@ def verify(
     style: Annotated[str, typer.Option(help="Style the package was made with (default: inferred).")]
     = "",
     as_json: JsonOpt = False,
-    jobs: Annotated[int, typer.Option(min=1, help="Hashing threads.")] = 4,
+    jobs: Annotated[int, typer.Option(help="Hashing threads (at least 1).")] = 4,
 ) -> None:
     """Check a package: manifest checksums, completeness, and every plugin's structure rules."""
+    from qa2core.requests import VerifyRequest
     from qa2core.verify import verify as run_verify
 
     level = "fast" if fast else "complete" if complete else "full"
     with _boundary(as_json, {"ok": False, "findings": []}):
-        report = run_verify(packpath, level=level, for_ingestion=for_ingestion, style=style,
-                            jobs=jobs, plugins=_plugins())
+        req = VerifyRequest.from_options(packpath, fast=fast, complete=complete,
+                                         for_ingestion=for_ingestion, style=style, jobs=jobs)
+        report = run_verify(req.packpath, level=req.level, for_ingestion=req.for_ingestion,
+                            style=req.style, jobs=req.jobs, plugins=_plugins())
     if as_json:
         _emit(report.to_json())
     else:
@@ -284,15 +271,17 @@ def tar_(
     = None,
     out: Annotated[Path | None, typer.Option(help="Directory for the tars (default: beside "
                                              "PACKPATH).")] = None,
-    max_size: Annotated[float, typer.Option(min=1e-6, help="Volume size limit in GiB.")] = 100.0,
+    max_size: Annotated[float, typer.Option(help="Volume size limit in GiB.")] = 100.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Write <proj>_<MOUS>_NNN_of_MMM.tar with .sha256 and .md5sum beside each."""
     from qa2core.archive import make_tars
+    from qa2core.requests import TarRequest
 
     with _boundary(as_json, {"tars": []}):
-        report = make_tars(packpath, ous_uids=ous_uids, out_dir=out,
-                           max_bytes=int(max_size * 2**30), plugins=_plugins())
+        req = TarRequest.from_options(packpath, ous_uids=ous_uids, out=out, max_size=max_size)
+        report = make_tars(req.packpath, ous_uids=req.ous_uids, out_dir=req.out,
+                           max_bytes=req.max_bytes, plugins=_plugins())
     for line in report.warnings:
         _err(f"qa2: warning: {line}")
     if as_json:
@@ -376,6 +365,10 @@ def inspect(
         seen = engine.inspect(origpath, _plugins(), style=style)
     if as_json:
         _emit(seen)
+        for line in seen["errors"]:  # every item shown; the plan or the input is refused
+            _err(f"qa2: error: {line}")
+        if seen["errors"]:
+            raise typer.Exit(1)
         return
     _print(f"plugin: {seen['plugin']} (style {seen['style'] or chr(34) * 2}); facts read with "
            f"casatools {seen['casatools']}" if not seen["casatools"].startswith("none") else
@@ -388,7 +381,11 @@ def inspect(
         name = item["shown"] + ("/" if item["type"] != "file" else "")
         tail = f"  | {item['facts_line']}" if item["facts_line"] else ""
         for fate in item["fate"]:
-            if fate["dest"]:
+            if fate["dest"] and fate.get("problem"):  # the plan refuses this placement
+                key = fate["dest"].rpartition("/")[0] + "/"
+                line = (f"{name}  {item['kind']}  REFUSED {fate['action']} -> {fate['dest']} "
+                        f"[{fate['rule']}]: {fate['problem']}")
+            elif fate["dest"]:
                 key = fate["dest"].rpartition("/")[0] + "/"
                 line = f"{name}  {item['kind']}  {fate['action']} -> {fate['dest']} [{fate['rule']}]"
             elif item["kind"] == "unclassified" and not item["skip"]:
@@ -402,8 +399,13 @@ def inspect(
         for line in groups[key]:
             _print(line)
     for f in seen["findings"]:
-        _err(f"qa2: {f['level'].lower().replace('warn', 'warning')}: {f['path']}: {f['message']} "
-             f"[{f['rule']}]")
+        if f["level"] != "ERROR":  # errors: below, with the plan's
+            _err(f"qa2: {f['level'].lower().replace('warn', 'warning')}: {f['path']}: "
+                 f"{f['message']} [{f['rule']}]")
+    for line in seen["errors"]:
+        _err(f"qa2: error: {line}")
+    if seen["errors"]:  # every item is shown above; qa2 package would refuse this input
+        raise typer.Exit(1)
 
 
 @app.command(epilog=_examples("selftest"))
@@ -437,8 +439,10 @@ def batch(
     scheduler: Annotated[str | None, typer.Option(help="A running Dask scheduler, e.g. "
                                                   "tcp://host:8786 (default: a LocalCluster here).")]
     = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="LocalCluster worker processes "
-                                                "(default: min(4, CPUs)).")] = None,
+    cluster: Annotated[str, typer.Option(help="local: a LocalCluster here; slurm: workers as "
+                                         "SLURM jobs (dask-jobqueue; docs/batch.md).")] = "local",
+    workers: Annotated[int | None, typer.Option(min=1, help="LocalCluster worker processes, or "
+                                                "SLURM worker jobs (default: min(4, CPUs)).")] = None,
     per_filesystem: Annotated[int, typer.Option(min=1, help="At most N jobs write to one file "
                                                 "system at once.")] = 4,
     executor: Annotated[str, typer.Option(help="Batch executor; plugins may add more "
@@ -446,12 +450,25 @@ def batch(
     as_json: JsonOpt = False,
 ) -> None:
     """Run many package, stage, verify and tar jobs on Dask; again to resume (exit 1 if any failed)."""
+    from contextlib import ExitStack
+    from dataclasses import replace
+
     from qa2core.batch import ExecutorSettings
     from qa2core.batch import report as batch_report
     from qa2core.batch.run import run_campaign
+    from qa2core.errors import UsageError
 
     settings = ExecutorSettings(scheduler, workers or min(4, os.cpu_count() or 1), per_filesystem)
-    with _boundary(as_json, {"ok": False, "jobs": []}):
+    with _boundary(as_json, {"ok": False, "jobs": []}), ExitStack() as stack:
+        if cluster not in ("local", "slurm") or (cluster == "slurm" and scheduler):
+            raise UsageError(f"--cluster {cluster!r}: local or slurm, and slurm without --scheduler")
+        if cluster == "slurm":  # the scheduler runs here; each worker is a SLURM job
+            from qa2core.batch import jobs as jobsfile
+            from qa2core.batch.slurm import slurm_cluster
+
+            jobsfile.load(jobs_file)  # a refused jobs file submits no SLURM job
+            slurm = stack.enter_context(slurm_cluster(settings.workers, say=_err))
+            settings = replace(settings, scheduler=slurm.scheduler_address)
         result = run_campaign(jobs_file, settings=settings, executor=executor, plugins=_plugins(),
                               say=_err)
     if as_json:

@@ -22,11 +22,12 @@ def compression_for(item: SourceItem, packaged_names: set[str]) -> tuple[Action,
     layout skips the directory).
     """
     name = item.name
-    if name.endswith(ALREADY_COMPRESSED):
+    low = name.lower()  # suffixes in any letter case: X.PB.FITS is a primary beam too
+    if low.endswith(ALREADY_COMPRESSED):
         return None
-    if not item.is_dir and name.endswith(GZIP_FILE_SUFFIXES):
+    if not item.is_dir and low.endswith(GZIP_FILE_SUFFIXES):
         return Action.GZIP, name + ".gz"
-    if item.is_dir and item.table_type in ("Image", "") and name.endswith(TGZ_DIR_SUFFIXES):
+    if item.is_dir and item.table_type in ("Image", "") and low.endswith(TGZ_DIR_SUFFIXES):
         if name + ".fits" in packaged_names:
             return None
         return Action.TGZ, name + ".tgz"

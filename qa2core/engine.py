@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from qa2core import casaenv, facts, ous, paths, readme
+from qa2core import casaenv, export, facts, ous, paths, readme
 from qa2core import piscript as pi
 from qa2core.build import BuildRequest, BuildResult, PublishedWithFault, write_package
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
@@ -31,78 +31,22 @@ from qa2core.model import (
     PackageOptions,
     Placement,
     Purpose,
+    SourceItem,
 )
 from qa2core.plan import PISCRIPT_DEST, Plan, make_plan
 from qa2core.report import FileRecord, Meter, Report
+from qa2core.requests import STAGE_MODES as STAGE_MODES  # re-exported
+from qa2core.requests import PackageRequest, check_paths
+from qa2core.requests import resolve_piscript as resolve_piscript  # re-exported
 from qa2core.scan import scan
 from qa2core.styles import Style, resolve_style
 
-STAGE_MODES = (Mode.COPY, Mode.HARD, Mode.FAKE)
-
-
 # ---------------------------------------------------------------------------- inputs
 
-
-def _check_paths(origpath: Path, packpath: Path) -> tuple[Path, Path]:
-    if not origpath.exists():
-        raise UsageError(f"{origpath}: ORIGPATH does not exist")
-    if not origpath.is_dir():
-        raise UsageError(f"{origpath}: ORIGPATH must be a reduction directory, not a file")
-    orig, pack = origpath.resolve(), packpath.resolve()
-    if pack == orig or pack.is_relative_to(orig):
-        raise Qa2Error(f"{packpath}: PACKPATH must not be inside ORIGPATH {origpath} "
-                       "(the source is never written to)")
-    if orig.is_relative_to(pack) or orig.is_relative_to(paths.state_dir(pack)):
-        raise Qa2Error(f"{packpath}: PACKPATH must not contain ORIGPATH {origpath} "
-                       "(append none would delete the source)")
-    if pack.exists() and not pack.is_dir():
-        raise Qa2Error(f"{packpath}: PACKPATH exists and is not a directory")
-    if not pack.parent.is_dir():
-        raise UsageError(f"{pack.parent}: parent directory of PACKPATH does not exist")
-    zip_path = paths.ticket_zip(pack)
-    if zip_path.exists() and not zip_path.is_file():
-        raise Qa2Error(f"{zip_path}: ticket zip path exists and is not a file")
-    return orig, pack
-
-
-def resolve_piscript(piscript: Path | str | None) -> Path | None:
-    """A file, or a directory holding ``scriptForPI.py`` (original page: both forms)."""
-    if piscript is None or str(piscript) == "":
-        return None
-    piscript = Path(piscript)
-    if piscript.is_dir():
-        candidate = piscript / "scriptForPI.py"
-        if not candidate.is_file():
-            raise UsageError(f"{piscript}: --piscript directory holds no scriptForPI.py")
-        return candidate.resolve()
-    if not piscript.is_file():
-        raise UsageError(f"{piscript}: --piscript does not exist")
-    return piscript.resolve()
-
-
-def _choice(value: str | Mode, valid: tuple[Mode, ...] | tuple[str, ...], what: str):
-    value = value or valid[0]
-    for v in valid:
-        if str(v) == str(value):
-            return v
-    raise UsageError(f"unknown {what} {value!r}; valid: {', '.join(map(str, valid))}")
-
-
-@dataclass(frozen=True)
-class Request:
-    """A checked request: every usage error is raised before any work starts."""
-
-    root: Path
-    pack: Path
-    origpath: str  # as the user wrote it, for messages
-    packpath: str
-    mode: Mode
-    append: str
-    style: Style
-    readme: Path | None
-    piscript: Path | None
-    uids: ous.OusUids | None
-    purpose: Purpose
+# The request (options parsed, typed, defaulted and checked) is qa2core.requests's, one model
+# for the CLI, the CASA API and qa2 batch; these names stay importable from here.
+Request = PackageRequest
+_check_paths = check_paths
 
 
 # ---------------------------------------------------------------------------- planning
@@ -119,9 +63,7 @@ def _core_placements(style: Style, mode: Mode, piscript: Path | None,
             raise Qa2Error(f"{piscript}: --piscript is not a scriptForPI: {bad} "
                            "[script.piscript_content]")
         wrong = pi.identity(piscript.name, data[:pi.HEAD])
-        if wrong and mode is Mode.FAKE:
-            warnings.append(f"{piscript}: {wrong}; a real run refuses it [script.piscript_identity]")
-        elif wrong:
+        if wrong:  # every mode, as above
             raise Qa2Error(f"{piscript}: --piscript: {wrong} [script.piscript_identity]")
         return [Placement(PISCRIPT_DEST, Action.COPY, external=piscript, rule="core.piscript")]
     if not style.needs_piscript:
@@ -154,10 +96,41 @@ def _own_piscript(req: Request, items: tuple, warnings: list[str]) -> Path | Non
     return req.root / own[0].relpath
 
 
+def _fold_links(placements: list[Placement], items: Sequence[SourceItem],
+                ) -> tuple[list[Placement], list[tuple[str, str]]]:
+    """An internal link is its target: where a link and the file it points to (or two links to
+    one file) land on one destination, that file is packaged once, from its own place, and the
+    link is listed as left out; never a [plan.clash]. A link with a destination of its own
+    ships as the file it stands for, under its own name."""
+    target = {i.relpath: i.link_of for i in items if i.link_of}
+    if not target:
+        return placements, []
+    by_dest: dict[str, list[Placement]] = {}
+    for p in placements:
+        by_dest.setdefault(p.dest, []).append(p)
+    kept, folded = [], []
+    for p in placements:
+        group = by_dest[p.dest]
+        same = {tuple(target.get(s, s) for s in q.sources) for q in group}
+        if len(group) == 1 or len(same) != 1 or any(q.external for q in group):
+            kept.append(p)  # one source, or truly different files: make_plan judges
+            continue
+        first = min(group, key=lambda q: (any(s in target for s in q.sources), q.sources))
+        if p is first:
+            kept.append(p)
+        else:
+            folded += [(s, f"a link to {target[s]}: the same file, packaged once as {p.dest}")
+                       for s in p.sources if s in target]
+    return kept, folded
+
+
 def _account(delivery: Delivery, collection: Collection, used: Path | None = None) -> Accounting:
     """Split collected items into packable, skipped and unclassified; nothing is lost."""
     known = {str(used.relative_to(delivery.root))} if used else set()
     packable, skipped, unclassified = [], [], []
+    raw = {i.relpath: (f"raw data (an ASDM linked from {i.outside}, outside ORIGPATH): "
+                       "delivered by the archive, never in the package")
+           for i in delivery.items if i.outside}
     for c in collection.items:
         if c.item.relpath in known:
             continue  # the core packages it (the reduction's own scriptForPI.py)
@@ -169,7 +142,9 @@ def _account(delivery: Delivery, collection: Collection, used: Path | None = Non
         else:
             packable.append(c)
     unclassified += [i.relpath for i in delivery.items if i.relpath not in known]
-    return Accounting(tuple(packable), tuple(skipped), tuple(unclassified))
+    skipped += [(rel, raw[rel]) for rel in unclassified if rel in raw]
+    return Accounting(tuple(packable), tuple(skipped),
+                      tuple(rel for rel in unclassified if rel not in raw))
 
 
 _QA_LIKE = re.compile(r"qa2|report", re.IGNORECASE)
@@ -185,23 +160,65 @@ def _lost_qa(accounting: Accounting) -> list[str]:
     return lines
 
 
+def _readme_skip(accounting: Accounting, req: Request) -> Accounting:
+    """The rule's reason for a ``README.header*`` left out ("pass it with --readme") is true
+    only when no --readme was given: with one, say what became of this file."""
+    from qa2core.rules import COMMON_SKIPS
+
+    advice = next(r.skip for r in COMMON_SKIPS if r.kind == "readme_header")
+    if req.readme is None or not any(reason == advice for _rel, reason in accounting.skipped):
+        return accounting
+    given = req.readme.resolve()
+
+    def reason(rel: str) -> str:
+        if (req.root / rel).resolve() == given:
+            return "README header given with --readme: its text heads README, not shipped as a file"
+        return f"README header not used: README's header is the --readme file {req.readme}"
+
+    skipped = tuple((rel, reason(rel) if why == advice else why) for rel, why in accounting.skipped)
+    return replace(accounting, skipped=skipped)
+
+
+def _ebs(names) -> frozenset[str]:
+    """EB UIDs named by the scripts and calibration files of a member (member-relative names)."""
+    from qa2core.model import UID
+
+    return frozenset(m.group(0) for n in names if n.startswith(("script/", "calibration/"))
+                     for m in [UID.search(n.rpartition("/")[2])] if m)
+
+
+def _refuse_duplicate(pack: Path, plan: Plan, force: bool) -> list[str]:
+    """``--append member`` of EBs an existing member already holds: the same SB packaged twice
+    would give a second identical member. Refused unless ``force``; EBs shared only in part
+    are a warning."""
+    new = _ebs(f.dest for f in plan.files)
+    if not new or not pack.is_dir():
+        return []
+    out = []
+    for member in ous.members_of(pack):
+        held = _ebs(str(p.relative_to(pack / member)) for top in ("script", "calibration")
+                    if (pack / member / top).is_dir() for p in (pack / member / top).iterdir())
+        if held == new and not force:
+            raise Qa2Error(f"{pack / member}: already holds EB(s) {', '.join(sorted(new))}, the "
+                           "EBs of this run: --append member would add a second member of the "
+                           "same SB; pass --force to add it anyway [append.duplicate]")
+        if held & new and held != new:
+            out.append(f"{pack / member}: already holds EB(s) {', '.join(sorted(held & new))} "
+                       "of this run [append.duplicate]")
+        elif held == new:
+            out.append(f"{pack / member}: holds the same EB(s) {', '.join(sorted(new))}; added "
+                       "anyway (--force) [append.duplicate]")
+    return out
+
+
 # ---------------------------------------------------------------------------- the run
 
 
 def _request(origpath, packpath, readme_path, piscript, style, mode, append, noms, ous_uids,
-             purpose: Purpose) -> Request:
-    modes = STAGE_MODES if purpose is Purpose.STAGE else tuple(Mode)
-    mode = _choice(mode, modes, "mode")
-    append = _choice(append or "none", ous.APPEND_MODES, "append mode")
-    resolved_style = resolve_style(style, noms)
-    readme_file = Path(readme_path) if readme_path else None
-    if readme_file is not None and not readme_file.is_file():
-        raise UsageError(f"{readme_file}: --readme header file does not exist")
-    pi = resolve_piscript(piscript)
-    uids = ous.parse_uids(ous_uids) if ous_uids and ous_uids.strip() != "auto" else None
-    orig, pack = _check_paths(Path(origpath), Path(packpath))
-    return Request(orig, pack, str(origpath), str(packpath), mode, append, resolved_style,
-                   readme_file, pi, uids, purpose)
+             purpose: Purpose, jobs: int | None = None, plugin: str | None = None) -> Request:
+    return PackageRequest.from_options(origpath, packpath, readme=readme_path, piscript=piscript,
+                                       style=style, mode=mode, append=append, noms=noms,
+                                       plugin=plugin, jobs=jobs, ous_uids=ous_uids, purpose=purpose)
 
 
 def package(
@@ -222,14 +239,18 @@ def package(
     purpose: Purpose | str = Purpose.PACKAGE,
     ous_uids: str | None = None,
     meter: Meter | None = None,
+    force: bool = False,
 ) -> Report:
     """Package ORIGPATH into PACKPATH (QA_Packager). Raises Qa2Error on refusal.
+
+    ``force``: add an ``--append member`` whose EBs an existing member already holds
+    (refused otherwise, rule ``append.duplicate``).
 
     ``purpose=Purpose.STAGE`` is QA_Pipeline_Stager (use :func:`stage`): the README is the
     header alone, no ticket zip is written, and plugins are told so through the options.
     """
     req = _request(origpath, packpath, readme_path, piscript, style, mode, append, noms,
-                   ous_uids, Purpose(purpose))
+                   ous_uids, Purpose(purpose), jobs, plugin)
     auto_uids = (ous_uids or "").strip() == "auto"  # names from the input, via qa2_ous_uids
     facts.scratch_in(None if dry_run else paths.state_dir(req.pack))  # tables are read there
     plugins = plugins or get_plugin_manager()
@@ -257,10 +278,17 @@ def package(
                                plugin=decision.plugin)
     warnings = [*scan_warnings]
     own_pi = _own_piscript(req, items, warnings)
-    accounting = _account(delivery, collection, own_pi)
-    placements = [*plugins.layout(decision.plugin, delivery, accounting.packable, decision.context),
-                  *_core_placements(req.style, req.mode, req.piscript or own_pi, warnings)]
+    accounting = _readme_skip(_account(delivery, collection, own_pi), req)
+    placements, folded = _fold_links(
+        [*plugins.layout(decision.plugin, delivery, accounting.packable, decision.context),
+         *_core_placements(req.style, req.mode, req.piscript or own_pi, warnings)], items)
+    accounting = replace(accounting, skipped=(*accounting.skipped, *folded))
     plan = make_plan(req.root, items, placements)
+    leaving = [f"{req.root}/{i.relpath}: symbolic link leaving ORIGPATH (to {i.outside}): refused; "
+               "copy it into the reduction or remove the link" for f in plan.files for i in f.items
+               if i.outside]
+    if leaving:  # a raw-data link is tolerated only while nothing would deliver it
+        raise Qa2Error(f"{req.root}: {len(leaving)} problem(s) in ORIGPATH", lines=tuple(leaving))
     view = plan.view(req.style, decision.plugin, req.mode, req.purpose)
     findings = (*collection.findings, *plugins.validate(view, decision.plugin, decision.context))
     warnings += [f.text() for f in findings if f.level is Level.WARN]
@@ -268,6 +296,9 @@ def package(
     warnings += _input_warnings(req)
 
     errors = tuple(f.text() for f in findings if f.level is Level.ERROR)
+    if not dry_run:  # what the real run exports, every mode opens first (qa2core.export.probe)
+        errors += tuple(filter(None, (export.probe(f.sources[0], str(req.root))
+                                      for f in plan.files if f.action is Action.EXPORT)))
     if errors:  # fake mode too: it is the rehearsal, and it must say what a real run refuses
         raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=errors,
                                plugin=decision.plugin)
@@ -292,11 +323,14 @@ def package(
             return header
         return readme.assemble(header, member_name, plan.listing)
 
+    if req.append == "member":
+        warnings += _refuse_duplicate(req.pack, plan, force)
     parts = (req, decision, plan, accounting, findings, warnings)
     space = _space(req, plan)
     if dry_run:  # the target as it would be now; the real run decides it under the lock
-        return _report(*parts, member=ous.target(req.pack, req.append, uids).member,
-                       readme_bytes=readme_for("member_ouss_id"), built=None, space=space)
+        member = ous.target(req.pack, req.append, uids).member
+        return _report(*parts, member=member, readme_bytes=readme_for(member.rsplit("/", 1)[-1]),
+                       built=None, space=space)
     if space[0] > space[1]:
         raise Qa2Error(f"{req.packpath}: not enough free space: the package needs about "
                        f"{space[0]} bytes, its file system has {space[1]} free; nothing was "
@@ -363,17 +397,19 @@ def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting
             readme_bytes: bytes, built: BuildResult | None, space: tuple[int, int]) -> Report:
     """The one place a Report is made: from the plan, and from what was written."""
     done = {r.dest: r for r in built.entries} if built else {}
-    files = [FileRecord("README", (str(req.readme),) if req.readme else (), "readme",
-                        built.readme.size if built else len(readme_bytes), "core.readme")]
+    size = built.readme.size if built else len(readme_bytes)
+    files = [FileRecord("README", (str(req.readme),) if req.readme else (), "readme", size,
+                        "core.readme", size if built else None)]
     for f in plan.files:
         result = done.get(f.dest)
+        written = None if built is None else sum(w.size for w in result.written) if result else 0
         if result is not None:
             action = result.action
         elif not req.mode.real and f.action not in (Action.EMPTY, Action.EXPORT):
             action = "fake"
         else:
             action = "link" if req.mode is Mode.HARD and f.linkable else str(f.action)
-        files.append(FileRecord(f.dest, f.sources, action, f.bytes, f.rule))
+        files.append(FileRecord(f.dest, f.sources, action, f.bytes, f.rule, written))
     if built:
         warnings = warnings + _build_warnings(built)
     warnings = warnings + casaenv.drain()  # CASA's SEVERE lines, relayed (qa2core.casaenv)
@@ -459,47 +495,11 @@ def detect(origpath: Path | str, plugins: Qa2Plugins | None = None) -> Decision:
 
 
 def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None, style: str = "") -> dict:
-    """What qa2 sees in ORIGPATH (``qa2 inspect``): for every item its kind, the facts read
-    from its data (qa2core.facts) and its fate under ``style``: destination, action and the rule
-    that chose it, or why it stays out. Tables are read through mirrors in a temporary
-    directory, removed before returning; the source is never written."""
-    import tempfile
+    """What qa2 sees in ORIGPATH (``qa2 inspect``): every item, its kind, facts and fate, even
+    when the plan is refused (:func:`qa2core.inspection.inspect`)."""
+    from qa2core import inspection
 
-    plugins = plugins or get_plugin_manager()
-    plugins.require_healthy()
-    delivery = load_delivery(origpath, style)
-    decision = plugins.choose(delivery)
-    collection = plugins.collect(decision.plugin, delivery, decision.context)
-    accounting = _account(delivery, collection)
-    placements = plugins.layout(decision.plugin, delivery, accounting.packable, decision.context)
-    fates: dict[str, list[dict]] = {}
-    for f in make_plan(delivery.root, delivery.items, placements).files:
-        action = "copy/link" if f.linkable else str(f.action)  # hard mode links it
-        for item in f.items:
-            fates.setdefault(item.relpath, []).append({"dest": f.dest, "action": action,
-                                                       "rule": f.rule})
-    kinds = {c.item.relpath: c for c in collection.items}
-    skipped = dict(accounting.skipped) | {rel: "" for rel in accounting.unclassified}
-    base = os.path.commonpath([i.relpath for i in delivery.items]) if len(delivery.items) > 1 else ""
-    base = base if base and not any(i.relpath == base for i in delivery.items) else ""
-    items = []
-    with tempfile.TemporaryDirectory(prefix="qa2-inspect-") as tmp, facts.scratch(tmp):
-        for item in delivery.items:
-            c = kinds.get(item.relpath)
-            fate = fates.get(item.relpath) or [{"dest": "", "action": "skip", "rule": ""}]
-            items.append({
-                "relpath": item.relpath, "shown": item.relpath[len(base) + 1:] if base else item.relpath,
-                "type": str(item.type), "size": item.size, "table_type": item.table_type,
-                "kind": c.kind if c else UNCLASSIFIED, "skip": skipped.get(item.relpath, ""),
-                "fate": fate, "facts": (got := facts.facts(delivery.root, item)).to_json(),
-                "facts_line": got.summary()})
-    casaenv.drain()  # shown per item, in its facts' notes
-    return {"plugin": decision.plugin, "style": delivery.style.name,
-            "claims": [_claim_json(r) for r in decision.ranked], "base": base,
-            "casatools": casaenv.version() if casaenv.tools() else f"none: {casaenv.reason()}",
-            "items": items,
-            "findings": [{"level": str(f.level), "rule": f.rule, "path": f.path,
-                          "message": f.message} for f in collection.findings]}
+    return inspection.inspect(origpath, plugins, style)
 
 
 def _claim_json(r: RankedClaim) -> dict:

@@ -122,7 +122,8 @@ def export_image(src: str, dst: str, root: str, scratch: Path,
                 ia.done()
         casaenv.relay(src, run.severe if done else [])
         if not done or not os.path.isfile(fits):
-            detail = "; ".join(filter(None, run.severe)) or "ia.tofits gave no file"
+            detail = "; ".join(filter(None, run.severe)).replace(mirror, src) or \
+                "ia.tofits gave no file"  # named by the source, never qa2's scratch copy
             raise Qa2Error(f"{src}: FITS export failed: {detail} [product.export]")
         _stamp(fits, newest)
         if fits != dst:
@@ -134,6 +135,35 @@ def export_image(src: str, dst: str, root: str, scratch: Path,
     if fileops.tree_fingerprint(fileops.walk_tree(src, root)) != (size, newest):
         raise fileops.changed(src)
     return fileops.Copied(result.sha256, result.size, size, newest, "export")
+
+
+def probe(src: str, root: str) -> str:
+    """'' when casatools opens the CASA image ``src`` (through a scratch mirror, never in
+    place); else the line that refuses the run. Every mode runs it before writing, so the
+    rehearsal refuses exactly what the real export would, with the same words."""
+    ct = casaenv.tools()
+    if ct is None:
+        return f"{src}: cannot export to FITS: {casaenv.reason()} [product.export]"
+    from qa2core import facts
+
+    with facts._scratch_parent() as parent, casaenv.session(parent) as run:
+        mirror = str(run.dir / "image")
+        try:
+            casaenv.mirror(src, mirror, root)
+        except (OSError, Qa2Error) as exc:
+            return f"{src}: cannot read the CASA image for its FITS export ({exc}) [product.export]"
+        ia = ct.image()
+        try:
+            ok = bool(ia.open(mirror))
+        except RuntimeError as exc:
+            ok = False
+            run.severe.append(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        finally:
+            ia.done()
+    if ok:
+        return ""
+    detail = "; ".join(filter(None, run.severe)).replace(mirror, src) or "casatools cannot open it"
+    return f"{src}: not a CASA image casatools can open for its FITS export: {detail} [product.export]"
 
 
 def _stamp(fits: str, mtime_ns: int) -> None:

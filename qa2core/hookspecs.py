@@ -87,11 +87,12 @@ class Qa2Specs:
     def qa2_validate(self, view: PackageView, context: Any, plugin: str) -> Sequence[Finding] | None:
         """Check one member directory: as planned (before anything is written) or on disk.
 
-        The same call in ``qa2 package`` and ``qa2 verify``. Called on the plugin that
-        packages (or, in verify, claims) the package, on the core's built-in rules, and on
-        plugins that set ``QA2_CROSS_CUTTING = True`` (rules for every package, e.g. a site
-        policy). Read content through ``view.open(path)``, which streams; it returns ``None``
-        where content is not at hand. ``ERROR`` refuses the run or fails verify.
+        The same call in ``qa2 package`` and ``qa2 verify`` (``view.verifying`` tells them
+        apart). Called on the plugin that made the member (in verify: the one the journal
+        records, if it still claims it), the core's rules, and ``QA2_CROSS_CUTTING`` plugins.
+        ``view.open(path)`` streams content in every mode, the rehearsal included (a file the
+        run gzips opens as its source, not yet compressed); ``None`` for directories and made
+        files. ``ERROR`` refuses the run, in every mode, or fails verify.
 
         :param context: the packaging plugin's ``Claim.context`` (``None`` for other plugins)
         :param plugin: name of the packaging plugin (kept for plugins written before 0.2)

@@ -42,14 +42,21 @@ def role_of(name: str, type_hint: str = "") -> str:
     (``X.image.pbcor.fits`` pbcor, ``X.pb.fits.gz`` pb, ``X.flux`` flux …); "" when unknown."""
     if type_hint.strip().lower() in TYPE_ROLES:
         return TYPE_ROLES[type_hint.strip().lower()]
-    stem = re.sub(r"(\.fits)?(\.gz|\.tgz)?$", "", name)
+    stem = re.sub(r"(\.fits)?(\.gz|\.tgz)?$", "", name.lower())
     return next((role for regex, role in _ROLE_RE if regex.search(stem)), "")
 
 
 def unzipped(fh: BinaryIO, name: str) -> BinaryIO:
-    """``fh`` itself, or a decompressing reader for a ``.gz`` name (ISA-L when installed)."""
-    if not name.endswith(".gz"):
+    """``fh`` itself, or a decompressing reader for gzip content (ISA-L when installed). The
+    bytes decide, not the name: a planned ``X.pb.fits.gz`` opens as its uncompressed source."""
+    if not name.lower().endswith(".gz"):
         return fh
+    import io
+
+    buffered = fh if hasattr(fh, "peek") else io.BufferedReader(fh)  # type: ignore[arg-type]
+    if buffered.peek(2)[:2] != b"\x1f\x8b":
+        return buffered
+    fh = buffered
     try:
         from isal import igzip as gz
     except ImportError:  # pragma: no cover - isal is a dependency
@@ -241,7 +248,7 @@ def product_findings(view: PackageView) -> list[Finding]:
     out: list[Finding] = []
     heads: dict[str, Head] = {}
     for name in sorted(n for n in view.files if n.startswith("product/")
-                       and n.endswith((".fits", ".fits.gz"))):
+                       and n.lower().endswith((".fits", ".fits.gz"))):
         fh = view.open(name)
         if fh is None:
             continue
@@ -261,7 +268,7 @@ def product_findings(view: PackageView) -> list[Finding]:
                 problem = _bunit_problem(str(head.get("BUNIT")))
                 if problem:
                     out.append(Finding(Level.WARN, "product.bunit", name, problem))
-    for name in (n for n in sorted(heads) if n.endswith(".pbcor.fits")):
+    for name in (n for n in sorted(heads) if n.lower().endswith(".pbcor.fits")):
         partner = _partner(name, heads)
         if partner and heads[partner].squeezed() != heads[name].squeezed():
             out.append(Finding(Level.ERROR, "product.pb_shape", name,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa2core import paths
@@ -32,6 +32,10 @@ class Entry:
 class Journal:
     run: dict[str, str]
     entries: dict[str, Entry]
+    # member directory (relative to PACKPATH) -> how it was made: plugin, style, mode, purpose.
+    # One package may hold members of different plugins (a 12m member and an appended TP one):
+    # verify judges each by its own.
+    members: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def load(packpath: Path) -> Journal:
@@ -43,14 +47,18 @@ def load(packpath: Path) -> Journal:
         entries = {k: Entry(tuple(tuple(s) for s in v["sources"]), v["mode"], v["action"],
                             v["sha256"], v["size"], v["mtime_ns"])
                    for k, v in raw["entries"].items()}
-        return Journal(dict(raw.get("run", {})), entries)
+        members = {str(k): {str(a): str(b) for a, b in v.items()}
+                   for k, v in dict(raw.get("members", {})).items() if isinstance(v, dict)}
+        return Journal(dict(raw.get("run", {})), entries, members)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Journal({}, {})
 
 
 def dump(entries: dict[str, Entry], run: dict[str, str],
-         left_out: tuple[tuple[str, str], ...] = ()) -> str:
-    data = {"version": 2, "run": run, "left_out": [list(pair) for pair in left_out],
+         left_out: tuple[tuple[str, str], ...] = (),
+         members: dict[str, dict[str, str]] | None = None) -> str:
+    data = {"version": 3, "run": run, "members": dict(sorted((members or {}).items())),
+            "left_out": [list(pair) for pair in left_out],
             "entries": {k: {"sources": v.sources, "mode": v.mode, "action": v.action,
                             "sha256": v.sha256, "size": v.size, "mtime_ns": v.mtime_ns}
                         for k, v in sorted(entries.items())}}

@@ -50,11 +50,19 @@ def report_lines(report: Any, summary: bool = True) -> list[str]:
         return lines
     verb = "would write" if report.dry_run else "wrote"
     where = f"{report.packpath.rstrip('/')}/{report.member}"
+    # The same count as the "writing N entries (S source bytes)" line: the planned entries and
+    # their sources' bytes; the README, which qa2 makes, comes on top. Bytes written (after
+    # compression, README included) are said apart.
+    entries = [f for f in report.files if f.action != "readme"]
+    source = sum(f.bytes for f in entries)
     if report.mode in ("fake", "ticket"):
-        what = (f"{len(report.files)} entries as empty placeholders (names only, no data; "
-                f"{report.package_bytes} bytes of source not copied)")
+        what = (f"{len(entries)} entries as empty placeholders (names only, no data; "
+                f"{source} bytes of source not copied) and the README")
+    elif report.dry_run:
+        what = f"{len(entries)} entries ({source} source bytes) and the README"
     else:
-        what = f"{len(report.files)} entries ({report.package_bytes} bytes)"
+        what = (f"{len(entries)} entries ({source} source bytes) and the README; "
+                f"{report.package_bytes} bytes written")
     lines.append(f"qa2: {report.plugin} {verb} {what}, mode {report.mode}, to {where}")
     if report.ticket:
         lines.append(f"qa2: ticket: {report.ticket}")

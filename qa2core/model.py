@@ -93,6 +93,12 @@ class SourceItem:
     table_type: str = ""  # first line of table.info, e.g. "Measurement Set", "Image", "Calibration"
     table_subtype: str = ""
     mtime_ns: int = 0  # for directories the newest file's; with size, the change fingerprint
+    # A symbolic link to another file that ORIGPATH holds: that file's relpath ("" otherwise).
+    # Where both would land on one destination, the file is packaged once (engine._fold_links).
+    link_of: str = ""
+    # A link leaving ORIGPATH to an ASDM (the shared raw area of an ARC): its target. Never
+    # read; left out as raw data, and refused only if a plan would deliver it.
+    outside: str = ""
 
     @property
     def name(self) -> str:
@@ -222,6 +228,9 @@ class PackageView:
     mode: Mode = Mode.COPY
     purpose: Purpose = Purpose.PACKAGE
     open: Callable[[str], BinaryIO | None] = field(default=_no_content, compare=False)
+    # True in qa2 verify (a package on disk, checked after the fact); False while planning a
+    # package or stage run. ``purpose`` says what the member is for in both.
+    verifying: bool = False
 
     def glob(self, pattern: str) -> tuple[str, ...]:
         from fnmatch import fnmatchcase

@@ -81,6 +81,8 @@ def target(packpath: Path, append: str, uids: OusUids | None = None) -> Target:
         return _real_target(packpath, append, uids)
     sg = packpath / SG
     groups = numbers(sg, "group")
+    if append in ("group", "member") and not sg.is_dir():
+        _refuse_real_names(packpath, append)
     if append == "none" or not sg.is_dir():
         if append == "member":
             raise Qa2Error(f"{packpath}: --append member needs an existing package with a group "
@@ -94,6 +96,31 @@ def target(packpath: Path, append: str, uids: OusUids | None = None) -> Target:
     group = placeholder("group", groups[-1])
     member = placeholder("member", (numbers(sg / group, "member") or [0])[-1] + 1)
     return Target(f"{SG}/{group}/{member}", f"{SG}/{group}/{member}")
+
+
+def _uid_url(name: str) -> str:
+    """``group.uid___A001_X87c_X68`` -> ``uid://A001/X87c/X68``."""
+    return name.partition(".")[2].replace("uid___", "uid://", 1).replace("_", "/")
+
+
+def _refuse_real_names(packpath: Path, append: str) -> None:
+    """An append without --ous-uids onto a package whose OUS directories have real names.
+    Not resolved by guessing: the new unit needs its own UID (the MOUS of the SB added, or the
+    GOUS of the group), which only the user knows, and a placeholder beside real names makes a
+    package no ingestion takes. So: name the chain found and the value to give."""
+    chains = [f"{sg.name}/{group.name}"
+              for sg in sorted(packpath.glob("science_goal.uid___*")) if sg.is_dir()
+              for group in sorted(sg.glob("group.uid___*")) if group.is_dir()]
+    if not chains:
+        return
+    sg_name, group_name = chains[-1].split("/")
+    value = (f"{_uid_url(sg_name)},{_uid_url(group_name)},<MOUS>" if append == "member" else
+             f"{_uid_url(sg_name)},<GOUS>,<MOUS>")
+    unit = "the new member's MOUS" if append == "member" else "the new group's GOUS and MOUS"
+    also = f" ({len(chains)} groups: {', '.join(chains)})" if len(chains) > 1 else ""
+    raise Qa2Error(f"{packpath / chains[-1]}: --append {append}: the package has real OUS "
+                   f"names{also}, no placeholders; give {unit} with --ous-uids {value} "
+                   "[append.ous_uids]")
 
 
 def _real_target(packpath: Path, append: str, uids: OusUids) -> Target:

@@ -74,15 +74,15 @@ class Plan:
         return ("README", *names)
 
     def view(self, style: Style, plugin: str, mode: Mode, purpose: Purpose) -> PackageView:
-        """The planned member directory. Content is the sources', streamed; a rehearsal (fake,
-        ticket) opens only what its ticket ships (script/), never a product."""
+        """The planned member directory. Content is the sources', streamed, in every mode: the
+        rehearsal (fake, ticket) runs every rule the real run runs, on the same bytes. A file
+        the run gzips opens as its source's bytes, not yet compressed (sniff the gzip magic, as
+        qa2core.images.unzipped does); made files (tgz, exports) have no content yet."""
         by_dest = {f.dest: f for f in self.files}
 
         def open_planned(dest: str) -> BinaryIO | None:
             entry = by_dest.get(dest)
-            if entry is None or entry.action is not Action.COPY or entry.whole_dir:
-                return None
-            if not mode.real and not dest.startswith("script/"):
+            if entry is None or entry.action not in (Action.COPY, Action.GZIP) or entry.whole_dir:
                 return None
             if not entry.sources:
                 return open(os.devnull, "rb")

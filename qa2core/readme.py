@@ -70,6 +70,19 @@ def assemble(header: bytes, top: str, paths: list[str]) -> bytes:
     return header + sep + intro + listing
 
 
+def renamed(data: bytes, old: str, new: str) -> bytes:
+    """A packaged README whose listing starts at member directory ``old``, starting at ``new``
+    instead (``qa2 tar --ous-uids`` renames the chain). Header and the rest unchanged; a README
+    without qa2's listing (a staged tree's) or starting elsewhere is returned as it is."""
+    intro = b"\n" + RULE + b"\n" + LISTING_INTRO + b"\n\n"
+    cut = data.rfind(intro)
+    top = (visible(old.rstrip("/")) + "/\n").encode()
+    if cut < 0 or not data.startswith(top, cut + len(intro)):
+        return data
+    start = cut + len(intro)
+    return data[:start] + (visible(new.rstrip("/")) + "/\n").encode() + data[start + len(top):]
+
+
 def header_project_code(data: bytes) -> str | None:
     """The ``Project code:`` of a README header (docs/domain.md §7), or ``None``."""
     m = re.search(rb"^\s*Project code:\s*(\S+)", header_of(data), re.MULTILINE)

@@ -26,8 +26,9 @@ class FileRecord:
     dest: str  # relative to the member directory (Report.member)
     sources: tuple[str, ...]
     action: str  # readme, fake, empty, copy, reflink, link, gzip, tgz, reused
-    bytes: int  # size of the source(s)
+    bytes: int  # size of the source(s) (docs/contract.md); the README's: its own size
     rule: str
+    written: int | None = None  # bytes this run wrote for it (a placeholder: 0); None: dry run
 
     @property
     def source(self) -> str:
@@ -38,7 +39,8 @@ class FileRecord:
 
     def to_json(self, member: str) -> dict:
         return {"source": self.source, "sources": list(self.sources), "dest": f"{member}/{self.dest}",
-                "action": self.action, "bytes": self.bytes, "rule": self.rule}
+                "action": self.action, "bytes": self.bytes, "written_bytes": self.written,
+                "rule": self.rule}
 
 
 @dataclass(frozen=True)

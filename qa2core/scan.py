@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 from qa2core.errors import Qa2Error
@@ -50,6 +51,17 @@ def _dir_item_type(name: str, children: list[os.DirEntry]) -> ItemType | None:
     return None
 
 
+def _raw_link(entry: os.DirEntry, top: str) -> str:
+    """The target of a link leaving ORIGPATH to an ASDM directory, else ''. Reducers link the
+    raw data from a shared area; no style delivers an ASDM, so it is left out, not refused."""
+    if not entry.is_symlink():
+        return ""
+    target = os.path.realpath(entry.path)
+    if target == top or target.startswith(top.rstrip("/") + "/"):
+        return ""
+    return target if os.path.isfile(os.path.join(target, "ASDM.xml")) else ""
+
+
 def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
     """Items under ``root`` sorted by path, and warnings. Refuses (Qa2Error listing every
     problem) when the input holds links leaving it, loops or special files."""
@@ -69,6 +81,11 @@ def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
         for entry in listing:
             if entry.name in _IGNORED or entry.name.startswith("."):
                 continue
+            raw = _raw_link(entry, top)
+            if raw:  # an ASDM linked from the shared raw area: named, never walked nor read
+                raw_links[entry.path] = raw
+                nodes.append(File(entry.name, entry.stat(follow_symlinks=False)))
+                continue
             st = lstat_checked(entry.path, top, problems, warnings)
             if st is None:
                 continue
@@ -77,6 +94,8 @@ def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
             elif not os.access(entry.path, os.R_OK):
                 problems.append(f"{entry.path}: source file is not readable (permission denied)")
             else:
+                if entry.is_symlink():
+                    links.add(entry.path)
                 nodes.append(File(entry.name, st))
         return nodes
 
@@ -84,11 +103,28 @@ def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
         kind, size, ttype, subtype, mtime = payload
         items.append(SourceItem(rel, kind, size, ttype, subtype, mtime))
 
-    Walker(read, problems, warnings, on_leaf=on_leaf,
-           on_file=lambda rel, _path, st: items.append(
-               SourceItem(rel, ItemType.FILE, st.st_size, mtime_ns=st.st_mtime_ns)),
-           ).run(str(root))
+    links: set[str] = set()  # paths of file links (scandir knows it: no extra lstat)
+    files: dict[tuple[int, int], str] = {}  # inode -> the first path that is not a link
+    linked: list[tuple[int, tuple[int, int]]] = []  # (index in items, inode) of file links
+
+    raw_links: dict[str, str] = {}
+
+    def on_file(rel: str, path: str, st: os.stat_result) -> None:
+        if path in raw_links:
+            items.append(SourceItem(rel, ItemType.ASDM, 0, outside=raw_links[path]))
+            return
+        key = (st.st_dev, st.st_ino)
+        if path in links:
+            linked.append((len(items), key))
+        else:
+            files.setdefault(key, rel)
+        items.append(SourceItem(rel, ItemType.FILE, st.st_size, mtime_ns=st.st_mtime_ns))
+
+    Walker(read, problems, warnings, on_leaf=on_leaf, on_file=on_file).run(str(root))
     if problems:
         raise Qa2Error(f"{root}: {len(problems)} problem(s) in ORIGPATH", lines=tuple(problems))
+    for index, key in linked:  # a link to a file that is itself scanned is that file
+        if key in files:
+            items[index] = replace(items[index], link_of=files[key])
     items.sort(key=lambda i: path_order(i.relpath))
     return tuple(items), tuple(warnings)

@@ -16,7 +16,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from qa2core import content, fileops, journal, manifest, ous, paths, piscript, readme
 from qa2core.build import swap_plan
@@ -32,6 +32,7 @@ PLACEHOLDER = re.compile(r"^(sg_ouss_id|(group|member)_ouss(_[\w-]+)?_id)$")
 REAL = {level: re.compile(rf"^{prefix}\.{UID.pattern}$")
         for level, prefix in (("sg", "science_goal"), ("group", "group"), ("member", "member"))}
 FAKE = "FAKE package (names only): not deliverable"
+INGESTION_ERRORS = frozenset({"product.fits"})  # warnings while packaging, refusals for the archive
 
 
 @dataclass
@@ -83,7 +84,8 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
     if not members:
         raise Qa2Error(f"{packpath}: not a qa2 package (no sg_ouss_id/group_ouss_id/member_ouss_id "
                        "or science_goal.*/group.*/member.* chain below it)")
-    run = journal.load(pack).run
+    book = journal.load(pack)
+    run = book.run
     report = VerifyReport(str(packpath), level, members=members, mode=run.get("mode", ""))
     on_disk, report.findings = _walk(pack)
     report.findings += _interrupted(pack)
@@ -106,9 +108,12 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
         _purpose_from_readme(pack, members)
     if purpose is Purpose.PACKAGE:
         report.findings += _delivery_rules(pack, members, for_ingestion)
-    report.plugin, rules = _structure(pack, members, style or run.get("style", ""), purpose,
-                                      has_manifest, run.get("plugin"), plugins)
-    report.findings += rules
+    made_by = book.members or {m: run for m in members if run.get("plugin")}
+    report.plugin, rules = _structure(pack, members, style, purpose, has_manifest, made_by,
+                                      plugins, for_ingestion)
+    # For ingestion, a product that is not a readable FITS is no product (content certifies).
+    report.findings += [Finding(Level.ERROR, f.rule, f.path, f.message)
+                        if for_ingestion and f.rule in INGESTION_ERRORS else f for f in rules]
     return report
 
 
@@ -283,36 +288,63 @@ def _purpose_from_readme(pack: Path, members: list[str]) -> Purpose:
 
 
 def _structure(pack: Path, members: list[str], style: str, purpose: Purpose, real: bool,
-               recorded: str | None, plugins: Qa2Plugins | None,
-               ) -> tuple[str | None, list[Finding]]:
+               made_by: dict[str, dict[str, str]], plugins: Qa2Plugins | None,
+               for_ingestion: bool) -> tuple[str | None, list[Finding]]:
+    """Each member by the plugin that made it (the journal's record, checked: that plugin must
+    be installed and claim the member), else by the one that claims it; then the core's rules
+    and cross-cutting plugins. Validate hooks see ``view.verifying``."""
     plugins = plugins or get_plugin_manager()
     plugins.require_healthy()
     out: list[Finding] = []
     if purpose is Purpose.STAGE:
         out.append(Finding(Level.INFO, "verify.staged", str(pack),
                            "checked as a staged tree (written by qa2 stage, not yet packaged)"))
+    strict = Level.ERROR if for_ingestion else Level.WARN
+    judges: list[str] = []
     try:
-        items, _ = scan(pack)
+        items, _ = scan(pack)  # names relative to PACKPATH, as plugins have always seen them
     except Qa2Error:
         return None, out  # links or special files: already ERRORs, no structure to read
-    delivery = Delivery(pack.resolve(), items, resolve_style(style),
-                        PackageOptions(purpose=Purpose.VERIFY))
-    ranked = plugins.claims(delivery)
-    top = [r for r in ranked if r.claim.score == ranked[0].claim.score] if ranked else []
-    chosen = next((r for r in ranked if r.plugin == recorded), top[0] if len(top) == 1 else None)
-    if chosen is None:
-        out.append(Finding(Level.WARN, "structure.plugin", str(pack),
-                           "no single plugin recognises this package; only the core's rules ran"))
-    name, context = (chosen.plugin, chosen.claim.context) if chosen else ("", None)
     for member in members:
         base = pack / member
+        record = made_by.get(member, {})
+        member_style = style or record.get("style", "")
+        mine = tuple(i for i in items if i.relpath.startswith(member + "/"))
+        delivery = Delivery(pack.resolve(), mine, resolve_style(member_style),
+                            PackageOptions(purpose=Purpose.VERIFY))
+        name, context, problem = _judge(plugins, delivery, record.get("plugin", ""))
+        if problem:
+            out.append(Finding(strict if record.get("plugin") else Level.WARN, "structure.plugin",
+                               member, problem))
+        judges.append(name)
         files = tuple(sorted(_member_listing(base)))
-        view = PackageView(files, _style_of(style, files), name,
+        view = PackageView(files, _style_of(member_style, files), name,
                            Mode.COPY if real else Mode.FAKE, purpose,
-                           _opener(base) if real else (lambda _rel: None))
+                           _opener(base) if real else (lambda _rel: None), verifying=True)
         out += [Finding(f.level, f.rule, f"{member}/{f.path}", f.message)
                 for f in plugins.validate(view, name, context)]
-    return name or None, out
+    named = sorted(set(filter(None, judges)))
+    return ",".join(named) or None, out
+
+
+def _judge(plugins: Qa2Plugins, delivery: Delivery, recorded: str) -> tuple[str, Any, str]:
+    """(plugin, its context, problem): the recorded plugin when it is installed and claims the
+    member; without a record, the single top claim. A plugin that does not claim what it wrote
+    would judge by rules that do not fit: only the core's rules run, and that is said."""
+    ranked = plugins.claims(delivery)
+    if recorded:
+        if recorded not in plugins.names():
+            return "", None, (f"made by plugin {recorded!r}, which is not installed here: its "
+                              "rules did not run (install it, or verify where it is)")
+        mine = next((r for r in ranked if r.plugin == recorded), None)
+        if mine is None:
+            return "", None, (f"made by plugin {recorded!r}, which does not recognise it now: "
+                              "its rules did not run")
+        return mine.plugin, mine.claim.context, ""
+    top = [r for r in ranked if r.claim.score == ranked[0].claim.score] if ranked else []
+    if len(top) != 1:
+        return "", None, "no single plugin recognises this member; only the core's rules ran"
+    return top[0].plugin, top[0].claim.context, ""
 
 
 def _opener(base: Path):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import GENERIC, Action, Claim, Collected, Finding, Level, Placement, hookimpl
+from qa2core import GENERIC, Action, Claim, Collected, Finding, Level, Placement, Purpose, hookimpl
 from qa2core.compression import compression_for
+from qa2core.testing import fits_header
 
 pytest_plugins = ["qa2core.testing"]
 
@@ -19,6 +20,8 @@ class ToyPlugin:
     def qa2_detect(self, delivery):
         if "toy.marker" in delivery.names():
             return Claim(GENERIC, "toy marker present", ("toy.marker",))
+        if delivery.options.purpose is Purpose.VERIFY and "run.py" in delivery.names():
+            return Claim(GENERIC, "a toy package (script/run.py)", ("run.py",))  # its own output
         return None
 
     @hookimpl
@@ -55,8 +58,8 @@ class ToyPlugin:
 TOY_FILES = {
     "toy.marker": "",
     "scripts/run.py": "print('reduce')\n",
-    "img/target.image.pbcor.fits": b"SIMPLE  =                    T" + bytes(2850),
-    "img/target.pb.fits": bytes(range(256)) * 64,
+    "img/target.image.pbcor.fits": fits_header("BUNIT   = 'Jy/beam '"),
+    "img/target.pb.fits": fits_header() + bytes(range(256)) * 64,
     "logs/casa-20160101-000000.log": "log line\n",
     "notes.txt": "not classified\n",
 }

@@ -8,16 +8,16 @@ import tarfile
 
 import pytest
 
-from qa2core.testing import write_tree
+from qa2core.testing import fits_header, write_tree
 
 UIDS = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"
 MANUAL = {
     "uid___A002_X1_X2.ms.scriptForCalibration.py": "# calibration\n",
     "scriptForImaging.py": "# imaging\n",
     "scriptForImagingPrep.py": "# prep\n",
-    "img/a.image.pbcor.fits": b"A" * 20000,
-    "img/b.image.pbcor.fits": b"B" * 20000,
-    "img/a.pb.fits": b"P" * 20000,
+    "img/a.image.pbcor.fits": fits_header("OBJECT  = 'A       '") + b"A" * (20000 - 2880),
+    "img/b.image.pbcor.fits": fits_header("OBJECT  = 'B       '") + b"B" * (20000 - 2880),
+    "img/a.pb.fits": fits_header("OBJECT  = 'P       '") + b"P" * (20000 - 2880),
     "casa-20160101-000000.log": "log\n",
 }
 

@@ -171,7 +171,7 @@ def test_campaign_runs_fails_alone_and_resumes(run_qa2, campaign: Path, cluster)
         assert verify(job["packpath"]).ok, name
         assert (Path(job["packpath"]) / MEMBER / "README").is_file()
         log = Path(job["log"])
-        assert log.parent == paths.state_dir(Path(job["packpath"])) and "verify: OK" in log.read_text()
+        assert log == campaign / "jobs.logs" / f"{name}.log" and "verify: OK" in log.read_text()
     assert "qa2: batch: 4/4 done (1 failed), 0 running" in r.stderr
     first = time.monotonic() - t0
 
@@ -279,7 +279,8 @@ packpath = "out/serial/{sampledata.TP_PROJECT}"
     result = run_campaign(jobs, executor="serial", plugins=qa2_pm, say=events.append)
     assert result.ok and [o.status for o in result.outcomes] == ["succeeded"]
     assert any("started (attempt 1" in e for e in events)
-    assert result.outcomes[0].log.endswith("batch-package.log")
+    log = Path(result.outcomes[0].log)  # an unnamed job: its id made a file name, kept unique
+    assert log.parent == campaign / "serial.logs" and log.name.startswith("package_out_serial_")
 
 
 def test_without_dask_says_how_to_install(run_qa2, tmp_path: Path, monkeypatch) -> None:

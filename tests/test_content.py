@@ -62,10 +62,15 @@ def test_a_piscript_that_is_no_scriptforpi_is_refused(toy_pm, toy_tree, tmp_path
     assert not dst.exists()
 
 
-def test_a_piscript_that_is_no_scriptforpi_is_a_warning_in_a_rehearsal(toy_pm, toy_tree, tmp_path):
+@pytest.mark.parametrize("mode", ["fake", "ticket", "copy"])
+def test_a_piscript_that_is_no_scriptforpi_is_refused_in_every_mode(toy_pm, toy_tree, tmp_path,
+                                                                     mode):
+    """The rehearsal refuses what the real run refuses (issue 18), with the same line."""
     wrong = write_tree(tmp_path / "m", {"flux.py": "# flux\n"}) / "flux.py"
-    report = engine.package(toy_tree, tmp_path / "2015.1.00123.S", piscript=wrong, plugins=toy_pm)
-    assert any("[script.piscript_identity]" in w for w in report.warnings)
+    with pytest.raises(Qa2Error, match=r"flux\.py is not a scriptForPI.*\[script\.piscript_identity\]"):
+        engine.package(toy_tree, tmp_path / "2015.1.00123.S", piscript=wrong, plugins=toy_pm,
+                       mode=mode)
+    assert not (tmp_path / "2015.1.00123.S").exists()
 
 
 def test_a_renamed_master_copy_is_known_by_its_id_line(toy_pm, toy_tree, tmp_path):

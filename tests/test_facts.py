@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -50,21 +49,15 @@ def _no_casa(monkeypatch) -> None:
 # ---------------------------------------------------------------------------- start-up
 
 
-def test_help_starts_fast_and_loads_no_casa_numpy_or_astropy():
-    best = min(_timed([QA2, "--help"]) for _ in range(3))
-    assert best < 0.3, f"qa2 --help took {best:.2f} s"
+def test_help_loads_no_casa_numpy_or_astropy():
+    """What keeps ``qa2 --help`` fast; its time (at most 0.3 s) is checked by ``make bench``
+    (bench/run.py, startup), never here: a loaded machine must not fail ``make test``."""
     code = ("import sys\nfrom qa2core.cli import main\ntry:\n    main(['--help'])\n"
             "except SystemExit:\n    pass\n"
             "heavy = [m for m in ('casatools', 'casaconfig', 'numpy', 'astropy', 'qa2core.facts')"
             " if m in sys.modules]\nsys.exit(str(heavy) if heavy else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-
-
-def _timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, capture_output=True, check=True)
-    return time.perf_counter() - start
 
 
 def test_without_casatools_the_reason_is_known_and_nothing_breaks(tmp_path):
@@ -370,17 +363,22 @@ def test_verify_reports_a_wrong_pb_partner_broken_fits_and_bad_values(tmp_path, 
         "c.mask.fits": soft_mask,
     })
     before = tree_state(root)
-    dst = tmp_path / "2015.1.00123.S"
-    engine.package(root, dst, piscript=piscript, mode="copy", style="cycle3-nopipe")
-    r = run_qa2("verify", dst, "--json")
-    found = {(f["rule"], f["path"].rsplit("/", 1)[-1]): f for f in json.loads(r.stdout)["findings"]}
-    assert r.exit_code == 1
-    assert found[("product.pb_shape", "a.image.pbcor.fits")]["level"] == "ERROR"
-    assert "64x64x1x1" in found[("product.pb_shape", "a.image.pbcor.fits")]["message"]
-    assert found[("product.fits", "b.image.pbcor.fits")]["level"] == "WARN"
-    assert found[("product.pb_values", "c.pb.fits.gz")]["level"] == "ERROR"
-    assert found[("product.mask_values", "c.mask.fits.gz")]["level"] == "ERROR"
-    assert not any(p == "c.image.pbcor.fits" for _, p in found)
+    # The run reads the sources it will gzip, so it refuses what verify would: in every mode,
+    # the rehearsal included, with the same lines (issue 18: one truth on every path).
+    refusals = []
+    for mode in ("fake", "copy"):
+        dst = tmp_path / mode / "2015.1.00123.S"
+        dst.parent.mkdir()
+        r = run_qa2("package", root, dst, "--piscript", piscript, "--mode", mode, "--style",
+                    "cycle3-nopipe", "--json")
+        assert r.exit_code == 1 and not dst.exists()
+        refusals.append(json.loads(r.stdout)["errors"])
+    assert refusals[0] == refusals[1]
+    text = "\n".join(refusals[0])
+    assert "a.image.pbcor.fits" in text and "64x64x1x1" in text and "[product.pb_shape]" in text
+    assert "c.pb.fits.gz" in text and "[product.pb_values]" in text
+    assert "c.mask.fits.gz" in text and "[product.mask_values]" in text
+    assert "c.image.pbcor.fits:" not in text
     assert tree_state(root) == before
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ def laid_out(tmp_path, manual_sample, monkeypatch):
     assert run.root.name == "2013.1.00911.S_2015_08_07T16_10_05.732"
     (tmp_path / "reprocessing.toml").write_text(
         '[[job]]\ncommand = "verify"\npackpath = "2015.1.00229.S"\n')
+    (tmp_path / "tmp").mkdir()  # the examples' /tmp/... paths, made the test's own (_here)
     env = {**os.environ, "HOME": str(home), "PATH": f"{BIN}:{os.environ['PATH']}"}
     env.pop("QA2_DEBUG", None)
     return tmp_path, env
@@ -55,6 +57,7 @@ def test_every_help_example_works_as_printed(laid_out):
                 continue
             # the first package example packages for real, so verify and tar have data
             line = example + (" --mode copy" if example == EXAMPLES["package"][0] else "")
+            line = _here(line, cwd)
             done = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True,
                                   text=True, timeout=300)
             want = 1 if example in EXPECT_1 else 0
@@ -63,6 +66,19 @@ def test_every_help_example_works_as_printed(laid_out):
             ran += 1
     assert ran >= 16
     assert (cwd / "2015.1.00229.S_001_of_001.tar").exists() or list(cwd.glob("2015.1.00229.S_*.tar"))
+
+
+def _here(line: str, cwd: Path) -> str:
+    """An example's absolute /tmp path made this test's own: two runs at once never share a
+    directory, and nothing is written outside the test's temporary directory."""
+    return re.sub(r"/tmp/([\w.-]+)", lambda m: str(cwd / "tmp" / m.group(1)), line)
+
+
+def test_examples_write_only_below_the_test_directory(tmp_path):
+    for examples in EXAMPLES.values():
+        for example in examples:
+            line = _here(example, tmp_path).replace(str(tmp_path), "TMP")
+            assert not re.search(r"(^|[\s=])/tmp/", line), line
 
 
 def test_version_names_qa2core_and_every_plugin():

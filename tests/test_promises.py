@@ -127,6 +127,9 @@ def test_verify_of_a_package_two_plugins_claim_equally_says_so_and_runs_the_core
         toy_pm, toy_tree, dst, piscript, run_qa2, qa2_pm, monkeypatch):
     pack(toy_pm, toy_tree, dst, piscript, mode="copy")
     (dst / MEMBER / "README").unlink()
+    from qa2core import paths
+
+    paths.journal_file(dst).unlink()  # no record of who made it (an untarred package): detect
     qa2_pm.register(Twin("twin_a"), name="twin_a")
     qa2_pm.register(Twin("twin_b"), name="twin_b")
     monkeypatch.setattr("qa2core.cli._plugins", lambda: qa2_pm)

@@ -13,8 +13,8 @@ import pytest
 
 from qa2core import hookimpl, manifest
 from qa2core.errors import Qa2Error
+from qa2core.testing import fits_header, tree_state, write_tree
 from qa2core.testing import sampledata as sd
-from qa2core.testing import tree_state, write_tree
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 PROJECT = "2015.1.00123.S"
@@ -22,8 +22,8 @@ UIDS = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"
 MANUAL = {  # a manual reduction the interferometric plugin claims
     "Calibration_X2/uid___A002_X1_X2.ms.scriptForCalibration.py": "# calibration\n",
     "Imaging/scriptForImaging.py": "# imaging\n",
-    "Imaging/target.image.pbcor.fits": b"SIMPLE  =                    T" + bytes(2850),
-    "Imaging/target.pb.fits": bytes(2880),
+    "Imaging/target.image.pbcor.fits": fits_header("BUNIT   = 'Jy/beam '"),
+    "Imaging/target.pb.fits": fits_header(),
     "casa-20160101-000000.log": "log\n",
 }
 STYLE = ("--style", "cycle3-nopipe")
@@ -171,7 +171,7 @@ def _fits_package(run_qa2, tmp_path: Path, piscript: Path, products: dict[str, b
     return dst
 
 
-def test_a_mask_with_a_single_pixel_neither_0_nor_1_fails_verify(run_qa2, tmp_path, piscript):
+def test_a_mask_with_a_single_pixel_neither_0_nor_1_is_refused(run_qa2, tmp_path, piscript):
     """Bug: a mask flagged only when more than one pixel is neither 0 nor 1 (images.py)."""
     from astropy.io import fits
 
@@ -179,16 +179,17 @@ def test_a_mask_with_a_single_pixel_neither_0_nor_1_fails_verify(run_qa2, tmp_pa
     bad = sd.write_mask_fits(tmp_path / "bad.mask.fits")
     with fits.open(bad, mode="update") as hdul:
         hdul[0].data[0, 0, 0, 0] = 0.5  # the corner: outside the disk, so it was 0
-    dst = _fits_package(run_qa2, tmp_path, piscript,
-                        {"good.mask.fits": good.read_bytes(), "bad.mask.fits": bad.read_bytes()})
-
-    code, findings = _verify(run_qa2, dst)
-
-    assert code == 1
-    masks = [f for f in findings if f["rule"] == "product.mask_values"]
-    assert [(f["level"], f["path"]) for f in masks] == [
-        ("ERROR", f"{MEMBER}/product/bad.mask.fits.gz")], findings
-    assert masks[0]["message"].startswith("1 pixel(s) neither 0 nor 1")
+    # The run reads the masks it gzips (issue 18: the real run refuses what verify would), so
+    # the one bad pixel refuses the package itself, naming the mask.
+    src = write_tree(tmp_path / "reduction", {
+        **{k: v for k, v in MANUAL.items() if not k.endswith(".fits")},
+        "Imaging/good.mask.fits": good.read_bytes(), "Imaging/bad.mask.fits": bad.read_bytes()})
+    r = run_qa2("package", src, tmp_path / PROJECT, "--piscript", piscript, *STYLE,
+                "--mode", "copy")
+    assert r.exit_code == 1
+    lines = [line for line in r.stderr.splitlines() if "[product.mask_values]" in line]
+    assert len(lines) == 1 and "product/bad.mask.fits.gz: 1 pixel(s) neither 0 nor 1" in lines[0]
+    assert not (tmp_path / PROJECT).exists()
 
 
 def test_bunit_accepts_every_brightness_unit_and_flags_others(run_qa2, tmp_path, piscript):

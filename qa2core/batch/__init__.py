@@ -35,8 +35,10 @@ def have_distributed() -> bool:
 class Task:
     """One job as an executor sees it: plain strings, JSON- and pickle-friendly.
 
-    ``spec`` is the JSON the job subprocess reads (command and resolved arguments); ``log`` and
-    ``attempts`` are files beside the job's PACKPATH; ``lock`` is the PACKPATH whose lock a retry
+    ``spec`` is the JSON the job subprocess reads (command and checked options, which it parses
+    again where it runs); ``log`` and ``attempts`` are files in the campaign's log directory
+    beside the jobs file (which exists: a worker creates no directory); ``lock`` is the PACKPATH
+    whose lock a retry
     waits for ('' for verify); ``fs`` names the file system the job writes to (its mount point).
     """
 
@@ -50,6 +52,10 @@ class Task:
     fs: str
     run: str  # the campaign run's id: attempt counts restart with every run
     max_attempts: int = MAX_ATTEMPTS
+    after: tuple[str, ...] = ()  # the jobs (ids) it follows: it starts when they succeeded
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "after", tuple(self.after))  # JSON gives a list
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=True)
@@ -66,9 +72,21 @@ class ExecutorSettings:
     scheduler: str | None = None  # address of a running cluster; None: start one here
     workers: int = 1
     per_filesystem: int = DEFAULT_PER_FILESYSTEM
+    no_workers_wait: float = 20.0  # say once that the cluster has no workers after this many s,
+    no_workers_every: float = 120.0  # then again at this interval while it still has none
 
 
-Event = dict[str, Any]  # {"job", "kind": "started" | "progress", "attempt", "host", "bytes"}
+# {"job", "kind": "started" | "progress", "attempt", "host", "bytes"}, or
+# {"kind": "notice", "message"}: a line qa2 batch prints as it is (e.g. no workers yet)
+Event = dict[str, Any]
+
+
+class Interrupted(BaseException):
+    """SIGTERM (or SIGINT) while a campaign runs: stop, record, summarise, exit 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class BatchExecutor(Protocol):
@@ -79,6 +97,13 @@ class BatchExecutor(Protocol):
     :func:`qa2core.batch.worker.run_task` (which returns the result dict, never raises for a job
     that fails), and may call ``on_event`` from any thread. A task it could not run at all
     yields :func:`qa2core.batch.worker.failed` with the reason.
+
+    A task's ``after`` names jobs it follows. An executor whose class sets
+    ``supports_after = True`` runs it only after those yielded ``succeeded`` (else yields it
+    failed, not run); for any other executor the campaign hands the tasks over in waves, each
+    wave's tasks following only jobs of earlier waves. ``preflight()``, if it has one, runs
+    before anything is recorded and raises :class:`~qa2core.errors.UsageError` for settings it
+    cannot use (a --scheduler that is not one).
     """
 
     name: str

@@ -29,9 +29,14 @@ LOCAL_CONFIG = {"distributed.scheduler.locks.lease-timeout": "6s",
                 "distributed.scheduler.locks.lease-validation-interval": "2s"}
 
 
-def _remote(task: Task, semaphore: str, limit: int) -> dict[str, Any]:
-    """Runs on a worker: wait for a slot on the task's file system, then run the job."""
+def _remote(task: Task, semaphore: str, limit: int, *before: dict[str, Any]) -> dict[str, Any]:
+    """Runs on a worker: wait for a slot on the task's file system, then run the job. ``before``:
+    the results of the jobs it follows (``after``); it runs only if each succeeded."""
     from distributed import Semaphore, get_worker
+
+    for dep, result in zip(task.after, before, strict=False):
+        if not isinstance(result, dict) or result.get("status") != "succeeded":
+            return failed(task, f"not run: job {dep!r}, which it follows (after), did not succeed")
 
     worker = get_worker()
 
@@ -64,11 +69,35 @@ def _why(exc: BaseException) -> str:
     return f"could not run on the worker: {exc!r}"
 
 
+def _ordered(tasks: Sequence[Task]) -> list[Task]:
+    """Round-robin over file systems, each task after the tasks it follows (``after``)."""
+    pending, out, placed = _interleave(tasks), [], set()
+    ids = {t.job for t in tasks}
+    while pending:
+        ready = [t for t in pending if all(d in placed or d not in ids for d in t.after)]
+        if not ready:  # a cycle: refused by the jobs file's check; never here
+            ready = pending[:1]
+        for t in ready:
+            out.append(t)
+            placed.add(t.job)
+        pending = [t for t in pending if t.job not in placed]
+    return out
+
+
 class DaskExecutor:
     name = "dask"
+    supports_after = True  # dependencies as Dask's own (qa2core.batch.run runs waves otherwise)
 
     def __init__(self, settings: ExecutorSettings) -> None:
         self.settings = settings
+
+    def preflight(self) -> None:
+        """Before the ledger is touched: a --scheduler that is no Dask scheduler, or that does
+        not answer, is a usage error (exit 2) within seconds (qa2core.batch.probe)."""
+        if self.settings.scheduler:
+            from qa2core.batch.probe import check_scheduler
+
+            check_scheduler(self.settings.scheduler)
 
     @contextmanager
     def _client(self) -> Iterator[Any]:
@@ -99,17 +128,72 @@ class DaskExecutor:
         limit = self.settings.per_filesystem
         with self._client() as client:
             client.subscribe_topic(TOPIC, relay)
-            futures = {client.submit(_remote, t, f"qa2-batch-fs{limit}:{t.fs}", limit,
-                                     key=f"qa2-batch-{t.run}-{t.number}"): t
-                       for t in _interleave(tasks)}
-            for future in as_completed(futures):
-                task = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:
-                    result = failed(task, _why(exc))
-                yield task, result
+            futures: dict[Any, Task] = {}
+            by_job: dict[str, Any] = {}
+            for t in _ordered(tasks):
+                before = [by_job[d] for d in t.after if d in by_job]
+                future = client.submit(_remote, t, f"qa2-batch-fs{limit}:{t.fs}", limit, *before,
+                                       key=f"qa2-batch-{t.run}-{t.number}", pure=False)
+                futures[future] = t
+                by_job[t.job] = future
+            watch = _NoWorkers(client, self.settings, on_event)
+            try:
+                done = as_completed(list(futures))
+                for future in done:
+                    task = futures.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:
+                        result = failed(task, _why(exc))
+                    yield task, result
+                    # its result is in the ledger now: let go of it, so that Dask never
+                    # recomputes it when the worker holding it dies (a job that follows it
+                    # holds it until it starts; the job's process refuses to run twice)
+                    if not any(task.job in t.after for t in futures.values()):
+                        by_job.pop(task.job, None)
+                    future.release()
+                    del future
+            finally:
+                watch.stop()
             client.unsubscribe_topic(TOPIC)
+
+
+class _NoWorkers:
+    """Says once, after ``settings.no_workers_wait`` seconds, that the cluster has no worker,
+    then every ``settings.no_workers_every`` seconds while it still has none."""
+
+    def __init__(self, client: Any, settings: ExecutorSettings,
+                 on_event: Callable[[Event], None]) -> None:
+        import threading
+
+        self.client, self.settings, self.on_event = client, settings, on_event
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True, name="qa2-no-workers")
+        self.thread.start()
+
+    def _workers(self) -> int:
+        try:
+            return len(self.client.scheduler_info().get("workers", {}))
+        except Exception:
+            return -1
+
+    def _watch(self) -> None:
+        wait, every = self.settings.no_workers_wait, self.settings.no_workers_every
+        idle = 0.0
+        next_say = wait
+        while not self.stopped.wait(0.5):
+            idle = idle + 0.5 if self._workers() == 0 else 0.0
+            if idle == 0.0:
+                next_say = wait
+            elif idle >= next_say:
+                self.on_event({"kind": "notice", "message": (
+                    f"the scheduler {self.settings.scheduler or '(local)'} has no workers "
+                    f"(none for {idle:.0f} s); the jobs start when workers join "
+                    "(`dask worker ADDRESS`), or press Ctrl-C")})
+                next_say = idle + every
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 @hookimpl(trylast=True)

@@ -1,7 +1,8 @@
 """One batch job in its own process: ``python -m qa2core.batch.job SPEC_JSON``.
 
-Started by :func:`qa2core.batch.worker.run_task`; runs the same engine calls as the CLI, then a
-full ``verify`` of what a package or stage job wrote. Messages go to stderr (the job's log);
+Started by :func:`qa2core.batch.worker.run_task`; parses the job's options with the CLI's request
+model (:mod:`qa2core.requests`) and runs the same engine calls as the CLI, then a full ``verify``
+of what a package or stage job wrote. Messages go to stderr (the job's log);
 stdout carries JSON lines: ``{"bytes": N, "total": M}`` while writing, then one
 ``{"result": {...}}``. Exit 0 when the job succeeded, 1 when it failed. If the process that
 started it dies (a worker killed), the job kills itself at once, as a crash would: the
@@ -23,6 +24,7 @@ from typing import Any
 from qa2core import messages, paths
 from qa2core.batch.ledger import fingerprint
 from qa2core.errors import Qa2Error
+from qa2core.requests import TarRequest, VerifyRequest
 
 _out_lock = threading.Lock()
 
@@ -88,12 +90,15 @@ def _package(command: str, a: dict[str, Any], result: dict[str, Any]) -> bool:
     from qa2core.verify import verify
 
     progress = lambda msg: _say(f"qa2: {msg}")  # noqa: E731
+    # engine.package parses and checks the options as the CLI's do (qa2core.requests), here
+    # where the job runs: a PACKPATH whose parent is missing on this host is refused, not made.
     if command == "package":
         report = engine.package(
             a["origpath"], a["packpath"], readme_path=a.get("readme"), piscript=a.get("piscript"),
             style=a.get("style", ""), mode=a.get("mode", "fake"), append=a.get("append", "none"),
             noms=a.get("noms"), plugin=a.get("plugin"), jobs=a.get("jobs"),
-            ous_uids=a.get("ous_uids"), progress=progress, meter=_Meter())
+            ous_uids=a.get("ous_uids"), progress=progress, meter=_Meter(),
+            **({"force": True} if a.get("force") else {}))
     else:
         report = engine.stage(a["pipeline_root"], a["staged_root"], mode=a.get("mode", "copy"),
                               piscript=a.get("piscript"), pipe_readme=a.get("pipe_readme"),
@@ -115,22 +120,22 @@ def _package(command: str, a: dict[str, Any], result: dict[str, Any]) -> bool:
 def _verify(a: dict[str, Any], result: dict[str, Any]) -> bool:
     from qa2core.verify import verify
 
-    level = "fast" if a.get("fast") else "complete" if a.get("complete") else "full"
-    checked = verify(a["packpath"], level=level, for_ingestion=a.get("for_ingestion", False),
-                     style=a.get("style", ""), jobs=a.get("jobs", 4))
+    req = VerifyRequest.from_options(**a)  # as qa2 verify parses its options
+    checked = verify(req.packpath, level=req.level, for_ingestion=req.for_ingestion,
+                     style=req.style, jobs=req.jobs)
     for f in checked.findings:
         _say(messages.finding(f))
-    _say(f"qa2: verify: {'OK' if checked.ok else 'FAILED'}: {a['packpath']} ({level})")
+    _say(f"qa2: verify: {'OK' if checked.ok else 'FAILED'}: {a['packpath']} ({req.level})")
     result["findings"] = _findings(checked)
     return checked.ok
 
 
 def _tar(a: dict[str, Any], result: dict[str, Any]) -> bool:
-    from qa2core.archive import DEFAULT_MAX_BYTES, make_tars
+    from qa2core.archive import make_tars
 
-    max_bytes = int(a["max_size"] * 2**30) if a.get("max_size") else DEFAULT_MAX_BYTES
-    report = make_tars(a["packpath"], ous_uids=a.get("ous_uids"), out_dir=a.get("out"),
-                       max_bytes=max_bytes)
+    req = TarRequest.from_options(**a)  # as qa2 tar parses its options: --out must exist here
+    report = make_tars(req.packpath, ous_uids=req.ous_uids, out_dir=req.out,
+                       max_bytes=req.max_bytes)
     for line in report.warnings:
         _say(f"qa2: warning: {line}")
     for tar in report.tars:
@@ -170,13 +175,75 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def still_true(command: str, args: dict[str, Any], result: dict[str, Any]) -> bool:
+    """Whether what a success recorded is still on disk: the package (and ticket zip) it wrote,
+    its tars, or (verify) the package it read, by the metadata fingerprint."""
+    if command in ("package", "stage"):
+        pack = args["packpath" if command == "package" else "staged_root"]
+        want, now_ = result.get("outputs"), fingerprint(pack, str(paths.ticket_zip(Path(pack))))
+    elif command == "tar":
+        sums = [t + s for t in result.get("tars", []) for s in ("", ".sha256", ".md5sum")]
+        want, now_ = result.get("outputs"), fingerprint(*sums) if sums else None
+    else:
+        want, now_ = result.get("inputs"), fingerprint(*inputs(command, args))
+    return bool(want) and want == now_
+
+
+def already_done(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The result of this job if it already succeeded in this campaign run and its package is
+    unchanged on disk: from its done file (written by the job's process when it succeeded) or
+    from the ledger. Dask may start a finished task again (a lost result it recomputes); the
+    job then does nothing and says so."""
+    run, job = spec.get("run"), spec.get("job")
+    if not run or not job:
+        return None
+    found: list[dict[str, Any]] = []
+    try:
+        mark = json.loads(Path(spec["done"]).read_text(encoding="utf-8"))
+        if isinstance(mark, dict) and mark.get("run") == run and mark.get("job") == job:
+            found.append(mark.get("result") or {})
+    except (KeyError, OSError, ValueError):
+        pass
+    if spec.get("ledger"):
+        from qa2core.batch.ledger import Ledger
+
+        found += [r.get("result") or {} for r in Ledger(Path(spec["ledger"])).records()
+                  if r.get("run") == run and r.get("job") == job and r.get("state") == "succeeded"]
+    for result in found:
+        if isinstance(result, dict) and result.get("status") == "succeeded" and still_true(
+                spec["command"], spec["args"], result):
+            return {**result, "again": True}
+    return None
+
+
+def _mark_done(spec: dict[str, Any], result: dict[str, Any]) -> None:
+    if not spec.get("done") or result["status"] != "succeeded":
+        return
+    path = Path(spec["done"])
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({"run": spec.get("run"), "job": spec.get("job"),
+                                   "result": result}, ensure_ascii=True, default=str))
+        os.replace(tmp, path)
+    except OSError as exc:  # the ledger still says it; a recomputed task then finds it there
+        _say(f"qa2: warning: {path}: {exc.strerror}: cannot note the job done")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m qa2core.batch.job SPEC_JSON", file=sys.stderr)
         return 2
     _watch_parent()
-    result = run(json.loads(argv[0]))
+    spec = json.loads(argv[0])
+    result = already_done(spec)
+    if result is not None:
+        _say(f"qa2: batch: already succeeded in this run ({spec['run']}) and unchanged on disk: "
+             "not run again")
+        _emit({"result": result})
+        return 0
+    result = run(spec)
+    _mark_done(spec, result)
     _emit({"result": result})
     return 0 if result["status"] == "succeeded" else 1
 

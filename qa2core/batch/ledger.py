@@ -3,7 +3,7 @@ say whether a finished job is still up to date.
 
 One JSON object per line, appended and fsynced by the ``qa2 batch`` process alone (workers never
 write it), so nothing depends on a scheduler's memory and a crash loses at most a line being
-written (a cut last line is ignored). Records::
+written (a damaged line is skipped with a warning). Records::
 
     {"v": 1, "run": ID, "state": "campaign", "time": T, "jobs": N, "executor": "dask"}
     {"v": 1, "run": ID, "job": JOB, "attempt": 1, "state": "started", "time": T, "host": H}
@@ -59,25 +59,52 @@ def fingerprint(*roots: str) -> str:
     return digest.hexdigest()
 
 
+JOB_STATES = ("started", "succeeded", "failed", "skipped")
+
+
+def _malformed(rec: Any) -> str | None:
+    """Why a parsed line is not a record qa2 can use, or None."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if rec.get("state") in JOB_STATES and not isinstance(rec.get("job"), str):
+        return f"a {rec['state']!r} record without a job name (a string)"
+    if rec.get("state") in ("succeeded", "failed") and not isinstance(rec.get("result", {}), dict):
+        return "its result is not an object"
+    return None
+
+
 class Ledger:
     """Append-only JSON lines; held with an exclusive lock while a campaign runs."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fd: int | None = None
+        self.warnings: list[str] = []
 
     def records(self) -> list[dict[str, Any]]:
+        """Every well-formed record; a line that is not (bytes that are not UTF-8, not JSON, a
+        job record without a string ``job``, a line cut short) is skipped, with one warning
+        in :attr:`warnings` each. Damage never stops a run: at worst a job runs again."""
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return []
-        out = []
-        for line in lines:
+        out, self.warnings = [], []
+        for number, raw in enumerate(data.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            why = None
             try:
-                rec = json.loads(line)
+                rec = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                why = "not UTF-8"
             except ValueError:
-                continue  # a line cut short by a crash
-            if isinstance(rec, dict) and rec.get("v") == VERSION:
+                why = "not a JSON record (cut short?)"
+            else:
+                why = _malformed(rec)
+            if why:
+                self.warnings.append(f"{self.path}:{number}: {why}; line skipped")
+            elif rec.get("v") == VERSION:
                 out.append(rec)
         return out
 
@@ -89,6 +116,14 @@ class Ledger:
                 out[rec["job"]] = rec
             elif rec.get("state") == "failed":
                 out.pop(rec.get("job"), None)
+        return out
+
+    def last_state(self) -> dict[str, dict[str, Any]]:
+        """job -> its last ``succeeded``, ``failed`` or ``skipped`` record (``qa2 batch status``)."""
+        out: dict[str, dict[str, Any]] = {}
+        for rec in self.records():
+            if rec.get("state") in ("succeeded", "failed", "skipped") and "job" in rec:
+                out[rec["job"]] = rec
         return out
 
     def open(self) -> Ledger:
@@ -103,10 +138,18 @@ class Ledger:
         return self
 
     def append(self, run: str, **record: Any) -> None:
+        """One whole record per ``write`` (O_APPEND), fsynced. A file whose last line was cut
+        short (a crash mid-write) gets a newline first, so the cut line cannot swallow it."""
         assert self.fd is not None, "Ledger.open() first"
         line = json.dumps({"v": VERSION, "run": run, **record, "time": record.get("time") or now()},
                           ensure_ascii=True, default=str)
-        os.write(self.fd, (line + "\n").encode())
+        lead = b""
+        size = os.fstat(self.fd).st_size
+        if size:
+            with open(self.path, "rb") as fh:
+                fh.seek(size - 1)
+                lead = b"" if fh.read(1) == b"\n" else b"\n"
+        os.write(self.fd, lead + line.encode() + b"\n")
         os.fsync(self.fd)
 
     def close(self) -> None:

@@ -48,11 +48,15 @@ def up_to_date(job: jobsfile.Job, last: dict[str, Any] | None) -> str | None:
     return f"up to date ({what}; succeeded {last.get('time', '?')})"
 
 
-def _task(job: jobsfile.Job, run: str) -> Task:
-    state = paths.state_dir(job.target)
-    spec = json.dumps({"command": job.command, "args": job.args}, ensure_ascii=True)
-    return Task(job.id, job.number, job.command, spec, str(state / f"batch-{job.slug}.log"),
-                str(state / f"batch-{job.slug}.attempts"), str(job.target) if job.writes else "",
+def _task(job: jobsfile.Job, campaign: jobsfile.Campaign, run: str) -> Task:
+    log = campaign.log(job)
+    # job, run, ledger and done file: the job's process itself checks that it did not already
+    # succeed in this run (a task Dask starts again), qa2core.batch.job.already_done
+    spec = json.dumps({"command": job.command, "args": job.args, "job": job.id, "run": run,
+                       "ledger": str(campaign.ledger), "done": str(log.with_suffix(".done"))},
+                      ensure_ascii=True)
+    return Task(job.id, job.number, job.command, spec, str(log),
+                str(log.with_suffix(".attempts")), str(job.target) if job.writes else "",
                 job.fs, run)
 
 
@@ -99,8 +103,9 @@ def run_campaign(path: Path | str, *, settings: ExecutorSettings | None = None,
         outcomes = _skip_done(campaign, ledger, run, say)
         todo = [j for j in campaign.jobs if j.id not in {o.job.id for o in outcomes}]
         if todo:
-            outcomes += _execute(todo, executor_for(executor, settings, plugins), ledger, run, say,
-                                 Progress(len(campaign.jobs), len(outcomes)))
+            campaign.logs.mkdir(exist_ok=True)  # beside the jobs file: workers make no directory
+            outcomes += _execute(todo, campaign, executor_for(executor, settings, plugins), ledger,
+                                 run, say, Progress(len(campaign.jobs), len(outcomes)))
         result = CampaignResult(campaign.path, campaign.ledger, run, outcomes)
         ledger.append(run, state="finished", **{s: result.count(s)
                                                 for s in ("succeeded", "failed", "skipped")})
@@ -118,13 +123,13 @@ def _skip_done(campaign: jobsfile.Campaign, ledger: Ledger, run: str,
         if reason:
             ledger.append(run, job=job.id, state="skipped", reason=reason)
             say(f"qa2: batch: {job.label}: skipped: {reason}")
-            out.append(Outcome(job, "skipped", note=reason,
-                               log=str(paths.state_dir(job.target) / f"batch-{job.slug}.log")))
+            out.append(Outcome(job, "skipped", note=reason, log=str(campaign.log(job))))
     return out
 
 
-def _execute(todo: list[jobsfile.Job], executor: BatchExecutor, ledger: Ledger, run: str,
-             say: Callable[[str], None], progress: Progress) -> list[Outcome]:
+def _execute(todo: list[jobsfile.Job], campaign: jobsfile.Campaign, executor: BatchExecutor,
+             ledger: Ledger, run: str, say: Callable[[str], None],
+             progress: Progress) -> list[Outcome]:
     by_id = {j.id: j for j in todo}
     finished: dict[str, Outcome] = {}
 
@@ -146,7 +151,7 @@ def _execute(todo: list[jobsfile.Job], executor: BatchExecutor, ledger: Ledger, 
                     say(progress.line())
 
     say(f"qa2: batch: {len(todo)} job(s) to run on executor {executor.name}")
-    tasks = [_task(j, run) for j in todo]
+    tasks = [_task(j, campaign, run) for j in todo]
     lost = f"executor {executor.name} returned no result"
     try:
         for task, result in executor.run(tasks, on_event):

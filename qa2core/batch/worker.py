@@ -2,7 +2,8 @@
 
 The job runs in its own process (``python -m qa2core.batch.job``); this function only waits on
 it, reading its progress lines, so the calling worker keeps its heartbeats (no GIL held) and a
-crash stays inside the job. Its messages go to the job's log beside PACKPATH. Attempts are
+crash stays inside the job. Its messages go to the job's log in the campaign's log directory
+beside the jobs file; nothing is created beside PACKPATH before the job's own checks. Attempts are
 counted in a small file beside the log, per campaign run: a task started again after its worker
 died is attempt 2, which first waits for the dead attempt's process to let go of the PACKPATH
 lock; attempt 3 is refused, so the job is reported failed, never lost.
@@ -87,12 +88,18 @@ def run_task(task: Task, emit: Callable[[Event], None]) -> dict[str, Any]:
         with contextlib.suppress(Exception):  # progress is a courtesy: never stop the job
             emit({"job": task.job, "kind": kind, **data})
 
-    try:
-        Path(task.log).parent.mkdir(parents=True, exist_ok=True)
+    try:  # the campaign's log directory, beside the jobs file: made by qa2 batch, never here
         attempt = _next_attempt(task)
     except OSError as exc:
-        return failed(task, f"{exc.filename}: {exc.strerror}: cannot write the job's log")
+        return failed(task, f"{exc.filename}: {exc.strerror}: cannot write the job's log (the "
+                      "workers must see the jobs file's directory)")
     if attempt > task.max_attempts:
+        from qa2core.batch.job import already_done
+
+        with contextlib.suppress(Exception):  # a finished job started again: its result stands
+            done = already_done(json.loads(task.spec))
+            if done is not None:
+                return {**done, "attempt": attempt, "log": task.log}
         return failed(task, f"interrupted {attempt - 1} times by the death of the worker running "
                       "it; not tried again (run qa2 batch again to retry)", attempt - 1)
     tell("started", attempt=attempt, host=host, pid=os.getpid())

@@ -51,6 +51,14 @@ def write_tree(root: Path, files: dict[str, str | bytes | None]) -> Path:
     return root
 
 
+def fits_header(*cards: str) -> bytes:
+    """A real FITS primary header with no data (NAXIS = 0) and ``cards`` (80-byte cards), END,
+    padded to 2880 bytes: the smallest file every FITS reader accepts."""
+    text = "".join(c.ljust(80) for c in ("SIMPLE  =                    T", "BITPIX  =                  -32",
+                                         "NAXIS   =                    0", *cards, "END"))
+    return text.encode().ljust(2880, b" ")
+
+
 def tree_state(root: Path) -> dict[str, tuple]:
     """relpath -> (type, mode, size, mtime_ns, sha256) for everything below ``root``."""
     state: dict[str, tuple] = {}

@@ -159,7 +159,7 @@ def test_noms_styles_ship_no_measurement_set(package):
 def test_append_group_and_member_with_real_data(package):
     package("copy")
     _, second = package("copy", append="group")
-    _, third = package("copy", append="member")
+    _, third = package("copy", append="member", force=True)  # the same SB again: on purpose
     assert second.name == "member_ouss_id" and second.parent.name == "group_ouss_2_id"
     assert third.name == "member_ouss_2_id" and third.parent.name == "group_ouss_2_id"
     root = second.parents[1]

@@ -199,7 +199,7 @@ def test_hard_mode_with_ms_copies_calibrated_tables(package, tp_sample):
 def test_append_group_and_member(package, tp_sample, mode):
     package(tp_sample, "--mode", mode)
     _r, second, dst = package(tp_sample, "--mode", mode, "--append", "group")
-    _r, third, _ = package(tp_sample, "--mode", mode, "--append", "member")
+    _r, third, _ = package(tp_sample, "--mode", mode, "--append", "member", "--force")  # same SB
     assert second["member"] == "sg_ouss_id/group_ouss_2_id/member_ouss_id"
     assert third["member"] == "sg_ouss_id/group_ouss_2_id/member_ouss_2_id"
     sg = dst / "sg_ouss_id"

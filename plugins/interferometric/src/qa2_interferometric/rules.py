@@ -55,7 +55,7 @@ RULES: tuple[NameRule, ...] = (
     NameRule("imaging_script", ("scriptForImaging.py",)),
     NameRule("ephemeris", ("*.eph",)),
     NameRule("fluxscale", ("*.fluxscale",)),
-    NameRule("fits_image", ("*.fits", "*.fits.gz")),
+    NameRule("fits_image", ("*.fits", "*.fits.gz"), nocase=True),  # X.PBCOR.FITS too
     NameRule("casa_log", ("*.log",)),
     NameRule("qa_report", QA_NAMES, nocase=True),
     NameRule("listobs", LISTOBS),

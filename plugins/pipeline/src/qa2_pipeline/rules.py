@@ -67,7 +67,7 @@ RULES: tuple[NameRule, ...] = (
     NameRule("weblog", ("*weblog.tgz", "*weblog.tar.gz")),
     NameRule("casa_commands", ("casa_commands.log", "*.casa_commands.log")),
     NameRule("casa_log", ("casa-*.log", "casapy-*.log")),
-    NameRule("fits_image", ("*.fits", "*.fits.gz")),
+    NameRule("fits_image", ("*.fits", "*.fits.gz"), nocase=True),  # X.PBCOR.FITS too
     # CASA tables, recognised by what they are (table.info), not by name
     NameRule("measurement_set", types=TABLE, table_types=("Measurement Set",),
              skip="measurement set: not delivered (scriptForPI recreates it from the raw data)"),

@@ -75,7 +75,7 @@ RULES: tuple[NameRule, ...] = (
     # Packaged so that validation can name it in the refusal of a mixed tree.
     NameRule("if_calibration_script", (IF_CALIBRATION,)),
     NameRule("jyperk", JYPERK),
-    NameRule("fits_image", ("*.fits", "*.fits.gz")),
+    NameRule("fits_image", ("*.fits", "*.fits.gz"), nocase=True),  # X.PBCOR.FITS too
     NameRule("casa_log", ("*.log",)),
     NameRule("qa_report", QA_NAMES, nocase=True),
     NameRule("listobs", LISTOBS),

@@ -1,0 +1,190 @@
+"""``qa2 tar`` as a user sees it, pinned where `make mutate` found it unpinned (docs/reliability.md,
+"Mutation testing"): tar names, volumes, the refusal lines, what each tar holds, its mode and
+its sums."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from qa2core import engine, hookimpl, paths
+from qa2core.archive import _arcname, make_tars
+from qa2core.errors import Qa2Error, UsageError
+
+UIDS = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"
+REAL = "science_goal.uid___A001_X87c_X67/group.uid___A001_X87c_X68/member.uid___A001_X87c_X69"
+MOUS = "uid___A001_X87c_X69"
+
+
+@pytest.fixture
+def dst(tmp_path: Path) -> Path:
+    (tmp_path / "out").mkdir()
+    return tmp_path / "out" / "2015.1.00123.S"
+
+
+def pack(pm, src, dst, piscript, header, **kw):
+    return engine.package(src, dst, piscript=piscript, plugins=pm, mode="copy",
+                          readme_path=header, **kw)
+
+
+def files_of(dst: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(dst)), p.stat().st_size) for p in dst.rglob("*")
+                  if p.is_file() and p.name != "manifest-sha256.txt")
+
+
+def test_a_real_names_package_is_tarred_under_its_mous_with_no_warning(toy_pm, toy_tree, dst,
+                                                                       piscript, header):
+    pack(toy_pm, toy_tree, dst, piscript, header, ous_uids=UIDS)
+    report = make_tars(dst, plugins=toy_pm)  # no --ous-uids: the names are in the package
+    name = f"2015.1.00123.S_{MOUS}_001_of_001.tar"
+    assert report.tars == [str(dst.parent / name)]
+    assert report.warnings == []
+    for suffix, algo, sums in ((".sha256", hashlib.sha256, report.sha256),
+                               (".md5sum", hashlib.md5, report.md5)):
+        digest = algo((dst.parent / name).read_bytes()).hexdigest()
+        assert (dst.parent / (name + suffix)).read_text() == f"{digest}  {name}\n"
+        assert sums == {name: digest}
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (dst.parent / name).stat().st_mode & 0o7777 == 0o666 & ~umask
+
+
+def test_placeholder_names_warn_in_full_and_the_tar_holds_every_directory(toy_pm, toy_tree, dst,
+                                                                          piscript, header):
+    pack(toy_pm, toy_tree, dst, piscript, header)
+    report = make_tars(dst, plugins=toy_pm)
+    assert report.warnings == ["placeholder OUS names in the tar: JAO ingestion refuses them; "
+                               "give --ous-uids SOUS,GOUS,MOUS"]
+    assert report.tars == [str(dst.parent / "2015.1.00123.S_001_of_001.tar")]
+    with tarfile.open(report.tars[0]) as tar:
+        dirs = {m.name for m in tar.getmembers() if m.isdir()}
+    assert {"2015.1.00123.S/sg_ouss_id", "2015.1.00123.S/sg_ouss_id/group_ouss_id",
+            "2015.1.00123.S/sg_ouss_id/group_ouss_id/member_ouss_id"} <= dirs
+
+
+def test_ous_uids_for_a_many_member_package_is_refused_in_full(toy_pm, toy_tree, dst, piscript,
+                                                               header):
+    pack(toy_pm, toy_tree, dst, piscript, header)
+    pack(toy_pm, toy_tree, dst, piscript, header, append="member")
+    with pytest.raises(Qa2Error) as exc:
+        make_tars(dst, ous_uids=UIDS, plugins=toy_pm)
+    assert str(exc.value) == ("--ous-uids names one MOUS, but the package has 2 members; "
+                              "tar a one-member package")
+
+
+def test_a_missing_packpath_is_named(tmp_path):
+    with pytest.raises(UsageError) as exc:
+        make_tars(tmp_path / "nowhere")
+    assert str(exc.value) == f"{tmp_path / 'nowhere'}: PACKPATH does not exist"
+
+
+@pytest.mark.parametrize("suffix", ["", ".sha256", ".md5sum"])
+def test_an_existing_tar_or_sum_is_never_overwritten(toy_pm, toy_tree, dst, piscript, header,
+                                                     suffix):
+    pack(toy_pm, toy_tree, dst, piscript, header)
+    there = dst.parent / ("2015.1.00123.S_001_of_001.tar" + suffix)
+    there.write_text("mine\n")
+    with pytest.raises(Qa2Error) as exc:
+        make_tars(dst, plugins=toy_pm)
+    assert str(exc.value) == f"{there}: exists; remove it or choose --out"
+    assert there.read_text() == "mine\n"
+    assert sorted(p.name for p in dst.parent.iterdir()) == sorted(
+        ["2015.1.00123.S", "2015.1.00123.S.qa2", "2015.1.00123.S.ticket.zip", there.name])
+
+
+def _volumes(report) -> list[list[str]]:
+    out = []
+    for t in report.tars:
+        with tarfile.open(t) as tar:
+            out.append([m.name for m in tar.getmembers()])
+    return out
+
+
+def test_volumes_split_at_max_bytes_exactly(toy_pm, toy_tree, dst, piscript, header):
+    """A volume holds files up to max_bytes inclusive; the directories go in the first volume
+    only, the manifest in the last only."""
+    pack(toy_pm, toy_tree, dst, piscript, header)
+    sizes = [s for _, s in files_of(dst)]
+    report = make_tars(dst, plugins=toy_pm, out_dir=dst.parent, max_bytes=sum(sizes))
+    assert len(report.tars) == 1  # all files fit exactly: one volume
+    for t in report.tars:
+        Path(t).unlink()
+        for suffix in (".sha256", ".md5sum"):
+            Path(t + suffix).unlink()
+    report = make_tars(dst, plugins=toy_pm, max_bytes=sum(sizes) - 1)
+    assert [Path(t).name for t in report.tars] == ["2015.1.00123.S_001_of_002.tar",
+                                                   "2015.1.00123.S_002_of_002.tar"]
+    first, second = _volumes(report)
+    with tarfile.open(report.tars[1]) as tar:
+        assert not any(m.isdir() for m in tar.getmembers())
+    assert "2015.1.00123.S/manifest-sha256.txt" in second
+    assert "2015.1.00123.S/manifest-sha256.txt" not in first
+    assert len(second) == 2  # the one file that did not fit, and the manifest
+
+
+def test_a_file_changed_after_packaging_refuses_the_tar_in_full(toy_pm, toy_tree, dst, piscript,
+                                                                header):
+    pack(toy_pm, toy_tree, dst, piscript, header)
+    member = "sg_ouss_id/group_ouss_id/member_ouss_id"
+    target = dst / member / "script/run.py"
+    target.write_bytes(target.read_bytes().replace(b"reduce", b"REDUCE"))
+    with pytest.raises(Qa2Error) as exc:
+        make_tars(dst, plugins=toy_pm)
+    assert str(exc.value) == (f"{dst}: refused to archive: {member}/script/run.py: sha256 differs "
+                              "from the manifest, read as it was written into the tar (changed "
+                              "or corrupted); no tar was published [manifest.checksum]")
+    assert sorted(p.name for p in dst.parent.iterdir()) == [
+        "2015.1.00123.S", "2015.1.00123.S.qa2", "2015.1.00123.S.ticket.zip"]
+
+
+def test_a_refusal_lists_the_first_ten_problems(toy_pm, toy_tree, dst, piscript, header):
+    pack(toy_pm, toy_tree, dst, piscript, header)
+    member = dst / "sg_ouss_id/group_ouss_id/member_ouss_id"
+    for i in range(12):
+        (member / f"extra{i:02d}.txt").write_text("x")
+    with pytest.raises(Qa2Error) as exc:
+        make_tars(dst, plugins=toy_pm)
+    assert len(exc.value.lines) == 10
+    assert exc.value.lines[0] == str(exc.value)
+    assert all(line.startswith(f"{dst}: refused to archive: ") for line in exc.value.lines)
+
+
+def test_the_lock_names_the_tar_run_while_it_holds_it(toy_pm, toy_tree, dst, piscript, header):
+    seen = []
+
+    class Spy:
+        QA2_CROSS_CUTTING = True
+
+        @hookimpl
+        def qa2_validate(self, view):
+            seen.append(paths.lock_file(dst).read_text())
+            return []
+
+    pack(toy_pm, toy_tree, dst, piscript, header)
+    toy_pm.register(Spy(), name="spy")
+    make_tars(dst, plugins=toy_pm)
+    assert seen and all(s.startswith(f"tar pid {os.getpid()}@") for s in seen), seen
+
+
+def test_only_the_ous_levels_are_renamed():
+    renames = {"sg_ouss_id": "science_goal.X", "group_ouss_id": "group.Y",
+               "member_ouss_id": "member.Z"}
+    rel = "sg_ouss_id/group_ouss_id/member_ouss_id/sg_ouss_id/member_ouss_id"
+    assert _arcname("P", rel, renames) == \
+        "P/science_goal.X/group.Y/member.Z/sg_ouss_id/member_ouss_id"
+
+
+def test_a_placeholder_package_tarred_with_ous_uids_is_named_after_its_mous(
+        toy_pm, toy_tree, dst, piscript, header):
+    pack(toy_pm, toy_tree, dst, piscript, header)
+    report = make_tars(dst, ous_uids=UIDS, plugins=toy_pm)
+    assert report.tars == [str(dst.parent / f"2015.1.00123.S_{MOUS}_001_of_001.tar")]
+    assert report.warnings == []
+    with tarfile.open(report.tars[0]) as tar:
+        names = tar.getnames()
+    assert f"2015.1.00123.S/{REAL}/script/run.py" in names
+    assert not any("ouss_id" in n for n in names)

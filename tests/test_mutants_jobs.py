@@ -1,0 +1,201 @@
+"""The jobs file of ``qa2 batch``, refused line by line: each problem exactly as a user reads it
+(`make mutate` found most of these lines unpinned; docs/reliability.md, "Mutation testing").
+Only ``qa2core.batch.jobs.load`` runs: no Dask, no cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed", reason="qa2 batch needs the batch extra")
+
+from qa2core.batch import jobs
+
+CASES = {
+    "shape": ('''
+bogus = 1
+[defaults]
+packpath = "x"
+[[job]]
+command = "paint"
+[[job]]
+name = "n"
+[[job]]
+name = "dup"
+command = "verify"
+packpath = "out"
+[[job]]
+name = "dup"
+command = "verify"
+packpath = "out"
+[[job]]
+name = 7
+command = "verify"
+packpath = "out/Q"
+[[job]]
+command = "package"
+packpath = "out/Z"
+''', [
+        "unknown table or key 'bogus' (the file holds [defaults] and [[job]] tables)",
+        "[defaults]: key 'packpath': not an option of any command; valid: KNOWN",
+        "job 1: key 'command': 'paint' is not one of package, stage, verify, tar",
+        "job 2 (n): key 'command' missing (one of package, stage, verify, tar)",
+        "job 5: key 'name': must be a non-empty string",
+        "job 6: key 'origpath' missing (package needs origpath and packpath)",
+        "job 4 (dup): same name as job 3 (dup); give each job its own name",
+    ]),
+    "nojobs": ('[defaults]\nmode = "copy"\n', ["no jobs: write one [[job]] table per run"]),
+    "jobtable": ('[job]\ncommand = "verify"\n',
+                 ["'job' must be an array of tables: write [[job]], not [job]"]),
+    "defaults": ('defaults = 3\n[[job]]\ncommand = "verify"\npackpath = "out"\n',
+                 ["[defaults] must be a table"]),
+    "readers": ('''
+[[job]]
+command = "verify"
+packpath = "out/R"
+[[job]]
+command = "verify"
+packpath = "out/R"
+[[job]]
+command = "tar"
+packpath = "out/R/"
+''', [
+        "job 2 (verify:out/R): same name as job 1 (verify:out/R); give each job its own name",
+        "job 1 (verify:out/R) and job 3 (tar:out/R/): key 'packpath': both use PACKPATH "
+        "BASE/out/R; only one job may write a PACKPATH",
+        "job 2 (verify:out/R) and job 3 (tar:out/R/): key 'packpath': both use PACKPATH "
+        "BASE/out/R; only one job may write a PACKPATH",
+    ]),
+    "overlap": ('''
+[[job]]
+command = "package"
+origpath = "red"
+packpath = "out/P"
+[[job]]
+command = "package"
+origpath = "red"
+packpath = "out/P/inner"
+[[job]]
+command = "package"
+origpath = "out/P/src"
+packpath = "out/Q"
+[[job]]
+command = "tar"
+packpath = "out/Q"
+out = "red"
+[[job]]
+command = "stage"
+pipeline_root = "out/P/src"
+staged_root = "out/P.qa2/x"
+''', [
+        "job 1 (package:out/P): key 'packpath': PACKPATH BASE/out/P holds the ORIGPATH of "
+        "job 3 (package:out/Q) (BASE/out/P/src)",
+        "job 1 (package:out/P): key 'packpath': PACKPATH BASE/out/P holds the ORIGPATH of "
+        "job 5 (stage:out/P.qa2/x) (BASE/out/P/src)",
+        "job 2 (package:out/P/inner): key 'packpath': BASE/out/P/inner lies inside the PACKPATH "
+        "of job 1 (package:out/P)",
+        "job 3 (package:out/Q) and job 4 (tar:out/Q): key 'packpath': both use PACKPATH "
+        "BASE/out/Q; only one job may write a PACKPATH",
+        "job 4 (tar:out/Q): key 'out': BASE/red lies inside the ORIGPATH of job 1 (package:out/P) "
+        "(BASE/red); sources are never written to",
+        "job 4 (tar:out/Q): key 'out': BASE/red lies inside the ORIGPATH of job 2 "
+        "(package:out/P/inner) (BASE/red); sources are never written to",
+        "job 5 (stage:out/P.qa2/x): key 'staged_root': BASE/out/P.qa2/x lies inside the PACKPATH "
+        "of job 1 (package:out/P)",
+    ]),
+}
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    for d in ("red", "out/P/src", "out/Q", "out/R", "out/P.qa2"):
+        (tmp_path / d).mkdir(parents=True)
+    for f in ("red/scriptForPI.py", "README.txt", "afile"):
+        (tmp_path / f).write_text("x")
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_problem_of_a_jobs_file_is_one_exact_line(base, case):
+    text, want = CASES[case]
+    (base / f"{case}.toml").write_text(text)
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / f"{case}.toml")
+    got = [line.replace(str(base), "BASE") for line in exc.value.lines]
+    got = [line.split("valid: ")[0] + "valid: KNOWN" if "not an option of any command" in line
+           else line for line in got]
+    assert got == [f"{case}.toml: {line}" for line in want]
+    assert str(exc.value) == f"{base / case}.toml: {len(want)} problem(s) in the jobs file"
+    assert exc.value.exit_code == 2
+
+
+def test_defaults_name_the_options_they_may_hold(base):
+    (base / "d.toml").write_text('[defaults]\npackpath = "x"\n[[job]]\ncommand = "verify"\n'
+                                 'packpath = "out"\n')
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "d.toml")
+    (line,) = exc.value.lines
+    valid = line.split("valid: ")[1].split(", ")
+    assert valid == sorted(valid) and {"mode", "style", "ous_uids", "out"} <= set(valid)
+    assert not {"origpath", "packpath", "pipeline_root", "staged_root"} & set(valid)
+
+
+def test_a_bad_value_is_named_by_job_key_and_origin(base):
+    (base / "v.toml").write_text('[defaults]\nmode = "paper"\n[[job]]\ncommand = "package"\n'
+                                 'origpath = "red"\npackpath = "out/P"\n[[job]]\nname = "x"\n'
+                                 'command = "package"\norigpath = "red"\npackpath = "out/P2"\n'
+                                 'mode = "paper"\n')
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "v.toml")
+    first, second = exc.value.lines
+    assert first.startswith("v.toml: job 1: key 'mode' (from [defaults]): ") and "paper" in first
+    assert second.startswith("v.toml: job 2 (x): key 'mode': ") and "paper" in second
+
+
+def test_a_missing_or_unreadable_jobs_file_is_named(base):
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "none.toml")
+    assert str(exc.value) == f"{base / 'none.toml'}: jobs file does not exist"
+    (base / "bad.toml").write_text("[[job]\n")
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "bad.toml")
+    assert str(exc.value).startswith(f"{base / 'bad.toml'}: not a readable TOML jobs file: ")
+
+
+def test_a_good_jobs_file_gives_each_job_its_paths_and_identity(base, monkeypatch):
+    (base / "jobs.toml").write_text('''
+[defaults]
+mode = "copy"
+jobs = 2
+[[job]]
+name = "first one"
+command = "package"
+origpath = "red"
+packpath = "out/P"
+piscript = "red"
+[[job]]
+command = "tar"
+packpath = "out/Q"
+max_size = 1.5
+[[job]]
+command = "verify"
+packpath = "out/R"
+''')
+    campaign = jobs.load(base / "jobs.toml")
+    assert campaign.ledger == base / "jobs.ledger.jsonl"
+    a, b, c = campaign.jobs
+    assert (a.number, a.id, a.label, a.writes) == (1, "first one", "job 1 (first one)", True)
+    assert (b.id, b.label, b.writes, c.id, c.writes) == ("tar:out/Q", "job 2 (tar:out/Q)", True,
+                                                         "verify:out/R", False)
+    assert (a.source, a.target, b.source, b.target) == (base / "red", base / "out/P", None,
+                                                        base / "out/Q")
+    assert "mode" not in b.args  # defaults only where they apply
+    assert a.fs == jobs.mount_point(base / "out/P") and os.path.ismount(a.fs)
+    # the spec hash: what the job writes, not how fast
+    (base / "jobs.toml").write_text((base / "jobs.toml").read_text().replace("jobs = 2",
+                                                                              "jobs = 3"))
+    assert jobs.load(base / "jobs.toml").jobs[0].spec_hash == a.spec_hash
+    (base / "jobs.toml").write_text((base / "jobs.toml").read_text().replace('"copy"', '"hard"'))
+    assert jobs.load(base / "jobs.toml").jobs[0].spec_hash != a.spec_hash
