@@ -11,13 +11,31 @@ PLUGINS := plugins/interferometric plugins/totalpower plugins/pipeline
 export CASASITECONFIG := $(CURDIR)/$(VENV)/casasiteconfig.py
 DEMO_DIR ?= $(CURDIR)/demo-output
 
-.PHONY: bootstrap demo test lint bench mutate clean
+.PHONY: bootstrap demo test lint bench mutate clean system-packages
 
-bootstrap: $(STAMP)
+bootstrap: system-packages $(STAMP)
 
-$(STAMP): $(PYPROJECTS)
-	command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace) \
-	  || echo "qa2: strace not installed: the fault-injection tests will be skipped"
+# Debian packages the tests use, installed when missing (apt-get update then, once): strace for
+# the fault-injection tests; slurmctld, slurmd and munge for the single-node SLURM that
+# tests/test_slurm.py starts and stops itself (qa2core/testing/slurm.py). Their services are not
+# started on install (a policy-rc.d that says no, if the machine has none): nothing is left running.
+SYSTEM_PACKAGES := strace slurmctld slurmd munge slurm-client
+
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	  | grep -q ' installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "qa2: installing Debian packages:" $$missing; \
+	  ( policy=/usr/sbin/policy-rc.d; ours=; \
+	    if [ ! -e $$policy ] && [ -w /usr/sbin ]; then printf '#!/bin/sh\nexit 101\n' > $$policy \
+	      && chmod 755 $$policy && ours=1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing; rc=$$?; [ -z "$$ours" ] || rm -f $$policy; exit $$rc ) \
+	  || echo "qa2: could not install $$missing (needs root and apt): the strace fault tests" \
+	    "are skipped, and tests/test_slurm.py skips when not root, fails as root"; \
+	fi
+
+$(STAMP): $(PYPROJECTS) | system-packages
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; ok = (3, 10) <= v <= (3, 12); \
 	  print(f"qa2: using Python {v[0]}.{v[1]} ({sys.executable})") if ok else sys.exit( \
 	  f"qa2: found Python {v[0]}.{v[1]} at {sys.executable}: make test needs 3.10, 3.11 or 3.12, " \
@@ -34,7 +52,7 @@ demo: $(STAMP)
 
 # Lint and every suite run even when one fails; the failed ones are listed at the end (exit 1
 # if any). No suite asserts a duration: timing checks live in `make bench` (bench/run.py).
-test: $(STAMP)
+test: system-packages $(STAMP)
 	failed=""; \
 	$(MAKE) --no-print-directory lint || failed=" lint"; \
 	for s in tests $(PLUGINS) examples/arc-site-plugin; do \

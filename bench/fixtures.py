@@ -3,15 +3,20 @@
 Two cases, each a manual reduction from :func:`qa2core.testing.sampledata.build_manual_reduction`
 (real MSs, caltables, CASA images, scripts) plus bulk data the interferometric plugin packages:
 
-* ``large``: a few big product cubes ``Imaging/big_N.image.pbcor.fits`` (shipped as they are:
-  linked in hard mode, copied in copy mode), each with its NaN-blanked Gaussian primary beam
-  ``Imaging/big_N.pb.fits`` (shipped as ``.pb.fits.gz``, so compression is measured; a pbcor
-  image without its PB would draw a ``product.pb_partner`` warning).
+* ``large``: a few big image cubes ``Imaging/big_N.image.fits`` and a few smaller pbcor cubes
+  ``Imaging/big_N.image.pbcor.fits`` (all shipped as they are: linked in hard mode, copied in
+  copy mode), each pbcor cube with its NaN-blanked Gaussian primary beam ``Imaging/big_N.pb.fits``
+  of the same shape (shipped as ``.pb.fits.gz``, so compression is measured; a pbcor image
+  without its PB would draw a ``product.pb_partner`` warning, one whose PB has another shape a
+  ``product.pb_shape`` error).
 * ``small``: many small files in a QA report directory ``Imaging/NGC5921.qa2/`` (shipped to
   ``qa/`` file by file), like a weblog or a plot directory.
 * ``fake200k``: a manual SB of 10 EBs (each ``Calibration_X*`` with its
   ``<EB>.ms.scriptForCalibration.py``) whose per-EB ``<EB>.qa2/`` folders hold ~20,000 small
   plots each: ~200,000 files, for ``--mode fake`` (names and inodes only).
+* ``sample``: the sample reduction alone, which bench/run.py packages in copy mode for the
+  small-package ``qa2 verify`` and the import budget; plus a copy of it without pixels (no
+  images, no FITS), whose package has an empty ``product/``.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class Case:
     pb_bytes: int = 0
     note: str = ""
     cold: bool = True  # evict the files from the page cache before each run (they are read)
+    package: Path | None = None  # sample: the PACKPATH bench/run.py made of it (its files are `files`)
 
     @property
     def root(self) -> Path:
@@ -95,21 +101,27 @@ def _write_big_cube(path: Path, seed: Path, nchan: int) -> None:
 
 
 def build_large(base: Path, size_gb: float, pb_mb: float, big_files: int) -> Case:
-    """~``size_gb`` GB: the sample and ``big_files`` pbcor cubes with their PBs (``pb_mb`` MB in all)."""
+    """~``size_gb`` GB: the sample, ``big_files`` pbcor cubes each with its PB of the same shape
+    (``pb_mb`` MB of PBs in all: qa2 checks that a PB has its image's shape), and ``big_files``
+    image cubes (``.image.fits``, no PB needed) with the rest of the bytes."""
     sample = sampledata.build_manual_reduction(base / "large" / "reduction")
     imaging = sample.root / "Imaging"
     pb_shape = (1, _channels(pb_mb * MB / big_files), *PLANE)
-    pbs = tuple(sampledata.write_pb_fits(imaging / f"big_{n}.pb.fits", pb_shape)
-                for n in range(1, big_files + 1))
     seed = sampledata.write_pbcor_fits(base / "seed.pbcor.fits", (1, SEED_CHANNELS, *PLANE))
+    pbs = []
+    for n in range(1, big_files + 1):
+        pbs.append(sampledata.write_pb_fits(imaging / f"big_{n}.pb.fits", pb_shape))
+        _write_big_cube(imaging / f"big_{n}.image.pbcor.fits", seed, pb_shape[1])
     have = sum(f.stat().st_size for f in iter_files(sample.root))
     per_file = max(0.0, size_gb * 1e9 - have) / big_files
     for n in range(1, big_files + 1):
-        _write_big_cube(imaging / f"big_{n}.image.pbcor.fits", seed, _channels(per_file))
+        _write_big_cube(imaging / f"big_{n}.image.fits", seed, _channels(per_file))
     seed.unlink()
-    note = (f"{big_files} × {per_file / MB:,.0f} MB pbcor cubes, each with a "
-            f"{pbs[0].stat().st_size / MB:,.0f} MB NaN-blanked Gaussian PB, + the sample reduction")
-    return _scan(sample, "large", pbs, note)
+    pb = pbs[0].stat().st_size / MB
+    note = (f"{big_files} × {per_file / MB:,.0f} MB image cubes + {big_files} × {pb:,.0f} MB pbcor "
+            f"cubes, each with its NaN-blanked Gaussian PB of the same shape ({pb:,.0f} MB), "
+            "+ the sample reduction")
+    return _scan(sample, "large", tuple(pbs), note)
 
 
 def build_small(base: Path, nfiles: int, kib: int, per_dir: int = 200) -> Case:
@@ -145,6 +157,23 @@ def build_many(base: Path, nfiles: int, ebs: int, kib: int) -> Case:
     note = (f"{ebs} EBs, {nfiles:,} × {kib} KiB plots in their `<EB>.qa2/` folders "
             "+ the sample reduction")
     return _scan(sample, "fake200k", (), note, cold=False)
+
+
+def _pixels(directory: str, names: list[str]) -> list[str]:
+    """``shutil.copytree``'s ignore: every image and FITS file of ``Imaging/`` (scripts and logs stay)."""
+    if Path(directory).name != "Imaging":
+        return []
+    return [n for n in names if not n.endswith((".py", ".log"))]
+
+
+def build_sample(base: Path) -> tuple[Case, sampledata.Sample]:
+    """The sample reduction as it is, and a copy of it without pixels (same README header and
+    scriptForPI.py)."""
+    sample = sampledata.build_manual_reduction(base / "sample" / "reduction")
+    root = base / "sample-nopixels" / "reduction"
+    shutil.copytree(sample.root, root, symlinks=True, ignore=_pixels)
+    nopix = sampledata.Sample(root, sample.readme_header, sample.piscript, sample.ebs, sample.project)
+    return _scan(sample, "sample", (), "the sample reduction", cold=False), nopix
 
 
 def evict(files: tuple[Path, ...]) -> None:

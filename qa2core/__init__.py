@@ -1,6 +1,7 @@
 """qa2: the ALMA QA2 packager as a small plugin host.
 
-The plugin author's API (stable; import from here or from these modules):
+The plugin author's API: :mod:`qa2core.plugin` exports all of it from one place, versioned
+(``qa2core.plugin.API_VERSION``). The names below stay importable as in 0.2:
 
 * ``qa2core`` itself: ``hookimpl``, the model types below, the claim scores.
 * :mod:`qa2core.hookspecs` - the hooks, their arguments and their contracts (the manual).
@@ -51,6 +52,14 @@ PROJECT = "qa2"
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
 """Marker for plugin hook implementations: ``@hookimpl def qa2_detect(delivery): ...``."""
+
+
+def __getattr__(name: str):  # composition and delegation, loaded on first use (no import cycle)
+    if name in ("Contribution", "delegate", "Delegate"):
+        from qa2core import compose
+
+        return getattr(compose, name)
+    raise AttributeError(f"module 'qa2core' has no attribute {name!r}")
 
 __all__ = [
     "FALLBACK",

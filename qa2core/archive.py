@@ -13,7 +13,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa2core import fileops, manifest, ous, readme
+from qa2core import fileops, manifest, ous, paths, readme
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.lock import PackLock
 from qa2core.model import Level
@@ -76,8 +76,13 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
     if not pack.exists():
         raise UsageError(f"{packpath}: PACKPATH does not exist")
     uids = ous.parse_uids(ous_uids) if ous_uids else None
-    with PackLock(pack, "tar"):
-        note = recover(pack)  # a run killed mid-swap: finish or undo it, as the next run would
+    # A reader: shared with other tars (and readers) of this package, never beside a writer.
+    with PackLock(pack, "tar", shared=True) as lock:
+        note = None
+        if paths.partial_dir(pack).exists():  # a run killed mid-swap: finish or undo it first,
+            lock.exclusive("an interrupted run left a swap to finish")  # alone
+            note = recover(pack)
+            lock.share()
         # Every byte is hashed once, as the tar is written, against the manifest (_write_tar):
         # verify checks the rest (listing, names, content rules) without a hashing pass.
         checked = verify(pack, level="complete", plugins=plugins)
@@ -108,7 +113,9 @@ def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path
     volumes = _volumes(files, max_bytes)
     base = f"{pack.name}_{mous}" if mous else pack.name
     names = [f"{base}_{i:03d}_of_{len(volumes):03d}.tar" for i in range(1, len(volumes) + 1)]
-    for name in names:
+    for name in names:  # what a killed tar of these names left, and nobody writes now
+        report.warnings += [f"{p}: removed the partial tar of an interrupted run"
+                            for p in remove_partials(out, name)]
         for suffix in ("", ".sha256", ".md5sum"):
             if (out / (name + suffix)).exists():
                 raise Qa2Error(f"{out / (name + suffix)}: exists; remove it or choose --out")
@@ -142,6 +149,50 @@ def _renamed_readmes(pack: Path, members: list[str], renames: dict[str, str],
         if new != data:
             out[rel] = new
     return out
+
+
+def remove_partials(out: Path, name: str) -> list[Path]:
+    """Remove ``out/NAME.*.partial`` files (``NAME`` a tar's name, or a glob of them) that no
+    process is writing: each writer holds an exclusive ``flock`` on its partial file while it
+    writes (:func:`_partial`), which the kernel lets go when it dies, kill -9 included. A file
+    someone holds is left alone. The removed paths."""
+    import fcntl
+
+    removed = []
+    for path in sorted(out.glob(f"{name}.*.partial")):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            here, held = os.lstat(path), os.fstat(fd)
+            if (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+                path.unlink()
+                removed.append(path)
+        except OSError:  # held by a writer, or gone meanwhile
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _partial(path: Path) -> tuple[int, Path]:
+    """A partial file of our own for ``path``, locked (``flock``) while we write it, so that
+    :func:`remove_partials` of another run can tell it from a killed run's leftover."""
+    import fcntl
+    import tempfile
+
+    while True:
+        fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            here, held = os.lstat(name), os.fstat(fd)
+            if (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+                return fd, Path(name)
+        except OSError:  # another run's cleanup took it between mkstemp and flock: again
+            pass
+        os.close(fd)
 
 
 def _publish(tmp: Path, path: Path) -> None:
@@ -206,12 +257,11 @@ def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renam
                manifest_bytes: bytes | None, report: TarReport, listed: dict[str, str],
                readmes: dict[str, bytes] | None = None) -> None:
     import io
-    import tempfile
 
     proj = pack.name
     # A name of our own: two tars at once never touch each other's partial file.
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = _partial(path)
+    hold = os.dup(fd)  # the partial file's flock, held until it is published or removed
     made: list[Path] = []  # what this call put in place, taken back if it cannot finish
     try:
         with os.fdopen(fd, "wb") as raw:
@@ -263,6 +313,7 @@ def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renam
         raise
     finally:
         tmp.unlink(missing_ok=True)
+        os.close(hold)
     report.tars.append(str(path))
     report.sha256[path.name] = sha
     report.md5[path.name] = md5

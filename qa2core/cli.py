@@ -85,6 +85,7 @@ def _boundary(as_json: bool, base: dict[str, Any] | None = None) -> Iterator[Non
             _err(f"qa2: error: {line}")
         if as_json:
             named = {"plugin": exc.plugin} if exc.plugin else {}
+            named |= getattr(exc, "json", None) or {}  # e.g. the tied claims of an ambiguous input
             _emit({**(base or {}), **named, "errors": list(exc.lines), "exit_code": exc.exit_code})
         raise typer.Exit(exc.exit_code) from None
     except OSError as exc:
@@ -432,55 +433,28 @@ def selftest(
         raise typer.Exit(1)
 
 
-@app.command(epilog=_examples("batch"))
-def batch(
-    jobs_file: Annotated[Path, typer.Argument(metavar="JOBS.toml", help="[defaults], then one "
-                                              "[[job]] per run (docs/batch.md).")],
-    scheduler: Annotated[str | None, typer.Option(help="A running Dask scheduler, e.g. "
-                                                  "tcp://host:8786 (default: a LocalCluster here).")]
-    = None,
-    cluster: Annotated[str, typer.Option(help="local: a LocalCluster here; slurm: workers as "
-                                         "SLURM jobs (dask-jobqueue; docs/batch.md).")] = "local",
-    workers: Annotated[int | None, typer.Option(min=1, help="LocalCluster worker processes, or "
-                                                "SLURM worker jobs (default: min(4, CPUs)).")] = None,
-    per_filesystem: Annotated[int, typer.Option(min=1, help="At most N jobs write to one file "
-                                                "system at once.")] = 4,
-    executor: Annotated[str, typer.Option(help="Batch executor; plugins may add more "
-                                          "(qa2_batch_executor).")] = "dask",
-    as_json: JsonOpt = False,
+plugin_app = typer.Typer(help="Write and check qa2 plugins.", no_args_is_help=True)
+app.add_typer(plugin_app, name="plugin")
+
+
+@plugin_app.command("new")
+def plugin_new(
+    name: Annotated[str, typer.Argument(help="The plugin's name (entry point), e.g. arcsite.")],
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Where to write the project (default: ./qa2-NAME).")] = None,
 ) -> None:
-    """Run many package, stage, verify and tar jobs on Dask; again to resume (exit 1 if any failed)."""
-    from contextlib import ExitStack
-    from dataclasses import replace
+    """Write a plugin project (composition API, tests with the plugin check) to start from."""
+    from qa2core.templates import new_plugin
 
-    from qa2core.batch import ExecutorSettings
-    from qa2core.batch import report as batch_report
-    from qa2core.batch.run import run_campaign
-    from qa2core.errors import UsageError
+    with _boundary(False):
+        dest = directory or Path(f"qa2-{name.replace('_', '-')}")
+        for path in new_plugin(name, dest):
+            print(path)
+    _err(f"qa2: plugin project {name} written to {dest}; pip install -e '{dest}[test]' and run "
+         f"pytest {dest}")
 
-    settings = ExecutorSettings(scheduler, workers or min(4, os.cpu_count() or 1), per_filesystem)
-    with _boundary(as_json, {"ok": False, "jobs": []}), ExitStack() as stack:
-        if cluster not in ("local", "slurm") or (cluster == "slurm" and scheduler):
-            raise UsageError(f"--cluster {cluster!r}: local or slurm, and slurm without --scheduler")
-        if cluster == "slurm":  # the scheduler runs here; each worker is a SLURM job
-            from qa2core.batch import jobs as jobsfile
-            from qa2core.batch.slurm import slurm_cluster
 
-            jobsfile.load(jobs_file)  # a refused jobs file submits no SLURM job
-            slurm = stack.enter_context(slurm_cluster(settings.workers, say=_err))
-            settings = replace(settings, scheduler=slurm.scheduler_address)
-        result = run_campaign(jobs_file, settings=settings, executor=executor, plugins=_plugins(),
-                              say=_err)
-    if as_json:
-        _emit(result.to_json())
-    elif sys.stdout.isatty():
-        from rich.console import Console
-
-        Console().print(batch_report.rich_table(result))
-    else:
-        _print(batch_report.plain_table(result))
-    if not result.ok:
-        raise typer.Exit(1)
+from qa2core import cli_batch  # noqa: E402, F401  (adds `qa2 batch` to the app)
 
 
 def main(argv: list[str] | None = None) -> None:

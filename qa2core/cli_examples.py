@@ -42,7 +42,11 @@ EXAMPLES = {
         "qa2 selftest --workdir /tmp/qa2-selftest",
     ),
     "batch": (
+        "qa2 batch reprocessing.toml --check",
         "qa2 batch reprocessing.toml",
+        "qa2 batch reprocessing.toml --status",
+        "qa2 batch reprocessing.toml --retry-failed",
+        "qa2 batch reprocessing.toml --only verify:2015.1.00229.S --json",
         "qa2 batch reprocessing.toml --scheduler tcp://head-node:8786 --per-filesystem 2 --json",
     ),
 }

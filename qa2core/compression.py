@@ -28,7 +28,7 @@ def compression_for(item: SourceItem, packaged_names: set[str]) -> tuple[Action,
     if not item.is_dir and low.endswith(GZIP_FILE_SUFFIXES):
         return Action.GZIP, name + ".gz"
     if item.is_dir and item.table_type in ("Image", "") and low.endswith(TGZ_DIR_SUFFIXES):
-        if name + ".fits" in packaged_names:
+        if low + ".fits" in {n.lower() for n in packaged_names}:
             return None
         return Action.TGZ, name + ".tgz"
     return None

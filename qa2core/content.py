@@ -20,6 +20,9 @@ from qa2core.model import MEMBER_DIRS
 # the pipeline writes empty flag templates.
 NEVER_EMPTY = (".fits", ".fits.gz", ".gz", ".tgz", ".tar", ".zip", ".py", ".pdf", ".png",
                ".jpg", ".jpeg", ".html", ".htm", ".xml")
+# Empty by design in real deliveries: JAO's pkgPipe ships an empty scriptForImaging.py with
+# pipeline-imaged data (the pipeline plugin's Action.EMPTY placement; docs/layout-rules.md).
+EMPTY_BY_DESIGN = frozenset({"script/scriptForImaging.py"})
 
 
 def placeholders(member_dir: str, limit: int = 10) -> list[str]:
@@ -32,8 +35,8 @@ def placeholders(member_dir: str, limit: int = 10) -> list[str]:
         if empty_dir:
             if rel not in MEMBER_DIRS and "." in name:
                 out.append(rel + "/")
-        elif stat.S_ISREG(st.st_mode) and st.st_size == 0 and name.lower().endswith(
-                tuple(s.lower() for s in NEVER_EMPTY)):
+        elif stat.S_ISREG(st.st_mode) and st.st_size == 0 and rel not in EMPTY_BY_DESIGN and \
+                name.lower().endswith(NEVER_EMPTY):
             out.append(rel)
         if len(out) >= limit:
             break

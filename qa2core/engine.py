@@ -18,6 +18,7 @@ from qa2core import casaenv, export, facts, ous, paths, readme
 from qa2core import piscript as pi
 from qa2core.build import BuildRequest, BuildResult, PublishedWithFault, write_package
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
+from qa2core.fileops import SourceChanged
 from qa2core.manager import Decision, Qa2Plugins, RankedClaim, get_plugin_manager
 from qa2core.model import (
     UNCLASSIFIED,
@@ -33,7 +34,7 @@ from qa2core.model import (
     Purpose,
     SourceItem,
 )
-from qa2core.plan import PISCRIPT_DEST, Plan, make_plan
+from qa2core.plan import PISCRIPT_DEST, Plan
 from qa2core.report import FileRecord, Meter, Report
 from qa2core.requests import STAGE_MODES as STAGE_MODES  # re-exported
 from qa2core.requests import PackageRequest, check_paths
@@ -279,18 +280,22 @@ def package(
     warnings = [*scan_warnings]
     own_pi = _own_piscript(req, items, warnings)
     accounting = _readme_skip(_account(delivery, collection, own_pi), req)
+    laid = plugins.layout(decision.plugin, delivery, accounting.packable, decision.context)
+    composed = plugins.contribute(decision, delivery, collection, laid)  # qa2_contribute
+    accounting = composed.claimed(accounting)  # what a contribution places is recognised
     placements, folded = _fold_links(
-        [*plugins.layout(decision.plugin, delivery, accounting.packable, decision.context),
+        [*laid, *composed.placements,
          *_core_placements(req.style, req.mode, req.piscript or own_pi, warnings)], items)
     accounting = replace(accounting, skipped=(*accounting.skipped, *folded))
-    plan = make_plan(req.root, items, placements)
+    plan = composed.plan(req.root, items, placements)  # make_plan, problems named by plugin
     leaving = [f"{req.root}/{i.relpath}: symbolic link leaving ORIGPATH (to {i.outside}): refused; "
                "copy it into the reduction or remove the link" for f in plan.files for i in f.items
                if i.outside]
     if leaving:  # a raw-data link is tolerated only while nothing would deliver it
         raise Qa2Error(f"{req.root}: {len(leaving)} problem(s) in ORIGPATH", lines=tuple(leaving))
     view = plan.view(req.style, decision.plugin, req.mode, req.purpose)
-    findings = (*collection.findings, *plugins.validate(view, decision.plugin, decision.context))
+    findings = (*collection.findings, *composed.findings,
+                *plugins.validate(view, decision.plugin, decision.context))
     warnings += [f.text() for f in findings if f.level is Level.WARN]
     warnings += _lost_qa(accounting)
     warnings += _input_warnings(req)
@@ -350,6 +355,8 @@ def _write(request: BuildRequest, say: Callable[[str], None], meter: Meter | Non
     says how to finish it (never "nothing was kept")."""
     try:
         return write_package(request, say, meter)
+    except SourceChanged as exc:  # a hook that rewrote a source is named (qa2core.hookcheck)
+        raise plugins.blame(exc) from exc.__cause__
     except PublishedWithFault as fault:
         if not fault.finished:
             raise

@@ -45,17 +45,18 @@ def available() -> bool:
 def twin(item: SourceItem, fits_names: set[str]) -> bool:
     """A FITS of this CASA image is in the reduction (``X.fits``, ``X.fits.gz``, or exportfits'
     habit for ``X.image``: ``X.fits``)."""
-    name = item.name
-    return bool({name + ".fits", name + ".fits.gz", name.removesuffix(".image") + ".fits"}
-                & fits_names)
+    name, have = item.name.lower(), {n.lower() for n in fits_names}  # X.image.FITS is one too
+    return bool({name + ".fits", name + ".fits.gz", name.removesuffix(".image") + ".fits"} & have)
 
 
 def superseded(item: SourceItem, fits_names: set[str], images: set[str]) -> bool:
     """``X.image`` whose primary-beam-corrected image (CASA or FITS) is there: that is the product."""
     name = item.name
     stem = name.removesuffix(".image")
-    return name.endswith(".image") and bool({name + ".pbcor", stem + ".pbcor"} & images or
-                                            {name + ".pbcor.fits", stem + ".pbcor.fits"} & fits_names)
+    fits = {n.lower() for n in fits_names}  # any letter case, as the plugins' FITS rules
+    return name.endswith(".image") and bool(
+        {name + ".pbcor", stem + ".pbcor"} & images or
+        {(name + ".pbcor.fits").lower(), (stem + ".pbcor.fits").lower()} & fits)
 
 
 def target(item: SourceItem, style: Style) -> str | None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from qa2core.batch import BatchExecutor, ExecutorSettings
+    from qa2core.compose import Contribution
     from qa2core.model import Claim, Collected, Collection, Delivery, Finding, PackageView, Placement
     from qa2core.ous import OusUids
 
@@ -81,6 +82,21 @@ class Qa2Specs:
         :param collected: this plugin's classified items, skipped and unclassified ones removed
         :param context: your ``Claim.context``
         :returns: a sequence of ``Placement``
+        """
+
+    @_hookspec
+    def qa2_contribute(self, delivery: Delivery, winner: str, collected: Sequence[Collected],
+                       placements: Sequence[Placement]) -> Contribution | None:
+        """Add to a package this plugin does not win: extra placements, findings, or both.
+
+        Called on **every plugin but the winner**, after the winner's ``qa2_layout`` (which
+        still decides the layout). ``collected`` is the winner's verdict on every item,
+        ``placements`` its layout. A contribution never takes a destination the winner placed,
+        nor one another contributor placed: either refuses the run naming both plugins
+        [compose.conflict]. Items a contribution places are no longer "not recognised".
+
+        :param winner: the name of the plugin that packages ``delivery``
+        :returns: a :class:`~qa2core.compose.Contribution`, or ``None`` (nothing to add)
         """
 
     @_hookspec

@@ -1,6 +1,11 @@
 """One writer per PACKPATH: an exclusive ``flock`` on ``PACKPATH.qa2/lock``, outside the
 delivered tree. The kernel releases it when the holder dies, kill -9 included, so there is no
 stale lock to take over and no check-then-unlink race; it is honoured across NFS clients.
+
+Readers that write nothing into PACKPATH (``qa2 tar``) take it shared (``LOCK_SH``): any number
+of them at once, never beside a writer. A reader that finds an interrupted run to recover
+upgrades to the exclusive lock (:meth:`PackLock.exclusive`), or is refused when another reader
+holds it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ from qa2core.errors import Qa2Error
 
 
 class PackLock:
-    """``with PackLock(pack, "package"):`` or :class:`Qa2Error` naming the holder."""
+    """``with PackLock(pack, "package"):`` or :class:`Qa2Error` naming the holder(s).
 
-    def __init__(self, packpath: Path, what: str = "qa2") -> None:
+    ``shared=True``: a reader's lock (``flock`` ``LOCK_SH``), held by any number of readers at
+    once and by no writer meanwhile. The lock file names the holders, one line each (a writer
+    empties it; the last reader to leave empties it)."""
+
+    def __init__(self, packpath: Path, what: str = "qa2", *, shared: bool = False) -> None:
         self.pack = packpath
         self.path = paths.lock_file(packpath)
         self.me = f"{what} pid {os.getpid()}@{socket.gethostname()}"
+        self.shared = shared
         self.fd: int | None = None
 
     def __enter__(self) -> PackLock:
@@ -40,9 +50,9 @@ class PackLock:
             raise Qa2Error(f"{self.path}: not a regular file in qa2's bookkeeping: never used; "
                            "remove it and run again [state.link]")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another run"
+            holder = self._holders(fd)
             os.close(fd)
             raise Qa2Error(f"{self.pack}: another qa2 run holds the lock ({holder}); wait for it "
                            "to finish [lock.held]") from None
@@ -50,7 +60,10 @@ class PackLock:
             os.close(fd)
             return self.__enter__()
         try:
-            os.ftruncate(fd, 0)
+            if self.shared:  # beside the other readers' lines
+                os.lseek(fd, 0, os.SEEK_END)
+            else:
+                os.ftruncate(fd, 0)
             os.write(fd, (self.me + "\n").encode())
         except OSError as exc:  # a full disk: say where, and let go of the lock
             os.close(fd)
@@ -66,8 +79,46 @@ class PackLock:
             return False
         return (here.st_dev, here.st_ino) == (locked.st_dev, locked.st_ino)
 
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
+    @staticmethod
+    def _holders(fd: int) -> str:
+        os.lseek(fd, 0, os.SEEK_SET)
+        lines = os.read(fd, 2000).decode(errors="replace").split("\n")
+        return ", ".join(x.strip() for x in lines if x.strip()) or "another run"
+
+    def exclusive(self, why: str) -> None:
+        """A reader's shared lock made exclusive, to repair PACKPATH (an interrupted run's swap)
+        before reading it; :class:`Qa2Error` when another reader holds it too. Give it back
+        with :meth:`share`. (``flock`` converts by letting go first: a failed upgrade leaves no
+        lock, so the reader stops.)"""
+        assert self.fd is not None and self.shared, "a shared PackLock, entered"
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holders(self.fd)
+            self._release(truncate=False)
+            raise Qa2Error(f"{self.pack}: {why}, which needs the lock alone, and another qa2 run "
+                           f"reads the package ({holder}); run again when it has finished "
+                           "[lock.held]") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, (self.me + "\n").encode())
+
+    def share(self) -> None:
+        """Back to a reader's shared lock after :meth:`exclusive`."""
+        assert self.fd is not None
+        fcntl.flock(self.fd, fcntl.LOCK_SH)
+
+    def _release(self, truncate: bool) -> None:
+        if self.fd is None:
+            return
+        if truncate and self.shared:  # the last reader out empties the file; others leave it
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                truncate = False
+        if truncate:
             os.ftruncate(self.fd, 0)
-            os.close(self.fd)  # closing releases the flock
-            self.fd = None
+        os.close(self.fd)  # closing releases the flock
+        self.fd = None
+
+    def __exit__(self, *exc: object) -> None:
+        self._release(truncate=True)

@@ -11,16 +11,12 @@ from typing import Any
 
 import pluggy
 
-from qa2core import PROJECT, builtin, hookspecs
-from qa2core.errors import AmbiguousDelivery, NotDetected, PluginFailed, UsageError
+from qa2core import PROJECT, builtin, compose, hookcheck, hookspecs
+from qa2core.errors import AmbiguousDelivery, NotDetected, PluginFailed, Qa2Error, UsageError
 from qa2core.model import Claim, Collected, Collection, Delivery, Finding, PackageView, Placement
 from qa2core.ous import OusUids
 
 BUILTIN = "qa2core.builtin"
-RESULTS = {"qa2_detect": (Claim, "Claim or None"), "qa2_ous_uids": (OusUids, "OusUids or None"),
-           "qa2_collect": (Collected, "Collection or a sequence of Collected"),
-           "qa2_layout": (Placement, "a sequence of Placement"),
-           "qa2_validate": (Finding, "a sequence of Finding or None")}  # type of result or its items
 
 
 @dataclass(frozen=True)
@@ -52,43 +48,26 @@ class Decision:  # who packages the input: the winning plugin, its claim, every 
         return self.claim.context
 
 
-def _seq(result: Any, kind: type, what: str = "") -> str:
-    if isinstance(result, str | bytes) or not isinstance(result, Sequence):
-        return type(result).__name__
-    return next((f"{what or type(result).__name__} holding {type(x).__name__} at index {i}"
-                 for i, x in enumerate(result) if not isinstance(x, kind)), "")
-
-
-def _wrong(hook: str, got: Any) -> str:
-    """'' if ``got`` is what ``hook`` must return; else what it is, for the error line."""
-    if got is None:
-        return "nothing" if hook in ("qa2_collect", "qa2_layout") else ""  # None, or no hookimpl
-    if isinstance(got, Claim) and (isinstance(got.score, bool) or not isinstance(got.score, int)):
-        return f"Claim with a {type(got.score).__name__} score"
-    if hook in ("qa2_detect", "qa2_ous_uids"):
-        return "" if isinstance(got, RESULTS[hook][0]) else type(got).__name__
-    if hook == "qa2_collect" and isinstance(got, Collection):
-        return (_seq(got.items, Collected, "Collection.items")
-                or _seq(got.findings, Finding, "Collection.findings"))
-    return _seq(got, RESULTS[hook][0])
-
-
 class Qa2Plugins:
     """What the engine needs from the plugins: each call attributed, each result type-checked."""
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
-        self.pm = pm
+    def __init__(self, pm: pluggy.PluginManager, guard: bool = False) -> None:
+        self.pm, self.guard = pm, guard  # guard (qa2core.testing): a hook that writes into ORIGPATH fails
         self._dists: dict[str, tuple[str, str]] = {}  # entry-point name -> (version, distribution)
         self._broken: dict[str, PluginInfo] = {}
+        self.windows, self._root = hookcheck.Windows(), None
 
     def register(self, plugin: object, name: str) -> None:
-        """Register a plugin object (tests, site scripts); a misspelled hook leaves no trace."""
-        self.pm.register(plugin, name=name)  # pluggy checks every hookimpl before any change
+        """Register a plugin object; each mistake in its hooks refuses it, one line each."""
+        if lines := hookcheck.problems(self.pm, plugin, name):
+            raise hookcheck.PluginInvalid(plugin, "; ".join(lines))
         try:
+            self.pm.register(plugin, name=name)  # pluggy checks every hookimpl before any change
             self.pm.check_pending()
-        except pluggy.PluginValidationError:
-            self.pm.unregister(plugin, name=name)
-            raise
+        except pluggy.PluginValidationError as exc:
+            if self.pm.get_plugin(name) is plugin:
+                self.pm.unregister(plugin, name=name)
+            raise hookcheck.PluginInvalid(plugin, hookcheck.one_line(exc, name)) from exc
 
     def load_entrypoints(self) -> None:
         """Load the ``qa2`` entry points one by one; a broken one is recorded, not raised."""
@@ -98,8 +77,9 @@ class Qa2Plugins:
                 self.register(ep.load(), ep.name)
                 self._dists[ep.name] = dist
             except Exception as exc:  # an import or registration error of that plugin alone
+                why = exc if isinstance(exc, hookcheck.PluginInvalid) else repr(exc)
                 error = (f"plugin {ep.name!r} (distribution {dist[1]} {dist[0]}) failed to load: "
-                         f"{exc!r}; skip it with QA2_DISABLE_PLUGINS={ep.name}")
+                         f"{why}; skip it with QA2_DISABLE_PLUGINS={ep.name}")
                 self._broken.setdefault(ep.name, PluginInfo(ep.name, *dist, (), error))
 
     def names(self) -> tuple[str, ...]:
@@ -118,20 +98,25 @@ class Qa2Plugins:
             raise PluginFailed("; ".join(lines), lines=lines)
 
     def _call(self, hook: str, plugin: str, /, **kwargs: Any) -> list[Any]:  # kwargs may hold plugin=
-        """``hook`` on ``plugin`` alone through pluggy (opt-in arguments): its results, checked."""
+        """``hook`` on ``plugin`` alone through pluggy (opt-in arguments; pluggy drops None results,
+        and [None] also stands for "no hookimpl"): its results, checked."""
         if self.pm.get_plugin(plugin) is None:
             raise UsageError(f"no plugin named {plugin!r}; installed: {', '.join(self.names())}")
         failed = f"plugin {plugin!r} failed in {hook}:"
+        if hook in ("qa2_collect", "qa2_layout") and hookcheck.no_impl(self.pm, plugin, hook):
+            raise PluginFailed(f"{failed} it has no {hook} hook; a plugin that claims must have one")
         others = [p for n, p in self.pm.list_name_plugin() if n != plugin]
-        try:  # pluggy drops None results; [None] also stands for "no hookimpl"
+        self._root = getattr(kwargs.get("delivery"), "root", None) or self._root
+        with hookcheck.running(self, plugin, hook, self._root):  # stdout kept, time noted, guard
             results = self.pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs) or [None]
-        except Exception as exc:  # a plugin bug, reported with the plugin's name
-            raise PluginFailed(f"{failed} {exc!r}") from exc
-        for wrong in filter(None, (_wrong(hook, result) for result in results)):
-            raise PluginFailed(f"{failed} returned {wrong}, expected {RESULTS[hook][1]}")
+        for wrong in filter(None, (hookcheck.wrong(hook, result) for result in results)):
+            raise PluginFailed(f"{failed} returned {wrong}, expected {hookcheck.results()[hook][1]}")
         if len(results) > 1 and hook != "qa2_validate":
             raise PluginFailed(f"{failed} {len(results)} implementations, expected one")
         return [r for r in results if r is not None]
+
+    def blame(self, exc: Qa2Error) -> Qa2Error:  # a changed source, named with the hook running then
+        return self.windows.blame(exc)
 
     def claims(self, delivery: Delivery) -> tuple[RankedClaim, ...]:
         """Every claim on ``delivery``, best first; none while a plugin is broken (it may claim)."""
@@ -156,7 +141,9 @@ class Qa2Plugins:
         if len(top) > 1 and not forced:
             msg = (f"{where}: ambiguous input, {len(top)} plugins claim it with score "
                    f"{top[0].claim.score}; choose one with --plugin NAME")
-            raise AmbiguousDelivery(msg, lines=(msg, *listing))
+            err = AmbiguousDelivery(msg, lines=(msg, *listing))
+            err.json = {"claims": hookcheck.claims_json(ranked)}  # --json lists the tied claims
+            raise err
         win = next(r for r in ranked if r.plugin == forced) if forced else ranked[0]
         return Decision(win.plugin, win.claim, ranked)
 
@@ -170,6 +157,14 @@ class Qa2Plugins:
         return tuple(*self._call("qa2_layout", plugin, delivery=delivery, collected=collected,
                                  context=context))
 
+    def contribute(self, decision: Decision, delivery: Delivery, collection: Collection,
+                   placements: Sequence[Placement]) -> compose.Composition:
+        """``qa2_contribute`` on every plugin but the winner: their additions, checked."""
+        got = {n: c for n in self.names() if n != decision.plugin
+               for c in self._call("qa2_contribute", n, delivery=delivery, winner=decision.plugin,
+                                   collected=collection.items, placements=tuple(placements))}
+        return compose.combine(decision.plugin, placements, got)
+
     def ous_uids(self, plugin: str, delivery: Delivery, context: Any = None) -> OusUids | None:
         return next(iter(self._call("qa2_ous_uids", plugin, delivery=delivery, context=context)), None)
 
@@ -177,15 +172,18 @@ class Qa2Plugins:
         return getattr(self.pm.get_plugin(plugin), flag, False) is True
 
     def validate(self, view: PackageView, plugin: str | None, context: Any = None) -> tuple[Finding, ...]:
-        """Rules of ``plugin`` (with its context), the core and cross-cutting plugins (context None)."""
-        cross = sorted(n for n, _p in self.pm.list_name_plugin() if self.marked(n, "QA2_CROSS_CUTTING"))
+        """Rules of ``plugin`` (with its context), the core, cross-cutting plugins and plugins that
+        only contribute (context None)."""
+        cross = sorted(n for n, _p in self.pm.list_name_plugin()
+                       if self.marked(n, "QA2_CROSS_CUTTING") or hookcheck.contributor(self.pm, n))
         return tuple(f for name in dict.fromkeys(n for n in (plugin, BUILTIN, *cross) if n)
                      for result in self._call("qa2_validate", name, view=view, plugin=plugin or "",
                                               context=context if name == plugin else None)
                      for f in result)
 
 
-def get_plugin_manager(*, entrypoints: bool = True, blocked: Sequence[str] = ()) -> Qa2Plugins:
+def get_plugin_manager(*, entrypoints: bool = True, blocked: Sequence[str] = (),
+                       guard: bool = False) -> Qa2Plugins:
     """Specs, built-in rules, then entry points ``qa2`` not blocked nor in QA2_DISABLE_PLUGINS=a,b."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs.Qa2Specs)
@@ -193,7 +191,7 @@ def get_plugin_manager(*, entrypoints: bool = True, blocked: Sequence[str] = ())
     for name in (*blocked, *os.environ.get("QA2_DISABLE_PLUGINS", "").replace(" ", "").split(",")):
         if name and name != BUILTIN:  # the core's own rules cannot be switched off
             pm.set_blocked(name)
-    plugins = Qa2Plugins(pm)
+    plugins = Qa2Plugins(pm, guard)
     if entrypoints:
         plugins.load_entrypoints()
     pm.check_pending()

@@ -114,10 +114,10 @@ def scan(root: Path) -> tuple[tuple[SourceItem, ...], tuple[str, ...]]:
             items.append(SourceItem(rel, ItemType.ASDM, 0, outside=raw_links[path]))
             return
         key = (st.st_dev, st.st_ino)
-        if path in links:
-            linked.append((len(items), key))
+        if path in links or key in files:  # a file link, or a file seen again through a
+            linked.append((len(items), key))  # directory link: the first real path is the file
         else:
-            files.setdefault(key, rel)
+            files[key] = rel
         items.append(SourceItem(rel, ItemType.FILE, st.st_size, mtime_ns=st.st_mtime_ns))
 
     Walker(read, problems, warnings, on_leaf=on_leaf, on_file=on_file).run(str(root))

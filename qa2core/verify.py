@@ -10,6 +10,8 @@ the plugin that claims the package, the built-in rules and cross-cutting plugins
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 import stat
@@ -93,8 +95,16 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
     report.findings += _names(members, for_ingestion)
     report.findings += _placeholders(pack, members, for_ingestion)
     has_manifest = (pack / manifest.NAME).is_file() and not (pack / manifest.NAME).is_symlink()
+    # One read per byte: the rules read their files through hashing streams (_Tee), and the
+    # checksum pass hashes only what they did not read to the end.
+    read = {} if has_manifest and level == "full" else None
+    purpose = Purpose(run["purpose"]) if run.get("purpose") in ("package", "stage") else \
+        _purpose_from_readme(pack, members)
+    made_by = book.members or {m: run for m in members if run.get("plugin")}
+    report.plugin, rules = _structure(pack, members, style, purpose, has_manifest, made_by,
+                                      plugins, for_ingestion, read)
     if has_manifest:
-        report.findings += _checksums(pack, on_disk, level, jobs)
+        report.findings += _checksums(pack, on_disk, level, jobs, read or {})
     elif run.get("mode") in (str(Mode.COPY), str(Mode.HARD)):
         report.findings.append(Finding(Level.ERROR, "manifest.absent", manifest.NAME,
                                        f"the package was written in mode {run['mode']} but its "
@@ -104,13 +114,8 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
         report.findings.append(Finding(level_, "package.fake", str(packpath),
                                        f"{FAKE} (no manifest-sha256.txt; written in mode "
                                        f"{run.get('mode') or 'unknown'})"))
-    purpose = Purpose(run["purpose"]) if run.get("purpose") in ("package", "stage") else \
-        _purpose_from_readme(pack, members)
     if purpose is Purpose.PACKAGE:
         report.findings += _delivery_rules(pack, members, for_ingestion)
-    made_by = book.members or {m: run for m in members if run.get("plugin")}
-    report.plugin, rules = _structure(pack, members, style, purpose, has_manifest, made_by,
-                                      plugins, for_ingestion)
     # For ingestion, a product that is not a readable FITS is no product (content certifies).
     report.findings += [Finding(Level.ERROR, f.rule, f.path, f.message)
                         if for_ingestion and f.rule in INGESTION_ERRORS else f for f in rules]
@@ -238,7 +243,8 @@ def _names(members: list[str], for_ingestion: bool) -> list[Finding]:
     return out
 
 
-def _checksums(pack: Path, on_disk: dict[str, int], level: str, jobs: int) -> list[Finding]:
+def _checksums(pack: Path, on_disk: dict[str, int], level: str, jobs: int,
+               read: dict[str, str]) -> list[Finding]:
     try:
         listed = manifest.read(pack)
     except Qa2Error as exc:
@@ -261,6 +267,8 @@ def _checksums(pack: Path, on_disk: dict[str, int], level: str, jobs: int) -> li
     present = [p for p in sorted(listed) if p in on_disk]
 
     def digest(rel: str) -> str | None:
+        if rel in read:  # hashed as the rules read it
+            return read[rel]
         try:
             return fileops.hash_file(pack / rel, follow=False)
         except (OSError, Qa2Error):
@@ -289,7 +297,8 @@ def _purpose_from_readme(pack: Path, members: list[str]) -> Purpose:
 
 def _structure(pack: Path, members: list[str], style: str, purpose: Purpose, real: bool,
                made_by: dict[str, dict[str, str]], plugins: Qa2Plugins | None,
-               for_ingestion: bool) -> tuple[str | None, list[Finding]]:
+               for_ingestion: bool, read: dict[str, str] | None = None,
+               ) -> tuple[str | None, list[Finding]]:
     """Each member by the plugin that made it (the journal's record, checked: that plugin must
     be installed and claim the member), else by the one that claims it; then the core's rules
     and cross-cutting plugins. Validate hooks see ``view.verifying``."""
@@ -320,7 +329,8 @@ def _structure(pack: Path, members: list[str], style: str, purpose: Purpose, rea
         files = tuple(sorted(_member_listing(base)))
         view = PackageView(files, _style_of(member_style, files), name,
                            Mode.COPY if real else Mode.FAKE, purpose,
-                           _opener(base) if real else (lambda _rel: None), verifying=True)
+                           _opener(base, member, read) if real else (lambda _rel: None),
+                           verifying=True)
         out += [Finding(f.level, f.rule, f"{member}/{f.path}", f.message)
                 for f in plugins.validate(view, name, context)]
     named = sorted(set(filter(None, judges)))
@@ -347,13 +357,48 @@ def _judge(plugins: Qa2Plugins, delivery: Delivery, recorded: str) -> tuple[str,
     return top[0].plugin, top[0].claim.context, ""
 
 
-def _opener(base: Path):
+def _opener(base: Path, member: str, read: dict[str, str] | None):
     def open_packaged(rel: str) -> BinaryIO | None:
         try:
-            return os.fdopen(fileops.open_source(str(base / rel), follow=False), "rb")
+            fd = fileops.open_source(str(base / rel), follow=False)
         except (OSError, Qa2Error):
             return None
+        key = f"{member}/{rel}"
+        if read is None or key in read:
+            return os.fdopen(fd, "rb")
+        return io.BufferedReader(_Tee(fd, key, read), fileops.CHUNK)
     return open_packaged
+
+
+class _Tee(io.RawIOBase):
+    """A packaged file as a rule reads it, hashed on the way. Closed before its end, it reads
+    on to the end (the checksum pass would have to), then records the digest in ``read``: the
+    rule's read and the checksum's read are one."""
+
+    def __init__(self, fd: int, key: str, read: dict[str, str]) -> None:
+        super().__init__()
+        self.fd, self.key, self.read_ = fd, key, read
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = os.readv(self.fd, [buffer])
+        self.sha.update(memoryview(buffer)[:n])
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                while data := os.read(self.fd, fileops.CHUNK):
+                    self.sha.update(data)
+                self.read_[self.key] = self.sha.hexdigest()
+            except OSError:
+                pass  # the checksum pass reads it again and says what is wrong
+            finally:
+                os.close(self.fd)
+        super().close()
 
 
 def _style_of(style: str, files: tuple[str, ...]) -> Style:

@@ -290,4 +290,4 @@ def test_nothing_is_made_beside_packpath_for_the_log(tmp_path: Path, qa2_pm) -> 
     assert result.ok and verify(pack).ok
     state = paths.state_dir(pack)
     assert not any(p.name.startswith("batch-") for p in state.iterdir()) if state.exists() else True
-    assert sorted(os.listdir(tmp_path / "jobs.logs")) == ["tp.attempts", "tp.log"]
+    assert sorted(os.listdir(tmp_path / "jobs.logs")) == ["tp.attempts", "tp.done", "tp.log"]

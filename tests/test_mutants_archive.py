@@ -51,6 +51,7 @@ def test_a_real_names_package_is_tarred_under_its_mous_with_no_warning(toy_pm, t
     umask = os.umask(0o022)
     os.umask(umask)
     assert (dst.parent / name).stat().st_mode & 0o7777 == 0o666 & ~umask
+    assert (dst.parent / name).read_bytes()[257:265] == b"ustar  \0"  # GNU format, as GNU tar
 
 
 def test_placeholder_names_warn_in_full_and_the_tar_holds_every_directory(toy_pm, toy_tree, dst,

@@ -357,10 +357,9 @@ def test_regression_internal_file_link_is_left_out_once():
         assert dict(report.skipped)[f"Calibration_X1e3b/{script}"].startswith(f"a link to {script}")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a directory link inside ORIGPATH (Cal2 -> "
-                   "Calibration_X1e3b) gives [plan.clash] for every file below it; only file links "
-                   "are folded into their target (qa2core/engine.py _fold_links)")
 def test_regression_internal_directory_link_packages_once():
+    """Was a bug: a directory link inside ORIGPATH (Cal2 -> Calibration_X1e3b) gave [plan.clash]
+    for every file below it; a file reached again through it is that file."""
     script = f"{EB}.ms.scriptForCalibration.py"
     red = S.Reduction({f"Calibration_X1e3b/{script}": b"# calibration\n",
                        "scriptForImaging.py": b"# imaging\n"}, "cycle3-nopipe", (EB,),
@@ -399,17 +398,16 @@ def test_regression_mixed_plugin_append_verifies(append):
         assert verify_errors(w.pack("p")) == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a CASA image's upper-case FITS twin is missed "
-                   "(qa2core/export.py twin/superseded compare names case-sensitively): "
-                   "X.image is exported beside X.image.pbcor.FITS, and X.pb beside X.pb.FITS "
-                   "(two primary beams in product/)")
 @pytest.mark.parametrize("fits, image", [("NGC5921.image.pbcor.FITS", "NGC5921.image"),
-                                         ("NGC5921.pb.FITS", "NGC5921.pb")])
+                                         ("NGC5921.pb.FITS", "NGC5921.pb"),
+                                         ("NGC5921.mask.FITS", "NGC5921.mask")])
 def test_regression_upper_case_fits_twin_of_a_casa_image(fits, image):
+    """Was a bug: twin/superseded/compression_for compared names case-sensitively, so X.image
+    was exported beside X.image.pbcor.FITS (two products, or two primary beams)."""
     files = {**MINIMAL, "NGC5921.image.pbcor.fits": S.fits_bytes("pbcor", (8, 8)),
              "NGC5921.pb.fits": S.fits_bytes("pb", (8, 8))}
-    files.pop(fits.replace(".FITS", ".fits"))
-    files[fits] = S.fits_bytes("pbcor" if "pbcor" in fits else "pb", (8, 8))
+    files.pop(fits.replace(".FITS", ".fits"), None)
+    files[fits] = S.fits_bytes(fits.split(".")[-2].replace("image", "pbcor"), (8, 8))
     red = S.Reduction({**files, **S.table(image, "Image")}, "cycle3-nopipe", (EB,))
     with work() as w:
         root = red.write(w.base / "red")

@@ -201,3 +201,26 @@ def test_the_api_takes_the_clis_ous_uids_and_force(trees, piscript, tmp_path):
                 ous_uids=member[0], force=True, verbose=False)
     assert (dst / "science_goal.uid___A001_X87c_X67/group.uid___A001_X87c_X68/"
             "member.uid___A001_X87c_X70").is_dir()
+
+
+def test_a_casa_image_casatools_cannot_open_refuses_fake_and_copy_alike(tmp_path, piscript):
+    import importlib.util
+
+    if importlib.util.find_spec("casatools") is None:  # make test installs it: runs in CI
+        pytest.skip("needs casatools (make bootstrap)")
+    m12 = {k: v for k, v in M12.items() if not k.endswith(".fits")}
+    m12["Imaging/broken.image.pbcor/table.dat"] = b"\x00not a casacore table" * 8
+    m12["Imaging/broken.image.pbcor/table.info"] = "Type = Image\nSubType = \n"
+    src = write_tree(tmp_path / "red", m12)
+    errors = []
+    for mode in ("fake", "ticket", "copy"):
+        dst = tmp_path / mode / "2015.1.00123.S"
+        dst.parent.mkdir()
+        done = qa2("package", src, dst, "--piscript", piscript, "--mode", mode, "--json", ok=False)
+        assert done.returncode == 1, (mode, done.stderr)
+        errors.append(json.loads(done.stdout)["errors"])
+        assert not dst.exists()
+    assert errors[0] == errors[1] == errors[2]
+    line = next(e for e in errors[0] if "[product.export]" in e)
+    assert line.startswith(f"{src}/Imaging/broken.image.pbcor: ")
+    assert ".qa2" not in line and "qa2-casa-" not in line  # the source, never qa2's scratch copy

@@ -405,3 +405,16 @@ def test_a_group_removed_whole_leaves_the_manifest_with_it(toy_pm, toy_tree, dst
     pack(toy_pm, toy_tree, dst, piscript, mode="copy", append="group")
     assert verify(dst, plugins=toy_pm).ok
     subprocess.run(["sha256sum", "-c", "--quiet", manifest.NAME], cwd=dst, check=True)
+
+
+def test_the_empty_scriptforimaging_of_pipeline_imaged_data_is_no_placeholder(tmp_path):
+    """JAO's pkgPipe ships an empty script/scriptForImaging.py with pipeline-imaged data: a
+    real package keeps it, and only a rehearsal's placeholders are found (qa2core.content)."""
+    from qa2core import content
+    from qa2core.testing import write_tree
+
+    member = write_tree(tmp_path / "m", {"script/scriptForImaging.py": b"",
+                                         "script/scriptForPI.py": b"# $Id: scriptForPI.py,v 1 $\n"})
+    assert content.placeholders(str(member)) == []
+    (member / "script/scriptForPI.py").write_bytes(b"")
+    assert content.placeholders(str(member)) == ["script/scriptForPI.py"]

@@ -22,9 +22,10 @@ from typing import Any
 
 from qa2core import hookimpl
 from qa2core.batch import Event, ExecutorSettings, Task
-from qa2core.batch.worker import failed, run_task
+from qa2core.batch.worker import active, busy, failed, run_task, stop_jobs
 
 TOPIC = "qa2-batch"
+STOP_WAIT_S = 20.0  # for the running tasks to end after their jobs' processes were stopped
 LOCAL_CONFIG = {"distributed.scheduler.locks.lease-timeout": "6s",
                 "distributed.scheduler.locks.lease-validation-interval": "2s"}
 
@@ -43,7 +44,7 @@ def _remote(task: Task, semaphore: str, limit: int, *before: dict[str, Any]) -> 
     def emit(event: Event) -> None:
         worker.log_event(TOPIC, {"run": task.run, **event})
 
-    with Semaphore(max_leases=limit, name=semaphore):
+    with active(), Semaphore(max_leases=limit, name=semaphore):
         return run_task(task, emit)
 
 
@@ -137,6 +138,7 @@ class DaskExecutor:
                 futures[future] = t
                 by_job[t.job] = future
             watch = _NoWorkers(client, self.settings, on_event)
+            stopped = False
             try:
                 done = as_completed(list(futures))
                 for future in done:
@@ -153,9 +155,35 @@ class DaskExecutor:
                         by_job.pop(task.job, None)
                     future.release()
                     del future
+            except BaseException:  # Ctrl-C, SIGTERM, or the campaign closed us early
+                stopped = True
+                raise
             finally:
                 watch.stop()
+                if stopped and not self.settings.scheduler:
+                    _stop_local(client, list(futures))
             client.unsubscribe_topic(TOPIC)
+
+
+def _stop_local(client: Any, futures: list[Any], wait: float = STOP_WAIT_S) -> None:
+    """The campaign stops early on our own LocalCluster: nothing queued starts, each running
+    job's process is ended (SIGTERM), and the tasks are let finish (they give back their
+    file-system slots) before the cluster closes, so no worker is torn down mid-task. A cluster
+    of your own (--scheduler) is left alone: its jobs run to their end."""
+    import contextlib
+    import time
+
+    with contextlib.suppress(Exception):
+        client.cancel(futures)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            client.run(stop_jobs)
+            if not any(client.run(busy).values()):
+                return
+        except Exception:
+            return
+        time.sleep(0.1)
 
 
 class _NoWorkers:

@@ -60,8 +60,43 @@ class _Meter:
         _emit({"bytes": self.done, "total": self.total})
 
 
+PARENT_ENV = "QA2_BATCH_WORKER_PID"  # set by the worker that starts the job's process
+
+
+def _pdeathsig() -> None:
+    """Linux: the kernel sends SIGKILL to this process when the thread that started it ends (its
+    worker killed). Elsewhere, the watch thread alone."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def orphaned() -> bool:
+    """Whether the worker that started this job is gone already: it passed its pid
+    (:data:`PARENT_ENV`); our parent is now another process. A job started just as its worker
+    died must not run on, unwatched, beside the retry of the job elsewhere."""
+    want = os.environ.get(PARENT_ENV, "")
+    return want.isdigit() and int(want) != os.getppid()
+
+
+def _guard_parent() -> None:
+    """First thing, before any lock or write: die with the worker (PR_SET_PDEATHSIG, then the
+    check that it is still there, in that order: no gap), and watch it from a thread too."""
+    _pdeathsig()
+    if orphaned():
+        os.kill(os.getpid(), signal.SIGKILL)  # as a crash would: nothing written yet
+    _watch_parent()
+
+
 def _watch_parent() -> None:
-    parent = os.getppid()
+    want = os.environ.get(PARENT_ENV, "")
+    parent = int(want) if want.isdigit() else os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -234,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m qa2core.batch.job SPEC_JSON", file=sys.stderr)
         return 2
-    _watch_parent()
+    _guard_parent()
     spec = json.loads(argv[0])
     result = already_done(spec)
     if result is not None:

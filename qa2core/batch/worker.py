@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +28,43 @@ from typing import Any
 
 from qa2core import paths
 from qa2core.batch import Event, Task
+from qa2core.batch.job import PARENT_ENV
 from qa2core.batch.ledger import now
 
 LOCK_WAIT_S = 120.0
+# The tasks running in this process (a worker) and their jobs' processes: stop_jobs() ends them
+# when the campaign is stopped (Ctrl-C), so the worker closes with nothing left running.
+_RUNNING: set[subprocess.Popen] = set()
+_ACTIVE = [0]
+_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def active() -> Any:
+    """Counts a task running here until it has let go of everything (its file-system slot)."""
+    with _GUARD:
+        _ACTIVE[0] += 1
+    try:
+        yield
+    finally:
+        with _GUARD:
+            _ACTIVE[0] -= 1
+
+
+def busy() -> int:
+    """How many tasks still run in this process."""
+    with _GUARD:
+        return _ACTIVE[0]
+
+
+def stop_jobs(signum: int = signal.SIGTERM) -> int:
+    """Signal every job process started here that still runs; how many."""
+    with _GUARD:
+        procs = [p for p in _RUNNING if p.poll() is None]
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            proc.send_signal(signum)
+    return len(procs)
 
 
 def failed(task: Task, message: str, attempt: int = 0) -> dict[str, Any]:
@@ -80,6 +117,26 @@ def _tail(log: str) -> str:
     return lines[-1] if lines else ""
 
 
+def _remove_partial_tars(task: Task, result: dict[str, Any]) -> None:
+    """A tar job that failed (its process killed mid-write, say) leaves no partial tar: those of
+    its PACKPATH's tars in its output directory that no process is writing are removed."""
+    from qa2core.archive import remove_partials
+
+    try:
+        args = json.loads(task.spec)["args"]
+        pack = Path(args["packpath"])
+        out = Path(args.get("out") or pack.parent)
+        removed = remove_partials(out, f"{glob.escape(pack.name)}_*.tar")
+    except (OSError, KeyError, ValueError):
+        return
+    if removed:
+        result.setdefault("warnings", []).extend(
+            f"{p}: removed the partial tar of the failed job" for p in removed)
+        with contextlib.suppress(OSError), open(task.log, "a", encoding="utf-8") as log:
+            log.writelines(f"qa2: batch: {p}: removed the partial tar of the failed job\n"
+                           for p in removed)
+
+
 def run_task(task: Task, emit: Callable[[Event], None]) -> dict[str, Any]:
     """Run the task's job to its end; the result dict (``status`` succeeded or failed)."""
     host = socket.gethostname()
@@ -112,21 +169,31 @@ def run_task(task: Task, emit: Callable[[Event], None]) -> dict[str, Any]:
         log.flush()
         proc = subprocess.Popen([sys.executable, "-m", "qa2core.batch.job", task.spec],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                text=True, encoding="utf-8", errors="replace")
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(msg, dict) and "result" in msg:
-                result = msg["result"]
-            elif isinstance(msg, dict) and "bytes" in msg:
-                tell("progress", attempt=attempt, bytes=msg["bytes"], total=msg.get("total", 0))
-        code = proc.wait()
+                                text=True, encoding="utf-8", errors="replace",
+                                env={**os.environ, PARENT_ENV: str(os.getpid())})
+        with _GUARD:
+            _RUNNING.add(proc)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(msg, dict) and "result" in msg:
+                    result = msg["result"]
+                elif isinstance(msg, dict) and "bytes" in msg:
+                    tell("progress", attempt=attempt, bytes=msg["bytes"],
+                         total=msg.get("total", 0))
+            code = proc.wait()
+        finally:
+            with _GUARD:
+                _RUNNING.discard(proc)
     if not isinstance(result, dict):
         why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         result = failed(task, f"the job's process ended without a result ({why}); last line "
                         f"of {task.log}: {_tail(task.log)}")
+    if result.get("status") != "succeeded" and task.command == "tar":
+        _remove_partial_tars(task, result)
     result.update(attempt=attempt, host=host, log=task.log)
     return result

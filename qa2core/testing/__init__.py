@@ -1,9 +1,13 @@
 """pytest fixtures for qa2 and its plugins: ``pytest_plugins = ["qa2core.testing"]``.
 
-* ``qa2_pm`` - a fresh plugin manager with no installed plugins (register yours directly);
+* ``qa2_pm`` - a fresh plugin manager with no installed plugins (register yours directly); a
+  hook that writes below ORIGPATH fails its call (``guard``);
 * ``make_tree`` - write ``{relpath: content}`` below a directory;
 * ``tree_state`` - a byte-for-byte fingerprint of a tree, to prove a source is unchanged;
-* ``run_qa2`` - the ``qa2`` command in-process; returns (exit code, stdout, stderr);
+* ``run_qa2`` - the ``qa2`` command in-process; returns a :class:`Qa2Result` with
+  ``exit_code``, ``stdout`` and ``stderr``;
+* :func:`check_plugin` - the plugin check (:mod:`~qa2core.testing.plugincheck`): package a
+  sample, verify it, fail on each trap of wrapping and composing; ``plugin_manager(plugins)``;
 * ``manual_sample`` - a real manual reduction (real MS, caltables, CASA images, FITS), built
   once per session with casatools; tests must not modify it.
 
@@ -37,6 +41,10 @@ except ModuleNotFoundError as exc:  # a runtime-only install: say which extra is
     ) from exc
 
 from qa2core.manager import Qa2Plugins, get_plugin_manager
+from qa2core.testing.plugincheck import Checked, check_plugin, plugin_manager
+
+__all__ = ["Checked", "Qa2Result", "check_plugin", "files_below", "fits_header", "plugin_manager",
+           "tree_state", "write_tree"]
 
 
 def write_tree(root: Path, files: dict[str, str | bytes | None]) -> Path:
@@ -83,6 +91,8 @@ def files_below(root: Path) -> set[str]:
 
 @dataclass
 class Qa2Result:
+    """What ``run_qa2`` returns: the exit code and both streams, as text."""
+
     exit_code: int
     stdout: str
     stderr: str
@@ -90,7 +100,7 @@ class Qa2Result:
 
 @pytest.fixture
 def qa2_pm() -> Qa2Plugins:
-    return get_plugin_manager(entrypoints=False)
+    return get_plugin_manager(entrypoints=False, guard=True)
 
 
 @pytest.fixture

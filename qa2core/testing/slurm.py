@@ -9,7 +9,10 @@ cluster through ``SLURM_CONF`` in :attr:`SlurmCluster.env` (the context manager 
 
 The configuration: one node ``localhost`` (``CPUs=2``, ``RealMemory`` 90 % of this machine's),
 one partition ``debug`` (default), ``select/cons_tres`` with cores and memory as resources,
-``proctrack/linuxproc`` and ``task/none`` (no cgroups needed), no accounting.
+``proctrack/pgid`` and ``task/none`` (no cgroups needed), no accounting. ``proctrack/pgid``, not
+``linuxproc``: a cancelled job's shell dies at the first SIGTERM, its Dask nanny is then orphaned
+(reparented to init), and linuxproc, which follows the process tree below slurmstepd, no longer
+finds it to send the SIGKILL that follows; the job's process group still holds it.
 
     python -m qa2core.testing.slurm DIR   # start one in DIR, print its SLURM_CONF, wait for ^C
 """
@@ -89,6 +92,8 @@ class SlurmCluster:
         out = []
         for name in DAEMONS:
             path = self.root / "log" / f"{name}.log"
+            if not path.exists():  # munged in the foreground logs to its stderr
+                path = path.with_suffix(".out")
             try:
                 text = path.read_text(errors="replace").splitlines()[-lines:]
             except OSError as exc:
@@ -111,7 +116,7 @@ SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=socket={root / "munge" / "munge.socket"}
 CredType=cred/munge
-ProctrackType=proctrack/linuxproc
+ProctrackType=proctrack/pgid
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
@@ -220,15 +225,37 @@ def _out(cluster: SlurmCluster) -> str:
     return "\n".join(text) + ("\n" if text else "")
 
 
+def job_process_groups(cluster: SlurmCluster) -> set[int]:
+    """Process groups of the processes this cluster's jobs started (their environment names its
+    ``SLURM_CONF`` and a ``SLURM_JOB_ID``), whatever their parent now is."""
+    mine = f"SLURM_CONF={cluster.conf}".encode()
+    daemons = {p.pid for p in cluster.procs.values()} | {os.getpgrp()}
+    groups = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+            if mine in env and any(v.startswith(b"SLURM_JOB_ID=") for v in env):
+                groups.add(os.getpgid(int(entry.name)))
+        except OSError:
+            continue
+    return groups - daemons
+
+
 def _stop(cluster: SlurmCluster) -> None:
     """Cancel every job, then stop slurmd, slurmctld and munged (SIGTERM, then SIGKILL), each
-    with its process group; wait for each, so nothing is left running."""
+    with its process group, and kill what is left of the jobs' process groups; wait for each,
+    so nothing is left running."""
+    groups: set[int] = set()
     if cluster.procs.get("slurmctld") and cluster.procs["slurmctld"].poll() is None:
         with contextlib.suppress(Exception):
+            groups = job_process_groups(cluster)
             cluster.run("scancel", "--full", "--user=root", check=False, timeout=10)
             deadline = time.monotonic() + 10
             while cluster.jobs() and time.monotonic() < deadline:
                 time.sleep(0.2)
+    groups |= job_process_groups(cluster)
     for name in ("slurmd", "slurmctld", "munged"):
         proc = cluster.procs.get(name)
         if proc is None:
@@ -242,6 +269,9 @@ def _stop(cluster: SlurmCluster) -> None:
                 proc.wait(wait)
         with contextlib.suppress(ProcessLookupError):  # anything the daemon left in its group
             os.killpg(proc.pid, signal.SIGKILL)
+    for group in groups | job_process_groups(cluster):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:
