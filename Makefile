@@ -52,15 +52,20 @@ demo: $(STAMP)
 
 # Lint and every suite run even when one fails; the failed ones are listed at the end (exit 1
 # if any). No suite asserts a duration: timing checks live in `make bench` (bench/run.py).
+# The example plugins' own suites run from source; their "installed" test needs the pip
+# install that tests/test_example_plugin.py makes (and runs it there), so it is deselected here
+# rather than shown as a skip.
+EXAMPLES := examples/arc-site-plugin examples/arc-compose-plugin
 test: system-packages $(STAMP)
 	failed=""; \
 	$(MAKE) --no-print-directory lint || failed=" lint"; \
-	for s in tests $(PLUGINS) examples/arc-site-plugin; do \
+	for s in tests $(PLUGINS) $(EXAMPLES); do \
 	  echo "qa2: make test: $$s"; \
-	  $(BIN)/python -m pytest -q $$s || failed="$$failed $$s"; \
+	  case $$s in examples/*) set -- -k "not installed";; *) set --;; esac; \
+	  $(BIN)/python -m pytest -q $$s "$$@" || failed="$$failed $$s"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "qa2: make test: FAILED:$$failed"; exit 1; fi; \
-	echo "qa2: make test: every suite passed (tests $(PLUGINS) examples/arc-site-plugin)"
+	echo "qa2: make test: every suite passed (tests $(PLUGINS) $(EXAMPLES))"
 
 lint: $(STAMP)
 	$(BIN)/ruff check qa2core QA2_Packaging_module.py tests plugins bench examples

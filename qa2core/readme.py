@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -39,6 +40,13 @@ def tree_listing(top: str, paths: list[str]) -> str:
     A path ending in ``/`` is a directory shipped whole (a CASA table): one line, not its files.
     Names are shown with :func:`visible`, so each file is one line whatever its name.
     """
+    return visible(top.rstrip("/")) + "/\n" + _tree_body(tuple(paths))
+
+
+@functools.lru_cache(maxsize=2)
+def _tree_body(paths: tuple[str, ...]) -> str:
+    """The listing below its top line: built once per run, though the README and the
+    command's output both show it (200,000 QA plots make it seconds of work)."""
     tree: dict = {}
     for path in paths:
         node = tree
@@ -48,7 +56,7 @@ def tree_listing(top: str, paths: list[str]) -> str:
         leaf = parts[-1] + ("/" if path.endswith("/") else "")
         node.setdefault(leaf, {} if leaf.endswith("/") else None)
 
-    lines = [visible(top.rstrip("/")) + "/"]
+    lines: list[str] = []
 
     def walk(node: dict, prefix: str) -> None:
         names = sorted(node, key=lambda n: (not n.endswith("/"), n))
@@ -59,7 +67,7 @@ def tree_listing(top: str, paths: list[str]) -> str:
                 walk(node[name], prefix + ("    " if last else "|   "))
 
     walk(tree, "")
-    return "\n".join(lines) + "\n"
+    return "".join(line + "\n" for line in lines)
 
 
 def assemble(header: bytes, top: str, paths: list[str]) -> bytes:

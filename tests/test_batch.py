@@ -17,11 +17,11 @@ import pytest
 pytest.importorskip("distributed", reason="qa2 batch needs the batch extra: "
                     "pip install 'qa2core[batch]' (make bootstrap installs it)")
 
-from qa2core import hookimpl, paths
+from qa2core import paths
 from qa2core.batch import ExecutorSettings, Task
 from qa2core.batch.run import run_campaign
 from qa2core.batch.worker import run_task
-from qa2core.testing import sampledata
+from qa2core.testing import SerialExecutorPlugin, sampledata
 from qa2core.verify import verify
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
@@ -248,24 +248,8 @@ def test_a_third_attempt_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "x.log").exists()
 
 
-class SerialExecutor:
-    """A site executor in a few lines: the jobs one after another, in this process."""
-
-    name = "serial"
-
-    def run(self, tasks, on_event):
-        for task in tasks:
-            yield task, run_task(task, on_event)
-
-
-class SerialPlugin:
-    @hookimpl
-    def qa2_batch_executor(self, name, settings):
-        return SerialExecutor() if name == "serial" else None
-
-
 def test_a_plugin_executor_runs_the_jobs(campaign: Path, qa2_pm) -> None:
-    qa2_pm.register(SerialPlugin(), name="serial-site")
+    qa2_pm.register(SerialExecutorPlugin(), name="serial-site")
     (campaign / "out" / "serial").mkdir()
     jobs = campaign / "serial.toml"
     jobs.write_text(f"""

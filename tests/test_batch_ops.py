@@ -23,14 +23,13 @@ import pytest
 pytest.importorskip("distributed", reason="qa2 batch needs the batch extra: "
                     "pip install 'qa2core[batch]' (make bootstrap installs it)")
 
-from qa2core import engine, hookimpl
+from qa2core import engine
 from qa2core.batch import ExecutorSettings
 from qa2core.batch import job as batch_job
 from qa2core.batch import jobs as jobsfile
 from qa2core.batch.ledger import Ledger
 from qa2core.batch.run import run_campaign
-from qa2core.batch.worker import run_task
-from qa2core.testing import sampledata
+from qa2core.testing import SerialExecutorPlugin, sampledata
 from qa2core.verify import verify
 
 VENV_BIN = Path(sys.executable).parent
@@ -60,20 +59,6 @@ if events:
             _note(f"end {name}")
     _v.verify = verify
 """
-
-
-class Serial:
-    name = "serial"
-
-    def run(self, tasks, on_event):
-        for task in tasks:
-            yield task, run_task(task, on_event)
-
-
-class SerialPlugin:
-    @hookimpl
-    def qa2_batch_executor(self, name, settings):
-        return Serial() if name == "serial" else None
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +245,7 @@ def test_a_wrong_scheduler_is_a_usage_error_within_15_s(run_qa2, packages, tmp_p
 
 
 def test_a_damaged_ledger_is_read_around(tmp_path: Path, packages, qa2_pm) -> None:
-    qa2_pm.register(SerialPlugin(), name="serial-ops")
+    qa2_pm.register(SerialExecutorPlugin(), name="serial-ops")
     jobs = _verify_jobs(tmp_path / "jobs.toml", packages[:2])
     ledger = tmp_path / "jobs.ledger.jsonl"
     ledger.write_bytes(b'{"v": 1, "run": "x", "state": "campaign"}\n'

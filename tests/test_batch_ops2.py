@@ -20,15 +20,14 @@ import pytest
 pytest.importorskip("distributed", reason="qa2 batch needs the batch extra: "
                     "pip install 'qa2core[batch]' (make bootstrap installs it)")
 
-from qa2core import archive, engine, hookimpl, paths
+from qa2core import archive, engine, paths
 from qa2core.batch import Task
 from qa2core.batch import jobs as jobsfile
 from qa2core.batch.ledger import Ledger
 from qa2core.batch.run import _task, run_campaign
-from qa2core.batch.worker import run_task
 from qa2core.errors import Qa2Error
 from qa2core.lock import PackLock
-from qa2core.testing import sampledata
+from qa2core.testing import SerialExecutorPlugin, sampledata
 
 VENV_BIN = Path(sys.executable).parent
 PROJECT = sampledata.TP_PROJECT
@@ -96,20 +95,6 @@ if events and (os.environ.get("QA2_TEST_HOLD_TAR") or os.environ.get("QA2_TEST_T
         return _archive(*a, **k)
     _a._HashingReader.read, _a._archive = read, archive
 """
-
-
-class Serial:
-    name = "serial"
-
-    def run(self, tasks, on_event):
-        for task in tasks:
-            yield task, run_task(task, on_event)
-
-
-class SerialPlugin:
-    @hookimpl
-    def qa2_batch_executor(self, name, settings):
-        return Serial() if name == "serial" else None
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +185,7 @@ def _three(tp: Path, tmp_path: Path, broken: bool = False) -> Path:
 
 def test_check_says_what_would_run_and_why_and_writes_nothing(tp, tmp_path: Path, qa2_pm,
                                                                run_qa2) -> None:
-    qa2_pm.register(SerialPlugin(), name="serial-ops2")
+    qa2_pm.register(SerialExecutorPlugin(), name="serial-ops2")
     jobs = _three(tp, tmp_path)
     r = run_qa2("batch", jobs, "--check")  # no ledger yet: everything runs
     assert r.exit_code == 0, r.stderr
@@ -236,7 +221,7 @@ def test_check_says_what_would_run_and_why_and_writes_nothing(tp, tmp_path: Path
 def test_only_runs_those_jobs_and_names_what_they_follow_that_is_not_done(tp, tmp_path: Path,
                                                                           qa2_pm,
                                                                           run_qa2) -> None:
-    qa2_pm.register(SerialPlugin(), name="serial-ops2")
+    qa2_pm.register(SerialExecutorPlugin(), name="serial-ops2")
     jobs = _three(tp, tmp_path)
     said: list[str] = []
     result = run_campaign(jobs, executor="serial", plugins=qa2_pm, only=["v2"], say=said.append)
@@ -253,7 +238,7 @@ def test_only_runs_those_jobs_and_names_what_they_follow_that_is_not_done(tp, tm
 
 def test_retry_failed_runs_the_failed_jobs_alone_and_the_report_names_them(tp, tmp_path: Path,
                                                                            qa2_pm) -> None:
-    qa2_pm.register(SerialPlugin(), name="serial-ops2")
+    qa2_pm.register(SerialExecutorPlugin(), name="serial-ops2")
     jobs = _three(tp, tmp_path, broken=True)
     said: list[str] = []
     first = run_campaign(jobs, executor="serial", plugins=qa2_pm, say=said.append)
@@ -285,7 +270,7 @@ def test_retry_failed_runs_the_failed_jobs_alone_and_the_report_names_them(tp, t
 
 def test_status_reads_the_ledger_alone_and_skips_a_damaged_line(tp, tmp_path: Path, qa2_pm,
                                                                 run_qa2) -> None:
-    qa2_pm.register(SerialPlugin(), name="serial-ops2")
+    qa2_pm.register(SerialExecutorPlugin(), name="serial-ops2")
     jobs = _three(tp, tmp_path, broken=True)
     run_campaign(jobs, executor="serial", plugins=qa2_pm, only=["v0", "v1"])
     ledger = jobs.with_name("jobs.ledger.jsonl")
@@ -400,7 +385,7 @@ def test_a_tar_killed_mid_write_leaves_a_partial_the_next_tar_removes(tp, tmp_pa
 
 def test_a_batch_tar_job_killed_leaves_no_partial(tp, tmp_path: Path, hook, monkeypatch,
                                                   qa2_pm) -> None:
-    qa2_pm.register(SerialPlugin(), name="serial-ops2")
+    qa2_pm.register(SerialExecutorPlugin(), name="serial-ops2")
     pack = _pack(tp, tmp_path / "p")
     out = tmp_path / "out"
     out.mkdir()

@@ -275,6 +275,9 @@ def test_no_test_asserts_a_duration():
 def test_make_test_runs_every_suite_and_reports_them_all():
     recipe = (REPO / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "exit 1; done" not in recipe and "|| exit 1" not in recipe
-    for suite in ("tests", "$(PLUGINS)", "examples/arc-site-plugin", "lint"):
+    for suite in ("tests", "$(PLUGINS)", "$(EXAMPLES)", "lint"):
         assert suite in recipe
+    examples = (REPO / "Makefile").read_text().split("\nEXAMPLES := ", 1)[1].split("\n", 1)[0]
+    assert set(examples.split()) == {f"examples/{p.name}" for p in (REPO / "examples").iterdir()
+                                     if (p / "pyproject.toml").is_file()}
     assert "FAILED" in recipe

@@ -39,7 +39,7 @@ set_hypothesis_home_dir(_HOME)
 from qa2core import engine, manifest  # noqa: E402
 from qa2core.errors import Qa2Error  # noqa: E402
 from qa2core.manager import get_plugin_manager  # noqa: E402
-from qa2core.testing import tree_state  # noqa: E402
+from qa2core.testing import SerialExecutorPlugin, tree_state  # noqa: E402
 
 pytest.importorskip("qa2_interferometric", reason="the properties package interferometric trees")
 pytest.importorskip("qa2_totalpower", reason="the append properties use Total Power trees")
@@ -275,24 +275,10 @@ def _cli(w: Work, root: Path, run: str, style: str) -> subprocess.CompletedProce
 
 
 def _batch(w: Work, root: Path, run: str, style: str):
-    from qa2core import hookimpl
     from qa2core.batch.run import run_campaign
-    from qa2core.batch.worker import run_task
-
-    class Serial:
-        name = "serial"
-
-        def run(self, tasks, on_event):
-            for task in tasks:
-                yield task, run_task(task, on_event)
-
-    class SerialPlugin:
-        @hookimpl
-        def qa2_batch_executor(self, name, settings):
-            return Serial() if name == "serial" else None
 
     pm = get_plugin_manager(entrypoints=False)
-    pm.register(SerialPlugin(), name="serial-site")
+    pm.register(SerialExecutorPlugin(), name="serial-site")
     jobs = w.base / "jobs.toml"
     jobs.write_text(f"""
 [[job]]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import hookimpl, manifest
+from qa2core import manifest
 from qa2core.errors import Qa2Error
-from qa2core.testing import fits_header, tree_state, write_tree
+from qa2core.testing import SerialExecutorPlugin, fits_header, tree_state, write_tree
 from qa2core.testing import sampledata as sd
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
@@ -243,30 +243,12 @@ def test_the_api_prints_every_line_of_a_refusal(tmp_path, piscript, capsys, monk
 # ------------------------------------------------------------ 9. batch: what makes a job run again
 
 
-class _SerialExecutor:
-    """The jobs one after another in this process (each still in its own job process)."""
-
-    name = "serial"
-
-    def run(self, tasks, on_event):
-        from qa2core.batch.worker import run_task
-
-        for task in tasks:
-            yield task, run_task(task, on_event)
-
-
-class _SerialPlugin:
-    @hookimpl
-    def qa2_batch_executor(self, name, settings):
-        return _SerialExecutor() if name == "serial" else None
-
-
 @pytest.fixture
 def campaign(tmp_path, piscript, qa2_pm):
     """(jobs file writer, run -> {job: status}) for one package job of a manual reduction."""
     from qa2core.batch.run import run_campaign
 
-    qa2_pm.register(_SerialPlugin(), name="serial-site")
+    qa2_pm.register(SerialExecutorPlugin(), name="serial-site")
     write_tree(tmp_path / "red", MANUAL)
     (tmp_path / "out").mkdir()
     jobs = tmp_path / "jobs.toml"

@@ -40,6 +40,7 @@ except ModuleNotFoundError as exc:  # a runtime-only install: say which extra is
         "qa2core.testing needs the testing extra: pip install 'qa2core[testing]'", name=exc.name
     ) from exc
 
+from qa2core import hookimpl
 from qa2core.manager import Qa2Plugins, get_plugin_manager
 from qa2core.testing.plugincheck import Checked, check_plugin, plugin_manager
 
@@ -57,6 +58,28 @@ def write_tree(root: Path, files: dict[str, str | bytes | None]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content.encode() if isinstance(content, str) else content)
     return root
+
+
+class SerialExecutor:
+    """A batch executor in a few lines (``qa2 batch --executor serial``): the jobs one after
+    another in this process, each still in its own job process. For tests, and the shape of a
+    site executor (docs/batch.md)."""
+
+    name = "serial"
+
+    def run(self, tasks, on_event):
+        from qa2core.batch.worker import run_task
+
+        for task in tasks:
+            yield task, run_task(task, on_event)
+
+
+class SerialExecutorPlugin:
+    """Register it (``pm.register(SerialExecutorPlugin(), name=...)``) to offer ``serial``."""
+
+    @hookimpl
+    def qa2_batch_executor(self, name, settings):
+        return SerialExecutor() if name == "serial" else None
 
 
 def fits_header(*cards: str) -> bytes:
