@@ -392,3 +392,70 @@ packpath = "."
     with pytest.raises(jobsfile.JobsFileError) as err:
         jobsfile.load(pack / "jobs.toml")
     assert any("the jobs file lies inside its PACKPATH" in x for x in err.value.lines), err.value.lines
+
+
+def test_a_scheduler_with_no_workers_is_said_once_then_at_intervals(packages, tmp_path: Path) -> None:
+    """No workers: one notice after the stated wait, then one per interval, and the jobs run
+    as soon as a worker joins (issue 19: never silent)."""
+    dask = str(VENV_BIN / "dask") if (VENV_BIN / "dask").exists() else shutil.which("dask")
+    assert dask, "the batch extra installs the dask command"
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
+                               address.rsplit(":", 1)[1], "--dashboard-address", ":0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    said: list[str] = []
+    notices = threading.Event()
+
+    def say(line: str) -> None:
+        said.append(line)
+        if sum("has no workers" in s for s in said) >= 2:
+            notices.set()
+
+    try:
+        jobs = _verify_jobs(tmp_path / "jobs.toml", packages[:2])
+        settings = ExecutorSettings(address, 1, 8, no_workers_wait=0.5, no_workers_every=1.0)
+        done: dict = {}
+        runner = threading.Thread(target=lambda: done.setdefault("result", run_campaign(
+            jobs, settings=settings, say=say)), daemon=True)
+        runner.start()
+        assert notices.wait(60), said  # said once, then again: never a silent wait
+        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads",
+                                       "1", "--no-dashboard", "--memory-limit", "0"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        runner.join(120)
+        assert not runner.is_alive()
+        assert done["result"].ok, done["result"]
+        first = [s for s in said if "has no workers" in s]
+        assert len(first) >= 2 and address in first[0]
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def test_the_progress_line_counts_what_runs_and_never_goes_back(tmp_path: Path, packages,
+                                                                  qa2_pm) -> None:
+    """One job at a time (the serial executor): the line never says more than one running,
+    and its bytes and done count never go down."""
+    import re
+
+    qa2_pm.register(SerialExecutorPlugin(), name="serial-progress")
+    jobs = _verify_jobs(tmp_path / "jobs.toml", packages[:4])
+    said: list[str] = []
+    result = run_campaign(jobs, executor="serial", plugins=qa2_pm, say=said.append)
+    assert result.ok
+    lines = [re.search(r"(\d+)/(\d+) done \((\d+) failed\), (\d+) running, (.+) written", s)
+             for s in said]
+    shown = [(int(m[1]), int(m[4]), m[5]) for m in lines if m]
+    assert shown, said
+    assert all(running <= 1 for _done, running, _bytes in shown), shown
+    dones = [d for d, _r, _b in shown]
+    assert dones == sorted(dones)
+    scale = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+    written = [float(b.split()[0]) * scale[b.split()[1]] for _d, _r, b in shown]
+    assert written == sorted(written), shown
