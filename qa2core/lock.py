@@ -100,7 +100,7 @@ class PackLock:
                            f"reads the package ({holder}); run again when it has finished "
                            "[lock.held]") from None
         os.ftruncate(self.fd, 0)
-        os.write(self.fd, (self.me + "\n").encode())
+        os.pwrite(self.fd, (self.me + "\n").encode(), 0)  # at the start, not after NUL bytes
 
     def share(self) -> None:
         """Back to a reader's shared lock after :meth:`exclusive`."""
