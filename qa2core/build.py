@@ -139,8 +139,9 @@ def write_package(request: BuildRequest, say: Callable[[str], None],
             pack.mkdir(exist_ok=True)
             target = ous.target(pack, request.append, request.uids)
             _refuse_mixing(pack, target, request.mode)
-            _refuse_damaged(pack, target)
-            return _build_and_swap(request, target, notes, say, meter)
+            kept_lines = _kept(pack, target.unit)
+            _refuse_damaged(pack, kept_lines)
+            return _build_and_swap(request, target, notes, say, meter, kept_lines)
         except AfterSwap as exc:  # the package is the new one: say so, never "nothing kept"
             try:
                 recover(pack)  # completes the bookkeeping from the swap marker, if still there
@@ -175,14 +176,20 @@ def _refuse_mixing(pack: Path, target: ous.Target, mode: Mode) -> None:
                        "in one mode [append.mixed]")
 
 
-def _refuse_damaged(pack: Path, target: ous.Target) -> None:
+def _kept(pack: Path, unit: str) -> dict[str, str] | None:
+    """The manifest lines of the units this run keeps (all but ``unit``), read once; a member
+    removed whole was removed on purpose and leaves with its lines. ``None``: no manifest."""
+    if not (pack / manifest.NAME).is_file():
+        return None
+    members = set(ous.members_of(pack))
+    return {k: v for k, v in _outside(manifest.read(pack), unit).items()
+            if "/".join(k.split("/")[:3]) in members}
+
+
+def _refuse_damaged(pack: Path, kept: dict[str, str] | None) -> None:
     """Units this run keeps must still be what their manifest lists: an append onto a package
     whose files were removed by hand would carry the lie into the new manifest."""
-    if not (pack / manifest.NAME).is_file():
-        return
-    kept = _outside(manifest.read(pack), target.unit)
-    # a member removed whole was removed on purpose: its lines go (_old_manifest)
-    gone = sorted(k for k in kept if not os.path.lexists(pack / k) and _member_exists(pack, k))
+    gone = sorted(k for k in kept or () if not os.path.lexists(pack / k))
     if gone:
         raise Qa2Error(f"{pack}: its manifest lists {len(gone)} file(s) that are gone (e.g. "
                        f"{gone[0]}): the package was changed by hand; check it with qa2 verify "
@@ -207,7 +214,8 @@ def _os_error(exc: OSError, pack: Path) -> Qa2Error:
 
 
 def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
-                    say: Callable[[str], None], meter: Meter | None) -> BuildResult:
+                    say: Callable[[str], None], meter: Meter | None,
+                    kept_lines: dict[str, str] | None = None) -> BuildResult:
     pack, plan, mode = request.pack, request.plan, request.mode
     partial = paths.partial_dir(pack)
     partial.mkdir()
@@ -262,7 +270,8 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
     fileops.write_durable(str(partial / "journal"), journal.dump(
         kept | entries if mode.real else {}, run, request.left_out, members).encode())
     if mode.real:
-        listed = _outside(_old_manifest(pack, target.unit), target.unit)
+        listed = (dict(kept_lines) if kept_lines is not None else
+                  _outside(_hash_units(pack, target.unit), target.unit))
         listed.update({w.path: w.sha256 for w in written})
         fileops.write_durable(str(partial / "manifest"),
                               manifest.encode(manifest.format_lines(listed.items())))
@@ -300,15 +309,8 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
     return result
 
 
-def _member_exists(pack: Path, rel: str) -> bool:
-    return (pack / "/".join(rel.split("/")[:3])).is_dir()
-
-
-def _old_manifest(pack: Path, unit: str) -> dict[str, str]:
-    """Entries of the package being added to, less those of members removed whole; hashed now
-    if it had none (a fake package)."""
-    if (pack / manifest.NAME).exists():
-        return {k: v for k, v in manifest.read(pack).items() if _member_exists(pack, k)}
+def _hash_units(pack: Path, unit: str) -> dict[str, str]:
+    """Entries of the other units of a package that has no manifest (a rehearsal's), hashed."""
     entries: dict[str, str] = {}
     for top in (p for p in pack.iterdir() if p.is_dir()):
         if top.name != unit:

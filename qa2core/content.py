@@ -9,11 +9,10 @@ PACKPATH are a rehearsal.
 
 from __future__ import annotations
 
-import os
 import stat
-from collections.abc import Iterator
 
 from qa2core.model import MEMBER_DIRS
+from qa2core.walk import iter_package_files
 
 # A file of these kinds is never empty in a delivery: an empty one is a rehearsal's placeholder
 # (or a copy that lost its bytes). Text tables (*.txt, *.csv, *.log) may be empty for real:
@@ -30,9 +29,10 @@ def placeholders(member_dir: str, limit: int = 10) -> list[str]:
     is never empty, and empty directories standing for a CASA table or an ASDM (a rehearsal
     makes ``X.ms/`` empty; a real one holds ``table.dat``)."""
     out: list[str] = []
-    for rel, st, empty_dir in _entries(member_dir):
-        name = rel.rsplit("/", 1)[-1]
-        if empty_dir:
+    cut = len(member_dir) + 1
+    for path, st in iter_package_files(member_dir, empty_dirs=True):
+        rel, name = path[cut:], path.rsplit("/", 1)[-1]
+        if stat.S_ISDIR(st.st_mode):
             if rel not in MEMBER_DIRS and "." in name:
                 out.append(rel + "/")
         elif stat.S_ISREG(st.st_mode) and st.st_size == 0 and rel not in EMPTY_BY_DESIGN and \
@@ -41,27 +41,6 @@ def placeholders(member_dir: str, limit: int = 10) -> list[str]:
         if len(out) >= limit:
             break
     return out
-
-
-def _entries(top: str) -> Iterator[tuple[str, os.stat_result, bool]]:
-    """(relative path, lstat, is an empty directory) below ``top``; links never followed."""
-    cut = len(top) + 1
-    stack = [top]
-    while stack:
-        directory = stack.pop()
-        try:
-            with os.scandir(directory) as it:
-                children = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue
-        if not children and directory != top:
-            yield directory[cut:], os.lstat(directory), True
-        for child in reversed(children):
-            st = child.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(child.path)
-            else:
-                yield child.path[cut:], st, False
 
 
 def is_rehearsal(member_dir: str) -> bool:

@@ -308,11 +308,13 @@ def walk_tree(top: str, root: str, problems: list[str] | None = None,
 # ---------------------------------------------------------------------------- a package
 
 
-def iter_package_files(top: str) -> Iterator[tuple[str, os.stat_result]]:
+def iter_package_files(top: str, empty_dirs: bool = False,
+                       ) -> Iterator[tuple[str, os.stat_result]]:
     """(path, lstat) of every non-directory below ``top`` without following any link (verify,
     tar): a symlink or special file is yielded as what it is, for the caller to refuse. In
     ``os.walk`` order (a directory's entries by name, then its subdirectories by name); a
-    directory that cannot be listed is passed over, as ``os.walk`` does."""
+    directory that cannot be listed is passed over, as ``os.walk`` does. ``empty_dirs``: each
+    empty directory below ``top`` is yielded too (a rehearsal's table, qa2core.content)."""
     stack = [top]
     while stack:
         directory = stack.pop()
@@ -321,6 +323,8 @@ def iter_package_files(top: str) -> Iterator[tuple[str, os.stat_result]]:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError:
             continue
+        if empty_dirs and not entries and directory != top:
+            yield directory, os.lstat(directory)
         subdirs = []
         for entry in entries:
             try:
