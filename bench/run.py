@@ -111,6 +111,7 @@ FAKE_MAX_S, FAKE_MAX_RSS_MIB = 10.0, 300.0  # fake200k: qa2 package --mode fake
 # `qa2 --help`, best of HELP_RUNS, measured before the data is built (moved here from the test
 # suite: a timing that fails under load does not belong in `make test`).
 HELP_MAX_S, HELP_RUNS = 0.3, 5
+SCHEDULER_MAX_S = 15.0  # qa2 batch refuses a wrong --scheduler within this (issue 19)
 # Run qa2 from a small interpreter, which writes qa2's wall time and peak RSS to argv[1]. Linux
 # keeps the RSS high-water mark of the spawning process across exec (posix_spawn shares its
 # memory until the exec), so the spawner must be small: the bench itself holds file lists.
@@ -328,6 +329,24 @@ def startup_seconds(runs: int = HELP_RUNS) -> float | None:
         took = time.perf_counter() - t0
         best = took if best is None else min(best, took)
     return best
+
+
+def wrong_scheduler_seconds() -> float | None:
+    """Wall time of qa2 batch's scheduler check refusing a closed port (None if it accepts)."""
+    import socket
+
+    from qa2core.batch.probe import check_scheduler
+    from qa2core.errors import UsageError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    try:
+        check_scheduler(f"tcp://127.0.0.1:{port}")
+    except UsageError:
+        return time.perf_counter() - t0
+    return None
 
 
 @dataclass(frozen=True)
@@ -719,7 +738,8 @@ def _noise_note(results: Sequence[Result]) -> str:
 
 
 def targets(results: Sequence[Result], previous: tuple[str, dict[tuple[str, str], float]],
-            load: str, startup: float | None = None, imports: Sequence[Imports] = ()) -> str:
+            load: str, startup: float | None = None, imports: Sequence[Imports] = (),
+            scheduler: float | None = None) -> str:
     """The engine issue's targets, each with what this run measured and whether it is met.
     ``load`` is this run's 1-minute load average at its start (the previous record's is in
     ``previous``): other work on the machine slows the CPU-bound parts of qa2 more than `cp`."""
@@ -728,6 +748,9 @@ def targets(results: Sequence[Result], previous: tuple[str, dict[tuple[str, str]
     if startup is not None:
         rows.append([f"start-up: `qa2 --help` ≤ {HELP_MAX_S:g} s (best of {HELP_RUNS})",
                      f"{startup:.3f} s", _met(startup <= HELP_MAX_S)])
+    if scheduler is not None:
+        rows.append([f"batch: a wrong `--scheduler` (closed port) refused ≤ {SCHEDULER_MAX_S:g} s",
+                     f"{scheduler:.2f} s", _met(scheduler <= SCHEDULER_MAX_S)])
     if ("fake200k", "qa2_fake") in ok and ("fake200k", "cp_al") in ok:
         fake, cpal = ok[("fake200k", "qa2_fake")], ok[("fake200k", "cp_al")]
         rows.append([f"fake200k: `qa2 package --mode fake` ≤ {FAKE_MAX_S:g} s",
@@ -814,7 +837,8 @@ def import_section(imports: Sequence[Imports]) -> str:
 def render(args: argparse.Namespace, machine: list[tuple[str, str]], cases: dict[str, Case],
            results: list[Result], reports: dict[str, Any], started: datetime, runtime_s: float,
            load: tuple[str, str], previous: tuple[str, dict[tuple[str, str], float]],
-           startup: float | None = None, imports: Sequence[Imports] = ()) -> str:
+           startup: float | None = None, imports: Sequence[Imports] = (),
+           scheduler: float | None = None) -> str:
     by_key = {(r.case, r.key): r for r in results}
     ratios = [r for r in (*RATIOS_SAMPLE, *RATIOS_LARGE, *RATIOS_SMALL, *RATIOS_MANY)
               if r.case in cases]
@@ -849,7 +873,7 @@ def render(args: argparse.Namespace, machine: list[tuple[str, str]], cases: dict
         "",
         "## Targets",
         "",
-        targets(results, previous, load[0].split(" / ")[0], startup, imports),
+        targets(results, previous, load[0].split(" / ")[0], startup, imports, scheduler),
         "",
         *([import_section(imports), ""] if imports else []),
         "## Ratios to the baselines",
@@ -1004,6 +1028,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     startup = startup_seconds()  # before the data build loads the machine
+    scheduler = wrong_scheduler_seconds()
+    say(f"qa2 batch, wrong --scheduler: {'accepted!' if scheduler is None else f'{scheduler:.2f} s'}"
+        f" (target ≤ {SCHEDULER_MAX_S:g} s)")
     if startup is not None:
         say(f"qa2 --help: {startup:.3f} s (best of {HELP_RUNS}; target ≤ {HELP_MAX_S:g} s"
             f"{'' if startup <= HELP_MAX_S else ': MISSED'})")
@@ -1040,7 +1067,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = report.previous_medians(args.previous or args.out) if args.previous or args.out \
         else ("", {})
     text = render(args, report.machine(args.workdir, REPO), cases, results, reports, started, runtime,
-                  (load_start, _loadavg()), previous, startup, imports)
+                  (load_start, _loadavg()), previous, startup, imports, scheduler)
     print(text)
     if args.out:
         args.out.write_text(batch.keep_section(args.out, text))

@@ -21,25 +21,10 @@ from qa2core import paths
 from qa2core.batch import ExecutorSettings, Task
 from qa2core.batch.run import run_campaign
 from qa2core.batch.worker import run_task
-from qa2core.testing import SerialExecutorPlugin, sampledata
+from qa2core.testing import SLOW_COPY_HOOK, SerialExecutorPlugin, sampledata
 from qa2core.verify import verify
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
-# Loaded by every worker and job process of the test cluster (PYTHONPATH): while the flag file
-# exists, each file copy waits, so a job can be caught in the middle of writing its package.
-SLOW_HOOK = """\
-import os
-flag = os.environ.get("QA2_TEST_SLOW_FLAG")
-if flag:
-    import time
-    from qa2core import fileops
-    _copy = fileops.copy_file
-    def copy_file(src, dst, tick=None):
-        while os.path.exists(flag):
-            time.sleep(0.05)
-        return _copy(src, dst, tick)
-    fileops.copy_file = copy_file
-"""
 
 
 def _jobs_toml(sample) -> str:
@@ -97,14 +82,14 @@ def campaign(manual_sample, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
-    """A LocalCluster of our own (2 worker processes) whose processes load SLOW_HOOK."""
+    """A LocalCluster of our own (2 worker processes) whose processes load SLOW_COPY_HOOK."""
     import dask
     from distributed import Client, LocalCluster
 
     from qa2core.batch.dask_executor import LOCAL_CONFIG
 
     hook = tmp_path_factory.mktemp("hook")
-    (hook / "sitecustomize.py").write_text(SLOW_HOOK)
+    (hook / "sitecustomize.py").write_text(SLOW_COPY_HOOK)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
         mp.setenv("QA2_TEST_SLOW_FLAG", str(hook / "slow"))
@@ -213,7 +198,7 @@ packpath = "out/killed/{sampledata.TP_PROJECT}"
     runner.start()
     try:
         deadline = time.monotonic() + 30
-        while not paths.partial_dir(pack).exists():  # the job is writing, held by SLOW_HOOK
+        while not paths.partial_dir(pack).exists():  # the job is writing, held by SLOW_COPY_HOOK
             assert time.monotonic() < deadline and runner.is_alive(), "the job never started writing"
             time.sleep(0.05)
         busy = [addr for addr, keys in client.processing().items() if keys]

@@ -2,7 +2,7 @@
 (LocalCluster and an external ``dask scheduler``/``dask worker``); a wrong ``--scheduler`` is a
 usage error within seconds; a damaged ledger never stops a run; stage -> package -> tar -> verify
 in one jobs file (``after``). Only events and their order are checked, never a duration (the
-15 s bound on a wrong scheduler is the issue's contract, with a margin for a slow machine)."""
+15 s bound on a wrong scheduler is the probe's own timeout; make bench times it)."""
 
 from __future__ import annotations
 
@@ -151,6 +151,18 @@ def test_a_killed_worker_never_makes_a_finished_job_run_again(packages, tmp_path
     _assert_each_finished_job_ran_once(events, done["result"], held)
 
 
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """End the scheduler and worker processes a test started, the last started first."""
+    for p in reversed(procs):
+        p.terminate()
+    for p in reversed(procs):
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -185,14 +197,7 @@ def test_an_external_scheduler_and_a_killed_worker(packages, tmp_path: Path, mon
         assert not runner.is_alive()
         _assert_each_finished_job_ran_once(events, done["result"], held)
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        _stop(procs)
 
 
 def test_the_job_process_refuses_to_run_a_job_done_in_this_run(packages, tmp_path: Path,
@@ -232,16 +237,17 @@ def test_a_wrong_scheduler_is_a_usage_error_within_15_s(run_qa2, packages, tmp_p
     else:
         address = "nonsense" if kind == "nonsense" else f"tcp://127.0.0.1:{_free_port()}"
     try:
-        t0 = time.monotonic()
         r = run_qa2("batch", jobs, "--scheduler", address)
-        took = time.monotonic() - t0
     finally:
         if server is not None:
             server.shutdown()
     assert r.exit_code == 2, r.stderr
     assert f"--scheduler {address}:" in r.stderr and "Traceback" not in r.stderr
-    assert took < 15, took
     assert not (tmp_path / "jobs.ledger.jsonl").exists()
+    # "within 15 s" is the probe's own bound (asyncio.wait_for); its wall time is make bench's
+    from qa2core.batch import probe
+
+    assert probe.TIMEOUT_S <= 15
 
 
 def test_a_damaged_ledger_is_read_around(tmp_path: Path, packages, qa2_pm) -> None:
@@ -428,14 +434,7 @@ def test_a_scheduler_with_no_workers_is_said_once_then_at_intervals(packages, tm
         first = [s for s in said if "has no workers" in s]
         assert len(first) >= 2 and address in first[0]
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        _stop(procs)
 
 
 def test_the_progress_line_counts_what_runs_and_never_goes_back(tmp_path: Path, packages,

@@ -25,8 +25,8 @@ pytest.importorskip("distributed", reason="qa2 batch needs the batch extra (make
 
 from qa2core import paths
 from qa2core.batch import slurm as qslurm
+from qa2core.testing import SLOW_COPY_HOOK, write_tree
 from qa2core.testing import slurm as testslurm
-from qa2core.testing import write_tree
 from qa2core.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,22 +44,6 @@ HEADER = (b"Atacama Large Millimeter/submillimeter Array (ALMA)\n#####\nCycle: 3
           b"Project code: 2015.1.00123.S\nComments from Reducer: none\n#####\n")
 PISCRIPT = "# $Id: scriptForPI.py,v 1.23 2017/10/17 dpetry Exp $\nprint('PI')\n"
 JOBS = ("red1", "red2", "red3")
-# Loaded by every worker and job process (PYTHONPATH reaches them through sbatch, which passes
-# the submitting environment on): while the flag file exists, each file copy waits, so a job
-# can be caught in the middle of writing its package.
-SLOW_HOOK = """\
-import os
-flag = os.environ.get("QA2_TEST_SLOW_FLAG")
-if flag:
-    import time
-    from qa2core import fileops
-    _copy = fileops.copy_file
-    def copy_file(src, dst, tick=None):
-        while os.path.exists(flag):
-            time.sleep(0.05)
-        return _copy(src, dst, tick)
-    fileops.copy_file = copy_file
-"""
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +101,9 @@ def test_campaign_on_slurm_survives_a_cancelled_worker(slurm, tmp_path: Path) ->
     ledger = jobs.with_name("jobs.ledger.jsonl")
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SLOW_HOOK)
+    # every worker and job process loads it: PYTHONPATH reaches them through sbatch, which
+    # passes the submitting environment on
+    (hook / "sitecustomize.py").write_text(SLOW_COPY_HOOK)
     flag = hook / "slow"
     flag.touch()
     env = {**slurm.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(hook), os.environ.get(

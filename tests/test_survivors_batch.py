@@ -20,10 +20,10 @@ MANUAL = {
     "Imaging/scriptForImaging.py": "# imaging\n",
     "casa-20160101-000000.log": "log\n",
 }
-# Loaded by every worker and job process of the campaign (PYTHONPATH, as tests/test_batch.py's
-# SLOW_HOOK): each package run notes "start PACKPATH" and "end PACKPATH" in the events file and,
-# after its start, waits (up to 3 s) for a second job to start, so that two jobs the limit lets
-# through do overlap. Only the order of the events is checked, never a duration.
+# Loaded by every worker and job process of the campaign (PYTHONPATH, as
+# qa2core.testing.SLOW_COPY_HOOK): each package run notes "start PACKPATH" and "end PACKPATH"
+# in the events file and, after its start, waits (up to 3 s) for a second job to start, so
+# that two jobs the limit lets through do overlap. Only the order of the events is checked, never a duration.
 EVENTS_HOOK = """\
 import os
 events = os.environ.get("QA2_TEST_EVENTS")

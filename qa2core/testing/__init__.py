@@ -60,6 +60,24 @@ def write_tree(root: Path, files: dict[str, str | bytes | None]) -> Path:
     return root
 
 
+# The source of a ``sitecustomize.py`` for tests of jobs in other processes (batch workers,
+# SLURM jobs: put its directory on PYTHONPATH): while the file named by QA2_TEST_SLOW_FLAG
+# exists, each file copy waits, so a job can be caught in the middle of writing its package.
+SLOW_COPY_HOOK = """\
+import os
+flag = os.environ.get("QA2_TEST_SLOW_FLAG")
+if flag:
+    import time
+    from qa2core import fileops
+    _copy = fileops.copy_file
+    def copy_file(src, dst, tick=None):
+        while os.path.exists(flag):
+            time.sleep(0.05)
+        return _copy(src, dst, tick)
+    fileops.copy_file = copy_file
+"""
+
+
 class SerialExecutor:
     """A batch executor in a few lines (``qa2 batch --executor serial``): the jobs one after
     another in this process, each still in its own job process. For tests, and the shape of a
