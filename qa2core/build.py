@@ -181,8 +181,15 @@ def _kept(pack: Path, unit: str) -> dict[str, str] | None:
     removed whole was removed on purpose and leaves with its lines. ``None``: no manifest."""
     if not (pack / manifest.NAME).is_file():
         return None
-    members = set(ous.members_of(pack))
-    return {k: v for k, v in _outside(manifest.read(pack), unit).items()
+    members = {m for m in ous.members_of(pack) if not (m + "/").startswith(unit + "/")}
+    if not members:  # every unit is replaced: the old manifest, even a damaged one, goes whole
+        return {}
+    try:
+        listed = manifest.read(pack)
+    except Qa2Error as exc:
+        raise Qa2Error(f"{exc}; the units this run keeps cannot be carried over: check the "
+                       "package with qa2 verify, or repackage it whole [manifest.line]") from None
+    return {k: v for k, v in _outside(listed, unit).items()
             if "/".join(k.split("/")[:3]) in members}
 
 

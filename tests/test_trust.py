@@ -418,3 +418,16 @@ def test_the_empty_scriptforimaging_of_pipeline_imaged_data_is_no_placeholder(tm
     assert content.placeholders(str(member)) == []
     (member / "script/scriptForPI.py").write_bytes(b"")
     assert content.placeholders(str(member)) == ["script/scriptForPI.py"]
+
+
+def test_a_damaged_manifest_is_repaired_by_a_whole_rerun_and_refuses_an_append(
+        toy_pm, toy_tree, dst, piscript):
+    pack(toy_pm, toy_tree, dst, piscript, mode="copy")
+    lines = (dst / manifest.NAME).read_text()
+    (dst / manifest.NAME).write_text(lines + lines.splitlines(keepends=True)[0])  # listed twice
+    with pytest.raises(Qa2Error, match=r"listed again.*cannot be carried over.*\[manifest\.line\]"):
+        pack(toy_pm, toy_tree, dst, piscript, mode="copy", append="group")
+    assert not (dst / "sg_ouss_id/group_ouss_2_id").exists()
+    pack(toy_pm, toy_tree, dst, piscript, mode="copy")  # replaces every unit: repaired
+    assert verify(dst, plugins=toy_pm).ok
+    subprocess.run(["sha256sum", "-c", "--quiet", manifest.NAME], cwd=dst, check=True)
