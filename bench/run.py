@@ -10,7 +10,7 @@ round-robin, ``--repeat`` times each:
   once), and, on the package the copy run wrote, ``sha256sum -c`` of its manifest and the floor
   over its files;
 * qa2: ``qa2 package`` in hard, copy and fake mode and as a dry run (the CLI, as users run it),
-  ``qa2 verify`` of the large copy-mode package, plus ``qa2core.fileops.gzip_file`` on the PBs
+  ``qa2 verify`` of the large copy-mode package, plus ``qa2core.writing.fileops.gzip_file`` on the PBs
   and ``hash_file`` over every file (in process); fake200k times only ``cp -al`` and qa2 fake
   (also with ``--json``) and the dry run;
 * sample: the sample reduction packaged in copy mode (once, untimed); ``qa2 verify`` of it
@@ -54,7 +54,7 @@ import report
 from fixtures import MB, Case
 from report import Ratio, Result
 
-from qa2core import fileops
+from qa2core.writing import fileops
 
 REPO = Path(__file__).resolve().parents[1]
 QA2 = Path(os.path.normpath(Path(sys.executable).absolute())).with_name("qa2")  # the venv's qa2

@@ -1,28 +1,29 @@
 """qa2: the ALMA QA2 packager as a small plugin host.
 
 The plugin author's API: :mod:`qa2core.plugin` exports all of it from one place, versioned
-(``qa2core.plugin.API_VERSION``). The names below stay importable as in 0.2:
+(``qa2core.plugin.API_VERSION``). ``qa2core`` itself still exports ``hookimpl``, the model types
+and the claim scores, as in 0.2.
 
-* ``qa2core`` itself: ``hookimpl``, the model types below, the claim scores.
-* :mod:`qa2core.hookspecs` - the hooks, their arguments and their contracts (the manual).
-* :mod:`qa2core.model` - what hooks take and return (frozen dataclasses, enums).
-* :mod:`qa2core.styles` - the style table; :mod:`qa2core.ous` - ``OusUids``.
-* :mod:`qa2core.rules`, :mod:`qa2core.layouts`, :mod:`qa2core.compression` - building blocks
-  for name-rule tables and manual-reduction layouts.
-* :mod:`qa2core.testing` - pytest fixtures and sample data (extra ``qa2core[testing]``).
+The package is laid out by stage (docs/architecture.md):
 
-The engine's API for programs: :mod:`qa2core.engine` (``package``, ``stage``, ``detect``,
-``inspect``), :mod:`qa2core.verify`, :mod:`qa2core.archive`, :mod:`QA2_Packaging_module`.
+* :mod:`qa2core.hooks` - the hook specifications (the manual), the model, the plugin manager;
+* :mod:`qa2core.planning` - request, walk, scan, name rules, styles, layouts, the plan;
+* :mod:`qa2core.writing` - execute, build and swap, journal, manifest, README, ticket, tar;
+* :mod:`qa2core.checks` - verify, content rules, tgz checks;
+* :mod:`qa2core.data` - FITS and CASA facts; :mod:`qa2core.batch` - many jobs;
+* :mod:`qa2core.engine` - ``package``, ``stage``, ``detect``, ``inspect`` for programs;
+  :mod:`qa2core.cli` - the ``qa2`` command; :mod:`qa2core.testing` - fixtures and sample data.
 
-Everything else (scan, plan, build, execute, fileops, journal, manifest, lock, report, cli) is
-internal and may change between releases.
+Modules of 0.2 keep their old import paths (``qa2core.styles``, ``qa2core.model``, ...): see
+:mod:`qa2core._moved`.
 """
 
 from __future__ import annotations
 
 import pluggy
 
-from qa2core.model import (
+from qa2core import _moved
+from qa2core.hooks.model import (
     FALLBACK,
     GENERIC,
     MEMBER_DIRS,
@@ -45,7 +46,9 @@ from qa2core.model import (
     Purpose,
     SourceItem,
 )
-from qa2core.styles import STYLES, Style
+from qa2core.planning.styles import STYLES, Style
+
+_moved.install()
 
 __version__ = "0.2.0"
 PROJECT = "qa2"
@@ -56,7 +59,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 def __getattr__(name: str):  # composition and delegation, loaded on first use (no import cycle)
     if name in ("Contribution", "delegate", "Delegate"):
-        from qa2core import compose
+        from qa2core.hooks import compose
 
         return getattr(compose, name)
     raise AttributeError(f"module 'qa2core' has no attribute {name!r}")

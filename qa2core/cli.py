@@ -17,9 +17,10 @@ from typing import Annotated, Any
 
 import typer
 
-from qa2core import messages, readme
+from qa2core import messages
 from qa2core.cli_examples import _examples
 from qa2core.errors import Qa2Error
+from qa2core.writing import readme
 
 app = typer.Typer(
     name="qa2",
@@ -131,7 +132,7 @@ def _meter() -> _RichMeter | None:
 
 
 def _plugins() -> Any:
-    from qa2core.manager import get_plugin_manager
+    from qa2core.hooks.manager import get_plugin_manager
 
     return get_plugin_manager()
 
@@ -244,8 +245,8 @@ def verify(
     jobs: Annotated[int, typer.Option(help="Hashing threads (at least 1).")] = 4,
 ) -> None:
     """Check a package: manifest checksums, completeness, and every plugin's structure rules."""
-    from qa2core.requests import VerifyRequest
-    from qa2core.verify import verify as run_verify
+    from qa2core.checks.verify import verify as run_verify
+    from qa2core.planning.requests import VerifyRequest
 
     level = "fast" if fast else "complete" if complete else "full"
     with _boundary(as_json, {"ok": False, "findings": []}):
@@ -276,8 +277,8 @@ def tar_(
     as_json: JsonOpt = False,
 ) -> None:
     """Write <proj>_<MOUS>_NNN_of_MMM.tar with .sha256 and .md5sum beside each."""
-    from qa2core.archive import make_tars
-    from qa2core.requests import TarRequest
+    from qa2core.planning.requests import TarRequest
+    from qa2core.writing.archive import make_tars
 
     with _boundary(as_json, {"tars": []}):
         req = TarRequest.from_options(packpath, ous_uids=ous_uids, out=out, max_size=max_size)
@@ -337,7 +338,7 @@ def styles(as_json: JsonOpt = False) -> None:
     """List packaging styles and their switches."""
     from dataclasses import asdict
 
-    from qa2core.styles import all_styles
+    from qa2core.planning.styles import all_styles
 
     rows = [asdict(s) for s in all_styles()]
     if as_json:

@@ -14,13 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from qa2core import casaenv, export, facts, ous, paths, readme
-from qa2core import piscript as pi
-from qa2core.build import BuildRequest, BuildResult, PublishedWithFault, write_package
+from qa2core.data import casaenv, facts
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
-from qa2core.fileops import SourceChanged
-from qa2core.manager import Decision, Qa2Plugins, RankedClaim, get_plugin_manager
-from qa2core.model import (
+from qa2core.hooks.manager import Decision, Qa2Plugins, RankedClaim, get_plugin_manager
+from qa2core.hooks.model import (
     UNCLASSIFIED,
     Action,
     Collected,
@@ -34,17 +31,22 @@ from qa2core.model import (
     Purpose,
     SourceItem,
 )
-from qa2core.plan import PISCRIPT_DEST, Plan
+from qa2core.planning import ous, paths
+from qa2core.planning import piscript as pi
+from qa2core.planning.plan import PISCRIPT_DEST, Plan
+from qa2core.planning.requests import STAGE_MODES as STAGE_MODES  # re-exported
+from qa2core.planning.requests import PackageRequest, check_paths
+from qa2core.planning.requests import resolve_piscript as resolve_piscript  # re-exported
+from qa2core.planning.scan import scan
+from qa2core.planning.styles import Style, resolve_style
 from qa2core.report import FileRecord, Meter, Report
-from qa2core.requests import STAGE_MODES as STAGE_MODES  # re-exported
-from qa2core.requests import PackageRequest, check_paths
-from qa2core.requests import resolve_piscript as resolve_piscript  # re-exported
-from qa2core.scan import scan
-from qa2core.styles import Style, resolve_style
+from qa2core.writing import export, readme
+from qa2core.writing.build import BuildRequest, BuildResult, PublishedWithFault, write_package
+from qa2core.writing.fileops import SourceChanged
 
 # ---------------------------------------------------------------------------- inputs
 
-# The request (options parsed, typed, defaulted and checked) is qa2core.requests's, one model
+# The request (options parsed, typed, defaulted and checked) is qa2core.planning.requests's, one model
 # for the CLI, the CASA API and qa2 batch; these names stay importable from here.
 Request = PackageRequest
 _check_paths = check_paths
@@ -164,7 +166,7 @@ def _lost_qa(accounting: Accounting) -> list[str]:
 def _readme_skip(accounting: Accounting, req: Request) -> Accounting:
     """The rule's reason for a ``README.header*`` left out ("pass it with --readme") is true
     only when no --readme was given: with one, say what became of this file."""
-    from qa2core.rules import COMMON_SKIPS
+    from qa2core.planning.rules import COMMON_SKIPS
 
     advice = next(r.skip for r in COMMON_SKIPS if r.kind == "readme_header")
     if req.readme is None or not any(reason == advice for _rel, reason in accounting.skipped):
@@ -182,7 +184,7 @@ def _readme_skip(accounting: Accounting, req: Request) -> Accounting:
 
 def _ebs(names) -> frozenset[str]:
     """EB UIDs named by the scripts and calibration files of a member (member-relative names)."""
-    from qa2core.model import UID
+    from qa2core.hooks.model import UID
 
     return frozenset(m.group(0) for n in names if n.startswith(("script/", "calibration/"))
                      for m in [UID.search(n.rpartition("/")[2])] if m)
@@ -301,7 +303,7 @@ def package(
     warnings += _input_warnings(req)
 
     errors = tuple(f.text() for f in findings if f.level is Level.ERROR)
-    if not dry_run:  # what the real run exports, every mode opens first (qa2core.export.probe)
+    if not dry_run:  # what the real run exports, every mode opens first (qa2core.writing.export.probe)
         errors += tuple(filter(None, (export.probe(f.sources[0], str(req.root))
                                       for f in plan.files if f.action is Action.EXPORT)))
     if errors:  # fake mode too: it is the rehearsal, and it must say what a real run refuses
@@ -355,12 +357,12 @@ def _write(request: BuildRequest, say: Callable[[str], None], meter: Meter | Non
     says how to finish it (never "nothing was kept")."""
     try:
         return write_package(request, say, meter)
-    except SourceChanged as exc:  # a hook that rewrote a source is named (qa2core.hookcheck)
+    except SourceChanged as exc:  # a hook that rewrote a source is named (qa2core.hooks.hookcheck)
         raise plugins.blame(exc) from exc.__cause__
     except PublishedWithFault as fault:
         if not fault.finished:
             raise
-        from qa2core.verify import verify
+        from qa2core.checks.verify import verify
 
         try:
             checked = verify(request.pack, level="full" if request.mode.real else "complete",
@@ -419,7 +421,7 @@ def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting
         files.append(FileRecord(f.dest, f.sources, action, f.bytes, f.rule, written))
     if built:
         warnings = warnings + _build_warnings(built)
-    warnings = warnings + casaenv.drain()  # CASA's SEVERE lines, relayed (qa2core.casaenv)
+    warnings = warnings + casaenv.drain()  # CASA's SEVERE lines, relayed (qa2core.data.casaenv)
     package_bytes = built.package_bytes if built else len(readme_bytes) + plan.source_bytes()
     return Report(
         decision.plugin, req.style.name, str(req.mode), req.append, req.packpath, member,

@@ -9,17 +9,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qa2core import casaenv, facts
+from qa2core.data import casaenv, facts
 from qa2core.engine import _account, _claim_json, load_delivery
 from qa2core.errors import Qa2Error
-from qa2core.manager import Qa2Plugins, get_plugin_manager
-from qa2core.model import UNCLASSIFIED, Delivery, Level, Placement
-from qa2core.plan import make_plan
+from qa2core.hooks.manager import Qa2Plugins, get_plugin_manager
+from qa2core.hooks.model import UNCLASSIFIED, Delivery, Level, Placement
+from qa2core.planning.plan import make_plan
 
 
 def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None, style: str = "") -> dict:
     """What qa2 sees in ORIGPATH (``qa2 inspect``): for every item its kind, the facts read
-    from its data (qa2core.facts) and its fate under ``style``: destination, action and the rule
+    from its data (qa2core.data.facts) and its fate under ``style``: destination, action and the rule
     that chose it, or why it stays out. Tables are read through mirrors in a temporary
     directory, removed before returning; the source is never written."""
     import tempfile

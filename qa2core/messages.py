@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from qa2core.model import Finding, Level
+from qa2core.hooks.model import Finding, Level
 
 # One stderr line per message, whatever the names in it: control characters and bytes that
 # are not UTF-8 (os's surrogate escapes) are shown as escapes, as the README listing does.

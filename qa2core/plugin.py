@@ -6,7 +6,7 @@ is announced a release ahead. What is not exported here (scan, plan, build, mana
 internal. Plugins written for qa2core 0.2 (``from qa2core import hookimpl, Claim, ...``) keep
 working: those names are the same objects.
 
-* hooks: :data:`hookimpl`; the manual is :mod:`qa2core.hookspecs`;
+* hooks: :data:`hookimpl`; the manual is :mod:`qa2core.hooks.hookspecs`;
 * results and inputs: ``Claim``, ``Collected``, ``Collection``, ``Placement``, ``Action``,
   ``Finding``, ``Level``, ``Delivery``, ``SourceItem``, ``ItemType``, ``PackageView``,
   ``PackageOptions``, ``Purpose``, ``Mode``, ``OusUids``; scores ``FALLBACK`` ... ``OVERRIDE``;
@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any
 
 from qa2core import hookimpl
-from qa2core.compose import Contribution, Delegate, call, delegate
 from qa2core.errors import (
     AmbiguousDelivery,
     NotDetected,
@@ -32,7 +31,8 @@ from qa2core.errors import (
     UsageError,
     ValidationFailed,
 )
-from qa2core.model import (
+from qa2core.hooks.compose import Contribution, Delegate, call, delegate
+from qa2core.hooks.model import (
     FALLBACK,
     GENERIC,
     MEMBER_DIRS,
@@ -54,8 +54,8 @@ from qa2core.model import (
     Purpose,
     SourceItem,
 )
-from qa2core.ous import OusUids
-from qa2core.styles import STYLES, Style, resolve_style
+from qa2core.planning.ous import OusUids
+from qa2core.planning.styles import STYLES, Style, resolve_style
 
 API_VERSION = (1, 0)
 """(major, minor) of this module. 1.0 (qa2core 0.2.x): composition, delegation, the plugin check."""

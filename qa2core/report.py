@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from qa2core.model import Finding
+from qa2core.hooks.model import Finding
 
 
 class Meter(Protocol):

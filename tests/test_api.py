@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from QA2_Packaging_module import Qa2Error, QA_Packager, QA_Pipeline_Stager
-from qa2core import paths
 from qa2core.errors import UsageError, ValidationFailed
+from qa2core.planning import paths
 from qa2core.report import Report
 from qa2core.testing import sampledata as sd
 from qa2core.testing import tree_state

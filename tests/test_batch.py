@@ -17,12 +17,12 @@ import pytest
 pytest.importorskip("distributed", reason="qa2 batch needs the batch extra: "
                     "pip install 'qa2core[batch]' (make bootstrap installs it)")
 
-from qa2core import paths
 from qa2core.batch import ExecutorSettings, Task
 from qa2core.batch.run import run_campaign
 from qa2core.batch.worker import run_task
+from qa2core.checks.verify import verify
+from qa2core.planning import paths
 from qa2core.testing import SLOW_COPY_HOOK, SerialExecutorPlugin, sampledata
-from qa2core.verify import verify
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 

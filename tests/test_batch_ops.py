@@ -29,8 +29,8 @@ from qa2core.batch import job as batch_job
 from qa2core.batch import jobs as jobsfile
 from qa2core.batch.ledger import Ledger
 from qa2core.batch.run import run_campaign
+from qa2core.checks.verify import verify
 from qa2core.testing import SerialExecutorPlugin, sampledata
-from qa2core.verify import verify
 
 VENV_BIN = Path(sys.executable).parent
 # Loaded by every worker and job process (PYTHONPATH): each verify notes "start NAME PPID" and
@@ -41,7 +41,7 @@ import os
 events = os.environ.get("QA2_TEST_EVENTS")
 if events:
     import time
-    import qa2core.verify as _v
+    import qa2core.checks.verify as _v
     _verify = _v.verify
     def _note(line):
         fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -20,14 +20,16 @@ import pytest
 pytest.importorskip("distributed", reason="qa2 batch needs the batch extra: "
                     "pip install 'qa2core[batch]' (make bootstrap installs it)")
 
-from qa2core import archive, engine, paths
+from qa2core import engine
 from qa2core.batch import Task
 from qa2core.batch import jobs as jobsfile
 from qa2core.batch.ledger import Ledger
 from qa2core.batch.run import _task, run_campaign
 from qa2core.errors import Qa2Error
-from qa2core.lock import PackLock
+from qa2core.planning import paths
 from qa2core.testing import SerialExecutorPlugin, sampledata
+from qa2core.writing import archive
+from qa2core.writing.lock import PackLock
 
 VENV_BIN = Path(sys.executable).parent
 PROJECT = sampledata.TP_PROJECT
@@ -57,7 +59,7 @@ if events and os.environ.get("QA2_TEST_HOLD_JOBSTART") and os.environ.get("QA2_B
     _note(f"jobstart {os.getpid()} {os.getppid()}")
     _hold()
 if events and os.environ.get("QA2_TEST_HOLD_VERIFY"):
-    import qa2core.verify as _v
+    import qa2core.checks.verify as _v
     _verify = _v.verify
     def verify(pack, *a, **k):
         _note(f"verify {os.path.basename(os.path.dirname(str(pack)))} {os.getpid()} {os.getppid()}")
@@ -73,7 +75,7 @@ if events and os.environ.get("QA2_TEST_HOLD_PACKAGE"):
         return _package(*a, **k)
     _e.package = package
 if events and (os.environ.get("QA2_TEST_HOLD_TAR") or os.environ.get("QA2_TEST_TAR_BARRIER")):
-    import qa2core.archive as _a
+    import qa2core.writing.archive as _a
     _read, _archive = _a._HashingReader.read, _a._archive
     _held = []
     def read(self, n=-1):

@@ -1,4 +1,4 @@
-"""Batch is the CLI (issue 18 item 3): one request model (qa2core.requests) parses a job's
+"""Batch is the CLI (issue 18 item 3): one request model (qa2core.planning.requests) parses a job's
 options as ``qa2 package/stage/verify/tar`` parse theirs, and the PACKPATH's parent is checked
 where the job runs, never created. Jobs run in this process (a serial executor), except one
 on a real Dask LocalCluster."""
@@ -16,14 +16,15 @@ pytest.importorskip("distributed", reason="qa2 batch needs the batch extra: "
                     "pip install 'qa2core[batch]' (make bootstrap installs it)")
 
 from qa2core import cli as qa2_cli
-from qa2core import engine, hookimpl, paths, requests
+from qa2core import engine, hookimpl
 from qa2core.batch import ExecutorSettings
 from qa2core.batch import jobs as jobsfile
 from qa2core.batch.dask_executor import DaskExecutor
 from qa2core.batch.run import run_campaign
 from qa2core.batch.worker import run_task
+from qa2core.checks.verify import verify
+from qa2core.planning import paths, requests
 from qa2core.testing import sampledata, tree_state
-from qa2core.verify import verify
 
 REAL_AUX_MEMBER = "/".join(f"{level}.{uid}" for level, uid in
                            zip(("science_goal", "group", "member"), sampledata.AUX_OUS, strict=True))

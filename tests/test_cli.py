@@ -174,10 +174,10 @@ def test_unreadable_source_keeps_the_previous_package(run_qa2, src, dst, piscrip
     before = tree_state(dst)
     victim = src / "Imaging/scriptForImaging.py"
     if os.geteuid() == 0:  # root reads everything: make the access check see what a user would
-        import qa2core.scan
+        import qa2core.planning.scan
 
         real = os.access
-        monkeypatch.setattr(qa2core.scan.os, "access",
+        monkeypatch.setattr(qa2core.planning.scan.os, "access",
                             lambda p, m: False if Path(p) == victim else real(p, m))
     else:
         victim.chmod(0)

@@ -159,7 +159,7 @@ def test_a_hook_that_writes_into_origpath_fails_under_the_testing_guard(qa2_pm, 
 
 
 def test_a_source_rewritten_by_a_hook_names_the_hook(make_tree, piscript):
-    from qa2core.manager import get_plugin_manager
+    from qa2core.hooks.manager import get_plugin_manager
 
     class Rewriter:
         @hookimpl

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from qa2core import engine, paths
+from qa2core import engine
+from qa2core.checks.verify import verify
 from qa2core.errors import Qa2Error
+from qa2core.planning import paths
 from qa2core.testing import write_tree
-from qa2core.verify import verify
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 

@@ -180,7 +180,7 @@ def test_validation_error_refuses_and_writes_nothing(toy_pm, toy_tree, dst, pisc
 def test_failure_mid_copy_keeps_the_previous_package(toy_pm, toy_tree, dst, piscript, monkeypatch):
     pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     before = tree_state(dst)
-    from qa2core import fileops
+    from qa2core.writing import fileops
 
     real_copy = fileops.copy_file
 
@@ -205,7 +205,7 @@ def test_dry_run_writes_nothing(toy_pm, toy_tree, dst, piscript):
 
 
 def test_a_second_run_refuses_while_the_lock_is_held(toy_pm, toy_tree, dst, piscript):
-    from qa2core import paths
+    from qa2core.planning import paths
 
     paths.state_dir(dst).mkdir()
     holder = subprocess.Popen(  # a real process holding the flock, as a running qa2 would
@@ -224,7 +224,7 @@ def test_a_second_run_refuses_while_the_lock_is_held(toy_pm, toy_tree, dst, pisc
 
 
 def test_a_lock_file_left_by_a_dead_process_does_not_block(toy_pm, toy_tree, dst, piscript):
-    from qa2core import paths
+    from qa2core.planning import paths
 
     paths.state_dir(dst).mkdir()
     paths.lock_file(dst).write_text("package pid 99999@this-host\n")  # its holder was killed
@@ -244,7 +244,7 @@ def test_rerun_over_an_unchanged_source_reuses_without_reading(toy_pm, toy_tree,
                                                                 monkeypatch):
     first = pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     manifest = (dst / "manifest-sha256.txt").read_text()
-    from qa2core import fileops
+    from qa2core.writing import fileops
 
     def must_not_run(*args):
         raise AssertionError("re-read an unchanged file")
@@ -280,7 +280,7 @@ def test_rerun_redoes_what_changed(toy_pm, toy_tree, dst, piscript):
 @pytest.mark.mutates_source
 def test_source_changed_during_the_copy_refuses_the_run(toy_pm, toy_tree, dst, piscript,
                                                          monkeypatch):
-    from qa2core import fileops
+    from qa2core.writing import fileops
 
     real_copy = fileops.copy_file
 
@@ -298,9 +298,9 @@ def test_source_changed_during_the_copy_refuses_the_run(toy_pm, toy_tree, dst, p
 
 
 def test_ticket_keeps_scripts_and_caps_the_qa_plots(tmp_path, monkeypatch):
-    from qa2core import ticket
-    from qa2core.model import Action
-    from qa2core.plan import Plan, PlannedFile
+    from qa2core.hooks.model import Action
+    from qa2core.planning.plan import Plan, PlannedFile
+    from qa2core.writing import ticket
 
     monkeypatch.setattr(ticket, "MAX_QA_FILES", 3)
     files = [PlannedFile(f"qa/p{i}.png", Action.COPY, (tmp_path / f"p{i}.png",), (), 10, "t")
@@ -322,9 +322,9 @@ def test_ticket_keeps_scripts_and_caps_the_qa_plots(tmp_path, monkeypatch):
 def test_pbcor_images_need_a_primary_beam_beside_them():
     import re
 
-    from qa2core.model import PackageView
-    from qa2core.rules import missing_pb_partners
-    from qa2core.styles import resolve_style
+    from qa2core.hooks.model import PackageView
+    from qa2core.planning.rules import missing_pb_partners
+    from qa2core.planning.styles import resolve_style
 
     def pb_warnings(*products, exempt=None):
         view = PackageView(tuple(f"product/{p}" for p in products), resolve_style(""), "x")
@@ -346,7 +346,7 @@ def test_an_interrupted_swap_is_undone_or_completed(toy_pm, toy_tree, dst, piscr
                                                    fail_at):
     """Ctrl-C between the steps of the swap: before the new unit is in place, the previous
     package comes back; after it, the prepared manifest and ticket are put in place."""
-    from qa2core import build
+    from qa2core.writing import build
 
     pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     before = tree_state(dst)
@@ -367,7 +367,7 @@ def test_an_interrupted_swap_is_undone_or_completed(toy_pm, toy_tree, dst, piscr
     with pytest.raises(KeyboardInterrupt):
         pack(toy_pm, toy_tree, dst, piscript=piscript, mode="copy")
     monkeypatch.undo()
-    from qa2core import paths
+    from qa2core.planning import paths
 
     assert not paths.partial_dir(dst).exists()  # recovered under the lock, nothing left over
     if fail_at == "rename":

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import build, engine, journal, paths
+from qa2core import engine
+from qa2core.planning import paths
 from qa2core.testing import write_tree
+from qa2core.writing import build, journal
 
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "qa2core"
@@ -134,7 +136,19 @@ def test_the_append_target_is_decided_under_the_lock(toy_pm, toy_tree, tmp_path,
 
 
 def _runtime_modules() -> list[Path]:
-    return sorted(p for p in CORE.glob("*.py"))
+    """Every module the qa2 command runs (the testing helpers and templates are not run by it)."""
+    return sorted(p for p in CORE.rglob("*.py")
+                  if not {"testing", "templates"} & set(p.relative_to(CORE).parts))
+
+
+def test_the_package_is_laid_out_by_stage():
+    """Folders show the flow (docs/architecture.md): the plugin interface, planning, writing,
+    delivery checks, data, batch. Only the entry points and shared vocabulary stay on top."""
+    top = sorted(p.stem for p in CORE.glob("*.py"))
+    assert top == ["__init__", "_moved", "cli", "cli_batch", "cli_examples", "engine", "errors",
+                   "inspection", "messages", "plugin", "report"], top
+    for folder in ("hooks", "planning", "writing", "checks", "data", "batch"):
+        assert (CORE / folder / "__init__.py").read_text().startswith('"""'), folder
 
 
 def test_runtime_core_stays_small():
@@ -191,3 +205,17 @@ def test_bookkeeping_lives_beside_packpath(toy_pm, toy_tree, tmp_path, piscript,
     assert paths.journal_file(dst).is_file()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(dst.name)) == [
         dst.name, dst.name + ".qa2", dst.name + ".ticket.zip"]
+
+
+def test_every_module_of_0_2_imports_at_its_old_path_as_the_same_module():
+    """Plugins written for 0.2 import e.g. ``qa2core.styles`` or ``from qa2core import tgzcheck``."""
+    import importlib
+
+    from qa2core._moved import NEW_NAME
+
+    for old, new in NEW_NAME.items():
+        module = importlib.import_module(old)
+        assert module is importlib.import_module(new), old
+        assert module.__spec__.name == new and module.__name__ == new, old
+        parent, _, leaf = old.rpartition(".")
+        assert getattr(importlib.import_module(parent), leaf) is module, old

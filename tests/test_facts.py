@@ -1,5 +1,5 @@
-"""What qa2 reads from the data (qa2core.facts, images, casaenv), what it exports
-(qa2core.export), the README template, and the promise under all of it: the source is never
+"""What qa2 reads from the data (qa2core.data.facts, images, casaenv), what it exports
+(qa2core.writing.export), the README template, and the promise under all of it: the source is never
 written, whatever the command.
 
 Real data: a measurement set from casadata's NGC5921 UVFITS (``ms.fromfits``), CASA images from
@@ -19,12 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import casaenv, engine, export, facts, images, readme
-from qa2core.model import ItemType, Level, SourceItem
-from qa2core.scan import scan
+from qa2core import engine
+from qa2core.checks.verify import verify
+from qa2core.data import casaenv, facts, images
+from qa2core.hooks.model import ItemType, Level, SourceItem
+from qa2core.planning.scan import scan
 from qa2core.testing import sampledata as sd
 from qa2core.testing import tree_state, write_tree
-from qa2core.verify import verify
+from qa2core.writing import export, readme
 
 HAVE_CASA = importlib.util.find_spec("casatools") is not None
 needs_casa = pytest.mark.skipif(not HAVE_CASA, reason="needs casatools + casadata for real MS and "
@@ -54,7 +56,7 @@ def test_help_loads_no_casa_numpy_or_astropy():
     (bench/run.py, startup), never here: a loaded machine must not fail ``make test``."""
     code = ("import sys\nfrom qa2core.cli import main\ntry:\n    main(['--help'])\n"
             "except SystemExit:\n    pass\n"
-            "heavy = [m for m in ('casatools', 'casaconfig', 'numpy', 'astropy', 'qa2core.facts')"
+            "heavy = [m for m in ('casatools', 'casaconfig', 'numpy', 'astropy', 'qa2core.data.facts')"
             " if m in sys.modules]\nsys.exit(str(heavy) if heavy else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -385,8 +387,8 @@ def test_verify_reports_a_wrong_pb_partner_broken_fits_and_bad_values(tmp_path, 
 def test_product_rules_read_streams_and_check_bunit(tmp_path):
     import io
 
-    from qa2core.model import Mode, PackageView
-    from qa2core.styles import resolve_style
+    from qa2core.hooks.model import Mode, PackageView
+    from qa2core.planning.styles import resolve_style
 
     good = sd.write_pbcor_fits(tmp_path / "g.fits").read_bytes()
     odd = good.replace(b"BUNIT   = 'Jy/beam '", b"BUNIT   = 'erg     '")
@@ -499,7 +501,7 @@ def test_eb_rule_reads_names_first_and_skips_scripts_only_inputs(tmp_path):
 
 
 def test_export_targets():
-    from qa2core.styles import resolve_style
+    from qa2core.planning.styles import resolve_style
 
     style = resolve_style("cycle3-nopipe")
 

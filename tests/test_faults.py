@@ -143,8 +143,10 @@ os.setpgid(0, 0)
 # library such as casatools has run in it): the barriers need the default, unblocked.
 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTSTP, signal.SIGCONT})
 signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-from qa2core import archive, build, cli, engine, verify
-from qa2core.manager import get_plugin_manager
+from qa2core import cli, engine
+from qa2core.writing import archive, build
+from qa2core.checks import verify
+from qa2core.hooks.manager import get_plugin_manager
 get_plugin_manager()
 os.kill(os.getpid(), signal.SIGSTOP)
 cli.main(sys.argv[1:])
@@ -321,15 +323,15 @@ _VERIFYING = threading.Lock()  # in-process verify and tar, one at a time
 
 @functools.cache
 def _plugins():
-    from qa2core.manager import get_plugin_manager
+    from qa2core.hooks.manager import get_plugin_manager
 
     return get_plugin_manager()
 
 
 def tar_here(pack: Path, out: Path) -> Path | Exception:
     """``qa2 tar PACK --out OUT`` in this process (any thread): the tar, or the refusal."""
-    from qa2core.archive import make_tars
     from qa2core.errors import Qa2Error
+    from qa2core.writing.archive import make_tars
 
     try:
         with _VERIFYING:
@@ -343,7 +345,7 @@ def verify_ok(pack: Path) -> bool:
     """``qa2 verify`` (in this process: the sweeps call it hundreds of times) passes, and not
     as a rehearsal: every package here is a real one, so "no manifest" (a fake package, a
     WARN) is a failure too."""
-    from qa2core.verify import verify
+    from qa2core.checks.verify import verify
 
     try:
         with _VERIFYING:  # one at a time: the sweeps' threads share the plugin manager
@@ -797,7 +799,7 @@ def test_a_lock_file_removed_by_a_first_run_giving_up_is_not_locked_by_two(scene
 @needs_strace
 def test_a_second_run_refuses_while_another_process_holds_the_package(scene):
     """In-process holder: the message names it (pid@host); the tree is untouched."""
-    from qa2core.lock import PackLock
+    from qa2core.writing.lock import PackLock
 
     s = scene("replace")
     work = s.copy()

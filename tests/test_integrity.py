@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import engine, manifest, paths
-from qa2core.archive import make_tars
+from qa2core import engine
+from qa2core.checks.verify import verify
 from qa2core.errors import Qa2Error
+from qa2core.planning import paths
 from qa2core.testing import tree_state, write_tree
-from qa2core.verify import verify
+from qa2core.writing import manifest
+from qa2core.writing.archive import make_tars
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 UIDS = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"

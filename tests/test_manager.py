@@ -28,12 +28,12 @@ from qa2core import (
     Placement,
     SourceItem,
     hookimpl,
-    hookspecs,
 )
 from qa2core.errors import AmbiguousDelivery, NotDetected, PluginFailed, UsageError
-from qa2core.manager import BUILTIN, Decision, get_plugin_manager
-from qa2core.ous import OusUids
-from qa2core.styles import resolve_style
+from qa2core.hooks import hookspecs
+from qa2core.hooks.manager import BUILTIN, Decision, get_plugin_manager
+from qa2core.planning.ous import OusUids
+from qa2core.planning.styles import resolve_style
 from qa2core.testing import write_tree
 
 QA2 = Path(sys.executable).with_name("qa2")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import engine, hookimpl, paths
-from qa2core.archive import _arcname, make_tars
+from qa2core import engine, hookimpl
 from qa2core.errors import Qa2Error, UsageError
+from qa2core.planning import paths
+from qa2core.writing.archive import _arcname, make_tars
 
 UIDS = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"
 REAL = "science_goal.uid___A001_X87c_X67/group.uid___A001_X87c_X68/member.uid___A001_X87c_X69"

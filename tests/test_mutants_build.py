@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import build, engine, fileops, paths
+from qa2core import engine
+from qa2core.checks.verify import verify
 from qa2core.errors import Qa2Error
-from qa2core.verify import verify
+from qa2core.planning import paths
+from qa2core.writing import build, fileops
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from qa2core import paths
 from qa2core.errors import Qa2Error
-from qa2core.lock import PackLock
+from qa2core.planning import paths
+from qa2core.writing.lock import PackLock
 
 ME = f"pid {os.getpid()}@{socket.gethostname()}"
 

@@ -8,8 +8,9 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from qa2core import engine, manifest
-from qa2core.verify import verify
+from qa2core import engine
+from qa2core.checks.verify import verify
+from qa2core.writing import manifest
 
 UIDS = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"
 UIDS2 = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X70"

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import engine, ous, paths
+from qa2core import engine
+from qa2core.checks.verify import verify
 from qa2core.errors import Qa2Error, UsageError
-from qa2core.model import Level
-from qa2core.verify import verify
+from qa2core.hooks.model import Level
+from qa2core.planning import ous, paths
 
 UIDS = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"
 SG, GROUP = "science_goal.uid___A001_X87c_X67", "group.uid___A001_X87c_X68"

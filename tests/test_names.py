@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import engine, journal, manifest, readme
-from qa2core.model import Level
+from qa2core import engine
+from qa2core.checks.verify import verify
+from qa2core.hooks.model import Level
 from qa2core.testing import tree_state, write_tree
-from qa2core.verify import verify
+from qa2core.writing import journal, manifest, readme
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 UIDS = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"

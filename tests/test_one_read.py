@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qa2core import engine, fileops
-from qa2core.verify import verify
+from qa2core import engine
+from qa2core.checks.verify import verify
+from qa2core.writing import fileops
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import GENERIC, Claim, Finding, Level, engine, fileops, hookimpl, journal, paths
-from qa2core.archive import make_tars
+from qa2core import GENERIC, Claim, Finding, Level, engine, hookimpl
+from qa2core.checks.verify import verify
 from qa2core.errors import Qa2Error
+from qa2core.planning import paths
 from qa2core.testing import tree_state
-from qa2core.verify import verify
+from qa2core.writing import fileops, journal
+from qa2core.writing.archive import make_tars
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 MANIFEST = "manifest-sha256.txt"
@@ -127,7 +129,7 @@ def test_verify_of_a_package_two_plugins_claim_equally_says_so_and_runs_the_core
         toy_pm, toy_tree, dst, piscript, run_qa2, qa2_pm, monkeypatch):
     pack(toy_pm, toy_tree, dst, piscript, mode="copy")
     (dst / MEMBER / "README").unlink()
-    from qa2core import paths
+    from qa2core.planning import paths
 
     paths.journal_file(dst).unlink()  # no record of who made it (an untarred package): detect
     qa2_pm.register(Twin("twin_a"), name="twin_a")

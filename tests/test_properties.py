@@ -36,10 +36,11 @@ _HOME = tempfile.mkdtemp(prefix="qa2-hypothesis-")
 atexit.register(shutil.rmtree, _HOME, True)
 set_hypothesis_home_dir(_HOME)
 
-from qa2core import engine, manifest  # noqa: E402
+from qa2core import engine  # noqa: E402
 from qa2core.errors import Qa2Error  # noqa: E402
-from qa2core.manager import get_plugin_manager  # noqa: E402
+from qa2core.hooks.manager import get_plugin_manager  # noqa: E402
 from qa2core.testing import SerialExecutorPlugin, tree_state  # noqa: E402
+from qa2core.writing import manifest  # noqa: E402
 
 pytest.importorskip("qa2_interferometric", reason="the properties package interferometric trees")
 pytest.importorskip("qa2_totalpower", reason="the append properties use Total Power trees")
@@ -89,7 +90,7 @@ class Work:
         return out
 
 
-# Each build ends with syncfs (qa2core.fileops): on a tmpfs that costs nothing, on a shared disk
+# Each build ends with syncfs (qa2core.writing.fileops): on a tmpfs that costs nothing, on a shared disk
 # it waits for everyone's writes. The source and its packages share one directory (hard links).
 SCRATCH = os.environ.get("QA2_PROPERTY_TMP") or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
 
@@ -136,7 +137,7 @@ def sha256sum_ok(pack: Path) -> subprocess.CompletedProcess:
 
 
 def verify_errors(pack: Path) -> list[str]:
-    from qa2core.verify import verify
+    from qa2core.checks.verify import verify
 
     report = verify(pack, plugins=PLUGINS)
     return [f"{f.path}: {f.message} [{f.rule}]" for f in report.findings if str(f.level) == "ERROR"]
@@ -248,7 +249,7 @@ def test_tars_hold_exactly_the_manifest(red):
     """make_tars of a copy package: every manifest file once, under the project code."""
     import tarfile
 
-    from qa2core.archive import make_tars
+    from qa2core.writing.archive import make_tars
 
     with work() as w:
         root = red.write(w.base / "red")

@@ -10,7 +10,8 @@ from typing import ClassVar
 
 import pytest
 
-from qa2core import GENERIC, Claim, Finding, Level, hookimpl, paths
+from qa2core import GENERIC, Claim, Finding, Level, hookimpl
+from qa2core.planning import paths
 from qa2core.testing import write_tree
 
 QA2 = Path(sys.executable).with_name("qa2")
@@ -89,7 +90,7 @@ class Probe:
 
 def test_validate_hooks_are_told_whether_they_run_in_verify(qa2_pm, tmp_path):
     from qa2core import engine
-    from qa2core.verify import verify
+    from qa2core.checks.verify import verify
 
     qa2_pm.register(Probe(), name="site")
     src = write_tree(tmp_path / "red", {"site.marker": "", "site.txt": "ours\n"})
@@ -104,7 +105,7 @@ def test_validate_hooks_are_told_whether_they_run_in_verify(qa2_pm, tmp_path):
 @pytest.mark.parametrize("what", ["not installed", "does not claim"])
 def test_a_member_whose_plugin_is_gone_is_said_and_an_error_for_ingestion(qa2_pm, tmp_path, what):
     from qa2core import engine
-    from qa2core.verify import verify
+    from qa2core.checks.verify import verify
 
     qa2_pm.register(Probe(), name="site")
     src = write_tree(tmp_path / "red", {"site.marker": "", "site.txt": "ours\n"})

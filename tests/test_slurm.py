@@ -23,11 +23,11 @@ import pytest
 
 pytest.importorskip("distributed", reason="qa2 batch needs the batch extra (make bootstrap)")
 
-from qa2core import paths
 from qa2core.batch import slurm as qslurm
+from qa2core.checks.verify import verify
+from qa2core.planning import paths
 from qa2core.testing import SLOW_COPY_HOOK, write_tree
 from qa2core.testing import slurm as testslurm
-from qa2core.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 QA2 = Path(sys.executable).with_name("qa2")

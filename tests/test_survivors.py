@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import manifest
 from qa2core.errors import Qa2Error
 from qa2core.testing import SerialExecutorPlugin, fits_header, tree_state, write_tree
 from qa2core.testing import sampledata as sd
+from qa2core.writing import manifest
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 PROJECT = "2015.1.00123.S"
@@ -48,7 +48,7 @@ def _errors(findings: list[dict]) -> set[str]:
 
 def test_append_group_after_a_group_was_removed_by_hand_takes_a_fresh_number(
         run_qa2, tmp_path, piscript):
-    """Bug: the next group number is the count of groups + 1 (qa2core/ous.py target): with
+    """Bug: the next group number is the count of groups + 1 (qa2core/planning/ous.py target): with
     group 2 removed by hand, the third append replaced group 3 (data loss)."""
     src = write_tree(tmp_path / "reduction", MANUAL)
     dst = tmp_path / PROJECT

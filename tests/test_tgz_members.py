@@ -1,6 +1,6 @@
 """Every archive a PI unpacks is checked like the weblog (issue 17, items 8 and 9).
 
-qa2core.tgzcheck on real gzip tars written with tarfile (and, for what tarfile will not write, a
+qa2core.checks.tgzcheck on real gzip tars written with tarfile (and, for what tarfile will not write, a
 header block patched by hand): no ``..``, no absolute names, no links out, no devices or FIFOs,
 and headers bounded, so that a 1.8 MB ``.tgz`` whose pax or GNU long-name header claims 400 MB
 costs no more memory than any other. Then the core's rule (``archive.unsafe`` /
@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import Mode, PackageView, Purpose, builtin, tgzcheck
-from qa2core.styles import resolve_style
+from qa2core import Mode, PackageView, Purpose
+from qa2core.checks import tgzcheck
+from qa2core.hooks import builtin
+from qa2core.planning.styles import resolve_style
 from qa2core.testing import sampledata, tree_state
 
 BLOCK = tarfile.BLOCKSIZE

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import build, engine, fileops, manifest, paths
-from qa2core.archive import make_tars
+from qa2core import engine
+from qa2core.checks.verify import verify
 from qa2core.errors import Qa2Error
-from qa2core.verify import verify
+from qa2core.planning import paths
+from qa2core.writing import build, fileops, manifest
+from qa2core.writing.archive import make_tars
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 UIDS = "uid://A001/X87c/X67,uid://A001/X87c/X68,uid://A001/X87c/X69"
@@ -91,7 +93,7 @@ def test_tar_compares_the_bytes_it_writes_with_the_manifest(toy_pm, toy_tree, ds
     ships: the tar hashes what it writes, and publishes nothing on a mismatch."""
     pack(toy_pm, toy_tree, dst, piscript, mode="hard")
     script = dst / MEMBER / "script/run.py"
-    from qa2core import verify as verify_module
+    from qa2core.checks import verify as verify_module
 
     real_verify = verify_module.verify
 
@@ -409,8 +411,8 @@ def test_a_group_removed_whole_leaves_the_manifest_with_it(toy_pm, toy_tree, dst
 
 def test_the_empty_scriptforimaging_of_pipeline_imaged_data_is_no_placeholder(tmp_path):
     """JAO's pkgPipe ships an empty script/scriptForImaging.py with pipeline-imaged data: a
-    real package keeps it, and only a rehearsal's placeholders are found (qa2core.content)."""
-    from qa2core import content
+    real package keeps it, and only a rehearsal's placeholders are found (qa2core.checks.content)."""
+    from qa2core.checks import content
     from qa2core.testing import write_tree
 
     member = write_tree(tmp_path / "m", {"script/scriptForImaging.py": b"",

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from qa2core import engine, fileops, walk
+from qa2core import engine
 from qa2core.errors import Qa2Error
-from qa2core.scan import scan
+from qa2core.planning import walk
+from qa2core.planning.scan import scan
 from qa2core.testing import write_tree
+from qa2core.writing import fileops
 
 MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
 MANUAL = {  # enough for the interferometric plugin to claim it (as in tests/test_cli.py)

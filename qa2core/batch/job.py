@@ -1,7 +1,7 @@
 """One batch job in its own process: ``python -m qa2core.batch.job SPEC_JSON``.
 
 Started by :func:`qa2core.batch.worker.run_task`; parses the job's options with the CLI's request
-model (:mod:`qa2core.requests`) and runs the same engine calls as the CLI, then a full ``verify``
+model (:mod:`qa2core.planning.requests`) and runs the same engine calls as the CLI, then a full ``verify``
 of what a package or stage job wrote. Messages go to stderr (the job's log);
 stdout carries JSON lines: ``{"bytes": N, "total": M}`` while writing, then one
 ``{"result": {...}}``. Exit 0 when the job succeeded, 1 when it failed. If the process that
@@ -21,10 +21,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from qa2core import messages, paths
+from qa2core import messages
 from qa2core.batch.ledger import fingerprint
 from qa2core.errors import Qa2Error
-from qa2core.requests import TarRequest, VerifyRequest
+from qa2core.planning import paths
+from qa2core.planning.requests import TarRequest, VerifyRequest
 
 _out_lock = threading.Lock()
 
@@ -122,10 +123,10 @@ def inputs(command: str, a: dict[str, Any]) -> list[str]:
 
 def _package(command: str, a: dict[str, Any], result: dict[str, Any]) -> bool:
     from qa2core import engine
-    from qa2core.verify import verify
+    from qa2core.checks.verify import verify
 
     progress = lambda msg: _say(f"qa2: {msg}")  # noqa: E731
-    # engine.package parses and checks the options as the CLI's do (qa2core.requests), here
+    # engine.package parses and checks the options as the CLI's do (qa2core.planning.requests), here
     # where the job runs: a PACKPATH whose parent is missing on this host is refused, not made.
     if command == "package":
         report = engine.package(
@@ -153,7 +154,7 @@ def _package(command: str, a: dict[str, Any], result: dict[str, Any]) -> bool:
 
 
 def _verify(a: dict[str, Any], result: dict[str, Any]) -> bool:
-    from qa2core.verify import verify
+    from qa2core.checks.verify import verify
 
     req = VerifyRequest.from_options(**a)  # as qa2 verify parses its options
     checked = verify(req.packpath, level=req.level, for_ingestion=req.for_ingestion,
@@ -166,7 +167,7 @@ def _verify(a: dict[str, Any], result: dict[str, Any]) -> bool:
 
 
 def _tar(a: dict[str, Any], result: dict[str, Any]) -> bool:
-    from qa2core.archive import make_tars
+    from qa2core.writing.archive import make_tars
 
     req = TarRequest.from_options(**a)  # as qa2 tar parses its options: --out must exist here
     report = make_tars(req.packpath, ous_uids=req.ous_uids, out_dir=req.out,

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa2core import paths, requests
 from qa2core.batch import INSTALL_HINT
 from qa2core.errors import Qa2Error, UsageError
+from qa2core.planning import paths, requests
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,7 +28,7 @@ else:  # the batch extra brings tomli on 3.10
         tomllib = None
 
 # The keys of each command: its positional arguments, then its options, by the names of
-# qa2core.requests (the CLI's, "-" written "_"): parsed and checked there, as the CLI does.
+# qa2core.planning.requests (the CLI's, "-" written "_"): parsed and checked there, as the CLI does.
 OPTIONS: dict[str, tuple[str, ...]] = {c: requests.option_names(c) for c in requests.COMMANDS}
 POSITIONAL: dict[str, tuple[str, ...]] = {c: requests.positional(c) for c in requests.COMMANDS}
 NOT_HASHED = ("jobs",)  # threads change how fast, not what is written

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa2core import paths
 from qa2core.batch import (
     INSTALL_HINT,
     BatchExecutor,
@@ -33,6 +32,7 @@ from qa2core.batch.ledger import JOB_STATES, Ledger, fingerprint
 from qa2core.batch.report import CampaignResult, Outcome, Progress, human_bytes, write_report
 from qa2core.batch.worker import failed
 from qa2core.errors import PluginFailed, Qa2Error, UsageError
+from qa2core.planning import paths
 
 DASK_PLUGIN = "qa2core.batch.dask"
 
@@ -207,7 +207,7 @@ def _task(job: jobsfile.Job, campaign: jobsfile.Campaign, run: str) -> Task:
 def executor_for(name: str, settings: ExecutorSettings, plugins: Any = None) -> BatchExecutor:
     """The one executor that answers ``name`` (``qa2_batch_executor``), failures attributed."""
     from qa2core.batch import dask_executor
-    from qa2core.manager import get_plugin_manager
+    from qa2core.hooks.manager import get_plugin_manager
 
     plugins = plugins or get_plugin_manager()
     if plugins.pm.get_plugin(DASK_PLUGIN) is None:

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qa2core import paths
 from qa2core.batch import Event, Task
 from qa2core.batch.job import PARENT_ENV
 from qa2core.batch.ledger import now
+from qa2core.planning import paths
 
 LOCK_WAIT_S = 120.0
 # The tasks running in this process (a worker) and their jobs' processes: stop_jobs() ends them
@@ -120,7 +120,7 @@ def _tail(log: str) -> str:
 def _remove_partial_tars(task: Task, result: dict[str, Any]) -> None:
     """A tar job that failed (its process killed mid-write, say) leaves no partial tar: those of
     its PACKPATH's tars in its output directory that no process is writing are removed."""
-    from qa2core.archive import remove_partials
+    from qa2core.writing.archive import remove_partials
 
     try:
         args = json.loads(task.spec)["args"]

@@ -41,7 +41,7 @@ except ModuleNotFoundError as exc:  # a runtime-only install: say which extra is
     ) from exc
 
 from qa2core import hookimpl
-from qa2core.manager import Qa2Plugins, get_plugin_manager
+from qa2core.hooks.manager import Qa2Plugins, get_plugin_manager
 from qa2core.testing.plugincheck import Checked, check_plugin, plugin_manager
 
 __all__ = ["Checked", "Qa2Result", "check_plugin", "files_below", "fits_header", "plugin_manager",
@@ -68,7 +68,7 @@ import os
 flag = os.environ.get("QA2_TEST_SLOW_FLAG")
 if flag:
     import time
-    from qa2core import fileops
+    from qa2core.writing import fileops
     _copy = fileops.copy_file
     def copy_file(src, dst, tick=None):
         while os.path.exists(flag):

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from qa2core.errors import Qa2Error
-from qa2core.manager import Qa2Plugins, get_plugin_manager
-from qa2core.model import PackageView
+from qa2core.hooks.manager import Qa2Plugins, get_plugin_manager
+from qa2core.hooks.model import PackageView
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ def check_plugin(plugin: object, name: str, sample: Any, workdir: Path, *,
     it wraps by delegation; ``broken`` is an input its rules must refuse. Raises AssertionError
     listing every trap met; returns :class:`Checked`."""
     from qa2core import engine
+    from qa2core.checks.verify import verify
     from qa2core.testing import tree_state
-    from qa2core.verify import verify
 
     root = _root(sample)
     piscript = piscript or getattr(sample, "piscript", None)

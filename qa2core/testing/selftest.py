@@ -167,8 +167,8 @@ _WHAT = {"manual": "manual interferometric reduction (real MSs, caltables, CASA 
 
 
 def _check_verify(pack: Path, mode: str, plugins) -> str:
-    from qa2core.model import Level
-    from qa2core.verify import FAKE, verify
+    from qa2core.checks.verify import FAKE, verify
+    from qa2core.hooks.model import Level
 
     checked = verify(pack, plugins=plugins)
     errors = [f.text() for f in checked.findings if f.level is Level.ERROR]
@@ -187,7 +187,7 @@ def run_selftest(workdir: Path, *, say: Callable[[str], None] | None = None,
     by an earlier selftest; package it in every mode, verify each package. One :class:`Row` per
     step, in order."""
     from qa2core import engine
-    from qa2core.manager import get_plugin_manager
+    from qa2core.hooks.manager import get_plugin_manager
 
     plugins = plugins or get_plugin_manager()
     work = prepare_workdir(workdir)

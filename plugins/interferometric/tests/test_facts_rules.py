@@ -1,4 +1,4 @@
-"""Rules that read the data (qa2core.facts): every calibration script's EB has its ASDM or
+"""Rules that read the data (qa2core.data.facts): every calibration script's EB has its ASDM or
 measurement set, and product CASA images qa2 cannot export without casatools are warned about."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import importlib.util
 import pytest
 from qa2_interferometric import plugin
 
-from qa2core import Level, casaenv, facts
+from qa2core import Level
+from qa2core.data import casaenv, facts
 from qa2core.engine import load_delivery
 
 EB, EB2 = "uid___A002_Xb8e115_X1e3b", "uid___A002_Xb8e115_X2a41"

@@ -10,7 +10,7 @@ from qa2_interferometric import plugin
 from qa2core import Level, engine
 from qa2core.engine import load_delivery
 from qa2core.errors import Qa2Error, ValidationFailed
-from qa2core.styles import STYLES
+from qa2core.planning.styles import STYLES
 
 EB, EB2 = "uid___A002_X1_X2", "uid___A002_X1_X3"
 CAL = f"{EB}.ms.scriptForCalibration.py"

@@ -11,7 +11,7 @@ import pytest
 
 from qa2core import engine
 from qa2core.errors import ValidationFailed
-from qa2core.styles import STYLES
+from qa2core.planning.styles import STYLES
 from qa2core.testing import files_below, tree_state
 from qa2core.testing.sampledata import MANUAL_SB
 

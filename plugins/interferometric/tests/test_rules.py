@@ -11,7 +11,7 @@ from qa2_interferometric import rules as ifrules
 
 from qa2core import SPECIFIC, Action, Collection, Delivery, ItemType, Level, PackageView, SourceItem
 from qa2core.engine import detect, load_delivery
-from qa2core.styles import resolve_style
+from qa2core.planning.styles import resolve_style
 
 EB, EB2 = "uid___A002_X1_X2", "uid___A002_X1_X3"
 
@@ -179,7 +179,7 @@ def test_validate_manual_rules():
 def test_compiled_rule_table_agrees_with_each_rule(style):
     """``classify`` matches one regex per item; it must pick the rule ``NameRule.matches`` picks."""
     from qa2core import UNCLASSIFIED
-    from qa2core.rules import classify
+    from qa2core.planning.rules import classify
 
     resolved = resolve_style(style)
     names = {p.replace("*", f"{EB}.x") for r in ifrules.RULES for p in r.patterns}

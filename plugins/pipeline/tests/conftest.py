@@ -344,8 +344,8 @@ def deliver(root: Path, style: str = "", purpose: Purpose = Purpose.PACKAGE,
             mode: Mode = Mode.COPY) -> Delivery:
     """The Delivery the core would hand the hooks for ``root`` (scanned by the core's scanner),
     so that hooks can be tested without the engine."""
-    from qa2core.scan import scan
-    from qa2core.styles import resolve_style
+    from qa2core.planning.scan import scan
+    from qa2core.planning.styles import resolve_style
 
     root = Path(root).resolve()
     items, _ = scan(root)

@@ -12,7 +12,7 @@ import pytest
 from qa2_pipeline import context, plugin, ppr, survey
 
 from qa2core import Action, Collection, Level, Mode, PackageView, Purpose
-from qa2core.styles import resolve_style
+from qa2core.planning.styles import resolve_style
 
 M4 = "uid___A001_X87c_X69"
 

@@ -10,9 +10,9 @@ import tarfile
 import pytest
 
 from qa2core import Level, engine
+from qa2core.checks.verify import verify
 from qa2core.errors import ValidationFailed
 from qa2core.testing import tree_state
-from qa2core.verify import verify
 
 # docs/domain.md §2.4, the delivered Cycle-4 member of 2016.1.01435.S, name for name ("… same four
 # files for uid___A002_Xba0af7_X6ac1" written out). Two differences, both on purpose:

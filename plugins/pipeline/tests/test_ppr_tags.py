@@ -8,7 +8,7 @@ import io
 from qa2_pipeline import plugin, ppr
 
 from qa2core import Level, Mode, PackageView
-from qa2core.styles import resolve_style
+from qa2core.planning.styles import resolve_style
 from qa2core.testing.sampledata import pipeline_ppr_xml
 
 EBS = ("uid___A002_Xba0af7_X6409", "uid___A002_Xba0af7_X6ac1")

@@ -9,8 +9,9 @@ import tarfile
 import pytest
 from qa2_pipeline import plugin, ppr
 
-from qa2core import Level, Mode, PackageView, Purpose, builtin
-from qa2core.styles import resolve_style
+from qa2core import Level, Mode, PackageView, Purpose
+from qa2core.hooks import builtin
+from qa2core.planning.styles import resolve_style
 from qa2core.testing import tree_state
 
 EB1, EB2 = "uid___A002_Xba0af7_X6409", "uid___A002_Xba0af7_X6ac1"
@@ -182,7 +183,7 @@ def test_a_hand_made_weblog_with_its_parent_directory_entry_is_fine(view):
     _info("/abs/path.html"),
 ])
 def test_unsafe_weblog_members_are_one_error(view, member):
-    """The core checks every archive a PI unpacks (qa2core.tgzcheck); the weblog gets that one
+    """The core checks every archive a PI unpacks (qa2core.checks.tgzcheck); the weblog gets that one
     line, not a second one from this plugin, nor a stray-member warning for it."""
     weblog = f"qa/{M}.weblog.tgz"
     assert rules_on(view(add={weblog: _weblog_with(member)}), weblog) == ["archive.unsafe"]

@@ -1,4 +1,4 @@
-"""A per-EB SD calibration script whose EB has no ASDM or MS in the reduction (qa2core.facts)."""
+"""A per-EB SD calibration script whose EB has no ASDM or MS in the reduction (qa2core.data.facts)."""
 
 from __future__ import annotations
 

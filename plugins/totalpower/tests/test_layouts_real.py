@@ -13,7 +13,7 @@ from qa2_totalpower import plugin
 from qa2core import Level, engine
 from qa2core.engine import load_delivery
 from qa2core.errors import ValidationFailed
-from qa2core.styles import STYLES
+from qa2core.planning.styles import STYLES
 from qa2core.testing import files_below
 from qa2core.testing.sampledata import MANUAL_SB, Sample, add_qa2_material
 

@@ -252,7 +252,7 @@ def test_dry_run_writes_nothing(package, tp_sample):
 
 
 def test_qa2_verify_checks_a_tp_package_with_these_rules(package, tp_sample, run_qa2):
-    pytest.importorskip("qa2core.verify", reason="qa2 verify is not in this qa2core")
+    pytest.importorskip("qa2core.checks.verify", reason="qa2 verify is not in this qa2core")
     _r, _report, dst = package(tp_sample, "--mode", "copy")
     r = run_qa2("verify", dst, "--json")
     out = json.loads(r.stdout)

@@ -9,7 +9,7 @@ from qa2_totalpower import plugin
 from qa2core import GENERIC, OVERRIDE, SPECIFIC, Action, Collection, Level, PackageView, Purpose
 from qa2core.engine import detect, load_delivery
 from qa2core.errors import NotDetected, ValidationFailed
-from qa2core.styles import resolve_style
+from qa2core.planning.styles import resolve_style
 
 EB = "uid___A002_Xc4f3ae_X57a5"
 EB2 = "uid___A002_Xc4f3ae_X5c31"

@@ -17,12 +17,12 @@ from qa2core import (
     Level,
     PackageView,
     Placement,
-    export,
     hookimpl,
-    layouts,
 )
-from qa2core.facts import ebs_without_data
-from qa2core.rules import eb_of, manual_style, missing_pb_partners, narrowed, unscripted_input_ebs
+from qa2core.data.facts import ebs_without_data
+from qa2core.planning import layouts
+from qa2core.planning.rules import eb_of, manual_style, missing_pb_partners, narrowed, unscripted_input_ebs
+from qa2core.writing import export
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qa2core import ItemType
-from qa2core.rules import COMMON_SKIPS, NameRule
+from qa2core.planning.rules import COMMON_SKIPS, NameRule
 
 TABLE = (ItemType.TABLE,)
 
@@ -13,7 +13,7 @@ PIPELINE_MARKERS = ("PPR_*.xml", "*pprequest.xml", "*casa_pipescript.py",
                     "*casa_piperestorescript.py", "*pipeline_manifest.xml")
 IMAGING_EVIDENCE = ("scriptForImaging.py", "*.pbcor.fits")
 
-# What detection looks for, in one pass over the names (qa2core.layouts.find_names).
+# What detection looks for, in one pass over the names (qa2core.planning.layouts.find_names).
 DETECT_GROUPS: dict[str, tuple[str, ...]] = {
     "pipeline": PIPELINE_MARKERS,  # the pipeline plugin's input: declined
     "calibration": (CALIBRATION_SCRIPT,),  # SPECIFIC
@@ -22,7 +22,7 @@ DETECT_GROUPS: dict[str, tuple[str, ...]] = {
 
 # QA2 material by its name, in any letter case (docs/layout-rules.md "Manual reductions"); files
 # below QA folders (qa2/, QA2/, <EB>.qa2/ …) and calibration plot folders (*.plots/) are placed by
-# their folder (qa2core.layouts.FOLDERS), whatever their names.
+# their folder (qa2core.planning.layouts.FOLDERS), whatever their names.
 QA_NAMES = ("*qa2*", "*qa0_report*")  # <EB>.qa2_report.txt, <EB>.qa2_ampVsTime.png, QA2_Report_<SB>.pdf
 LISTOBS = ("*.listobs", "*.listobs.txt")
 WEATHER = ("*weather*.png",)  # au.plotWeather: weather.png, <EB>.ms.weather.png

@@ -1,10 +1,10 @@
 """What a pipeline package needs so that scriptForPI can restore it (docs/domain.md §8.2–§8.4).
 
 Only the pipeline rules: README, subdirectories, the PI script, compression and PB partners are
-checked by qa2core.builtin for every package. Everything here looks at the member directory
+checked by qa2core.hooks.builtin for every package. Everything here looks at the member directory
 only: ``view.files``, and content through ``view.open`` (a stream, or ``None`` where content is
 not at hand: then the content checks are skipped). Archives are streamed member by member
-(qa2core.tgzcheck); whether they are safe to unpack is the core's rule for every archive.
+(qa2core.checks.tgzcheck); whether they are safe to unpack is the core's rule for every archive.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, BinaryIO
 
 from qa2_pipeline import ppr, rules
-from qa2core import STYLES, UID, Finding, Level, PackageView, Purpose, tgzcheck
-from qa2core.rules import missing_pb_partners
+from qa2core import STYLES, UID, Finding, Level, PackageView, Purpose
+from qa2core.checks import tgzcheck
+from qa2core.planning.rules import missing_pb_partners
 
 if TYPE_CHECKING:
     from qa2_pipeline.context import PipelineInput
@@ -151,7 +152,7 @@ def _scripts(view: PackageView, pprs: list[str], single_dish: bool) -> list[Find
 def _aux_members(view: PackageView) -> dict[str, list[str]]:
     """The top-level file members of each ``calibration/*auxproducts.tgz`` that rule 13 counts
     (``rules.UNIQUE_CALIBRATION``): what scriptForPI >= 1.23 untars into calibration/. Streamed
-    by qa2core.tgzcheck, headers only, at most ``AUX_NAMES_KEPT`` names per archive. A tgz whose
+    by qa2core.checks.tgzcheck, headers only, at most ``AUX_NAMES_KEPT`` names per archive. A tgz whose
     content is not at hand is left out (its name is all there is); one that is unreadable or
     unsafe is reported by the core's rules (``archive.*``) and counts no members here."""
     members: dict[str, list[str]] = {}
@@ -241,7 +242,7 @@ class _Strays:
 def _weblog(view: PackageView) -> list[Finding]:
     """The weblog's own rules: present, not empty, pages below pipeline-*/html/. Whether it is
     safe to unpack and readable at all is the core's rule for every archive (``archive.*``,
-    qa2core.tgzcheck): a weblog that fails it gets no second line here."""
+    qa2core.checks.tgzcheck): a weblog that fails it gets no second line here."""
     weblogs = _glob(view, *rules.ERA_TYPES["weblog"])
     if not weblogs:
         return [_f(Level.ERROR, "qa.weblog", "qa/", "no pipeline weblog (*weblog.tgz or "

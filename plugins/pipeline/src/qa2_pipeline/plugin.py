@@ -31,11 +31,11 @@ from qa2core import (
     Placement,
     Purpose,
     hookimpl,
-    layouts,
 )
-from qa2core.compression import compression_for
-from qa2core.ous import OusUids
-from qa2core.rules import classify
+from qa2core.planning import layouts
+from qa2core.planning.compression import compression_for
+from qa2core.planning.ous import OusUids
+from qa2core.planning.rules import classify
 
 # This plugin stages (qa2 stage, QA_Pipeline_Stager): the core stages an input only when the
 # plugin that claims it says so, and otherwise refuses naming that plugin (a manual reduction).

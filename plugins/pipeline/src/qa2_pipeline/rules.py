@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
-from qa2core import MEMBER_DIRS, ItemType, manifest
-from qa2core.rules import COMMON_SKIPS, NameRule
+from qa2core import MEMBER_DIRS, ItemType
+from qa2core.planning.rules import COMMON_SKIPS, NameRule
+from qa2core.writing import manifest
 
 TABLE = (ItemType.TABLE,)
 

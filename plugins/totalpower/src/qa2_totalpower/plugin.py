@@ -18,12 +18,12 @@ from qa2core import (
     PackageView,
     Placement,
     Purpose,
-    export,
     hookimpl,
-    layouts,
 )
-from qa2core.facts import ebs_without_data
-from qa2core.rules import eb_of, fnmatch_regex, manual_style, narrowed, unscripted_input_ebs
+from qa2core.data.facts import ebs_without_data
+from qa2core.planning import layouts
+from qa2core.planning.rules import eb_of, fnmatch_regex, manual_style, narrowed, unscripted_input_ebs
+from qa2core.writing import export
 
 
 @dataclass(frozen=True)

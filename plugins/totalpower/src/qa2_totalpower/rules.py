@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from qa2core import ItemType
-from qa2core.rules import COMMON_SKIPS, NameRule
+from qa2core.planning.rules import COMMON_SKIPS, NameRule
 
 TABLE = (ItemType.TABLE,)
 
@@ -32,7 +32,7 @@ PIPELINE_MARKERS = ("PPR*.xml", "*pprequest.xml", "*casa_pipescript.py",
 # Starts with its literal (no "(^|/)"), so that searching 200,000 paths stays cheap.
 PLACEHOLDER_CHAIN = re.compile(r"(?<![^/])sg_ouss_id/group_ouss(_\d+)?_id/member_ouss(_[^/]+)?_id/")
 
-# What detection looks for, in one pass over the names (qa2core.layouts.find_names).
+# What detection looks for, in one pass over the names (qa2core.planning.layouts.find_names).
 DETECT_GROUPS: dict[str, tuple[str, ...]] = {
     "pipeline": PIPELINE_MARKERS,  # declined
     "sd": DETECT_PATTERNS,  # OVERRIDE
@@ -43,7 +43,7 @@ JYPERK = ("jyperk.csv", "*jyperk*.csv")
 
 # QA2 material by its name, in any letter case (docs/layout-rules.md "Manual reductions"); files
 # below QA folders (qa2/, QA2/, <EB>.qa2/ …) and calibration plot folders (*.plots/) are placed by
-# their folder (qa2core.layouts.FOLDERS), whatever their names.
+# their folder (qa2core.planning.layouts.FOLDERS), whatever their names.
 QA_NAMES = ("*qa2*", "*qa0_report*")  # <EB>.qa2_report.txt, <EB>.qa2_ampVsTime.png, QA2_Report_<SB>.pdf
 LISTOBS = ("*.listobs", "*.listobs.txt")
 WEATHER = ("*weather*.png",)  # au.plotWeather: weather.png, <EB>.ms.weather.png

@@ -1,0 +1,135 @@
+"""From plugin placements to a plan: every destination, its action, sources and byte size.
+
+The plan is pure data; nothing is written here. The same plan drives --dry-run, validation,
+the README listing, the ticket and the executor.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from qa2core.errors import Qa2Error
+from qa2core.hooks.model import (
+    MEMBER_DIRS,
+    Action,
+    ItemType,
+    Mode,
+    PackageView,
+    Placement,
+    Purpose,
+    SourceItem,
+)
+from qa2core.planning.styles import Style
+from qa2core.writing.fileops import open_source
+
+ALLOWED_TOP = frozenset({"calibration", "calibrated", "log", "product", "qa", "script"})
+PISCRIPT_DEST = "script/scriptForPI.py"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    dest: str  # member-relative
+    action: Action
+    sources: tuple[str, ...]  # absolute paths
+    items: tuple[SourceItem, ...]  # the scanned items behind sources (empty for --piscript)
+    bytes: int
+    rule: str
+
+    @property
+    def whole_dir(self) -> bool:
+        """A directory shipped as it is (a calibrated MS in calibrated/)."""
+        return self.action is Action.COPY and len(self.items) == 1 and self.items[0].is_dir
+
+    @property
+    def linkable(self) -> bool:
+        """Hard mode may link it: plain files and ASDM contents never change once written;
+        casacore rewrites tables in place, so a link would tie the package to the source."""
+        if self.action is not Action.COPY or len(self.sources) != 1:
+            return False
+        return not self.items or self.items[0].type in (ItemType.FILE, ItemType.ASDM)
+
+    @property
+    def listing_name(self) -> str:
+        return self.dest + "/" if self.whole_dir else self.dest
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple[PlannedFile, ...]
+
+    def source_bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @functools.cached_property
+    def listing(self) -> tuple[str, ...]:
+        """Member-relative names for the README: files, whole dirs, and the five subdirs."""
+        names = [f.listing_name for f in self.files]
+        present = {n.split("/", 1)[0] for n in names}
+        names += [f"{d}/" for d in MEMBER_DIRS if d not in present]
+        return ("README", *names)
+
+    def view(self, style: Style, plugin: str, mode: Mode, purpose: Purpose) -> PackageView:
+        """The planned member directory. Content is the sources', streamed, in every mode: the
+        rehearsal (fake, ticket) runs every rule the real run runs, on the same bytes. A file
+        the run gzips opens as its source's bytes, not yet compressed (sniff the gzip magic, as
+        qa2core.data.images.unzipped does); made files (tgz, exports) have no content yet."""
+        by_dest = {f.dest: f for f in self.files}
+
+        def open_planned(dest: str) -> BinaryIO | None:
+            entry = by_dest.get(dest)
+            if entry is None or entry.action not in (Action.COPY, Action.GZIP) or entry.whole_dir:
+                return None
+            if not entry.sources:
+                return open(os.devnull, "rb")
+            return os.fdopen(open_source(entry.sources[0]), "rb")
+
+        return PackageView(self.listing, style, plugin, mode, purpose, open_planned)
+
+
+def _bad_dest(dest: str) -> bool:
+    parts = dest.split("/")  # string work: pathlib costs seconds over 200,000 files
+    return (dest.startswith("/") or ".." in parts or "" in parts[:-1] or len(parts) < 2
+            or parts[0] not in ALLOWED_TOP)
+
+
+def make_plan(root: Path, items: Sequence[SourceItem], placements: Sequence[Placement]) -> Plan:
+    """Check and size every placement; every broken rule is listed, not only the first."""
+    by_rel = {item.relpath: item for item in items}
+    files: list[PlannedFile] = []
+    seen: dict[str, Placement] = {}
+    problems: list[str] = []
+    base = str(root)
+    for p in placements:
+        if _bad_dest(p.dest):
+            problems.append(f"plugin rule {p.rule or '?'} placed a file at {p.dest!r}: destinations "
+                            f"must be inside one of {', '.join(sorted(ALLOWED_TOP))}")
+            continue
+        if p.dest in seen:
+            first = seen[p.dest]
+            problems.append(f"{p.dest}: two sources for one destination: "
+                            f"{', '.join(first.sources) or first.rule} and "
+                            f"{', '.join(p.sources) or p.rule} [plan.clash]")
+            continue
+        seen[p.dest] = p
+        if p.external is not None:
+            size = p.external.stat().st_size
+            files.append(PlannedFile(p.dest, p.action, (str(p.external),), (), size, p.rule))
+            continue
+        missing = [s for s in p.sources if s not in by_rel]
+        if missing:
+            problems.append(f"plugin rule {p.rule!r} placed unknown source(s): {', '.join(missing)}")
+            continue
+        srcs = tuple(by_rel[s] for s in p.sources)
+        if p.action is Action.GZIP and (len(srcs) != 1 or srcs[0].is_dir):
+            problems.append(f"plugin rule {p.rule!r}: gzip takes one file, got {p.sources}")
+            continue
+        files.append(PlannedFile(p.dest, p.action, tuple(f"{base}/{s.relpath}" for s in srcs),
+                                 srcs, sum(s.size for s in srcs), p.rule))
+    if problems:
+        raise Qa2Error(problems[0], lines=tuple(problems))
+    return Plan(tuple(sorted(files, key=lambda f: f.dest)))
