@@ -102,6 +102,45 @@ staged_root = "out/P.qa2/x"
         "job 5 (stage:out/P.qa2/x): key 'staged_root': BASE/out/P.qa2/x lies inside the PACKPATH "
         "of job 1 (package:out/P)",
     ]),
+    "after": ('''
+[[job]]
+name = "a"
+command = "verify"
+packpath = "out/R"
+after = 3
+[[job]]
+name = "b"
+command = "verify"
+packpath = "out/Q"
+after = ["nobody", "b", "a"]
+[[job]]
+name = "c"
+command = "verify"
+packpath = "out/Q"
+after = "d"
+[[job]]
+name = "d"
+command = "verify"
+packpath = "out/Q"
+after = ["e"]
+[[job]]
+name = "e"
+command = "verify"
+packpath = "out/Q"
+after = ["c"]
+[[job]]
+command = "verify"
+packpath = "out/R"
+after = [1]
+''', [
+        "job 1 (a): key 'after': must be a list of job names, not 3",
+        "job 2 (b): key 'after': no job named 'nobody'",
+        "job 2 (b): key 'after': a job cannot follow itself",
+        "job 6: key 'after': must be a list of job names, not [1]",
+        "job 3 (c): key 'after': a cycle: it follows itself by way of d, e",
+        "job 4 (d): key 'after': a cycle: it follows itself by way of c, e",
+        "job 5 (e): key 'after': a cycle: it follows itself by way of c, d",
+    ]),
 }
 
 
@@ -200,3 +239,60 @@ packpath = "out/R"
     assert jobs.load(base / "jobs.toml").jobs[0].spec_hash == a.spec_hash
     (base / "jobs.toml").write_text((base / "jobs.toml").read_text().replace('"copy"', '"hard"'))
     assert jobs.load(base / "jobs.toml").jobs[0].spec_hash != a.spec_hash
+
+
+ORDERED = '''
+[[job]]
+name = "w"
+command = "package"
+origpath = "red"
+packpath = "out/N"
+[[job]]
+name = "v"
+command = "verify"
+packpath = "out/N"
+after = "w"
+[[job]]
+name = "t"
+command = "tar"
+packpath = "out/N"
+after = ["v"]
+'''
+
+
+def test_readers_after_the_writer_follow_it_directly_or_by_way_of_another(base):
+    (base / "out/N").mkdir()
+    (base / "j.toml").write_text(ORDERED)
+    w, v, t = jobs.load(base / "j.toml").jobs
+    assert (w.after, v.after, t.after) == ((), ("w",), ("v",))  # a string is a list of one
+    # without `after`, the tar reads a PACKPATH that the package job is writing
+    (base / "j.toml").write_text(ORDERED.replace('after = ["v"]', ""))
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "j.toml")
+    assert [line.split(";")[0].split(", one writing")[0] for line in exc.value.lines] == [
+        f"j.toml: job 1 (w) and job 3 (t): key 'packpath': both use PACKPATH {base}/out/N"]
+
+
+def test_an_input_a_followed_job_will_make_is_checked_where_the_job_runs(base):
+    (base / "raw").mkdir()
+    staged = '''
+[[job]]
+name = "s"
+command = "stage"
+pipeline_root = "raw"
+staged_root = "out/S"
+[[job]]
+name = "p"
+command = "package"
+origpath = "out/S/x"
+packpath = "out/T"
+after = ["s"]
+'''
+    (base / "j.toml").write_text(staged)
+    s, p = jobs.load(base / "j.toml").jobs
+    assert (p.after, p.source, s.target) == (("s",), base / "out/S/x", base / "out/S")
+    (base / "j.toml").write_text(staged.replace('after = ["s"]', ""))
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "j.toml")
+    assert list(exc.value.lines) == [f"j.toml: job 2 (p): key 'origpath': {base}/out/S/x: ORIGPATH does "
+                               "not exist"]
