@@ -306,11 +306,13 @@ def detect(
         decision = engine.detect(origpath, _plugins())
     ranked = decision.ranked
     claims = [{"plugin": r.plugin, "score": r.claim.score, "reason": r.claim.reason,
-               "evidence": list(r.claim.evidence)} for r in ranked]
+               "evidence": list(r.claim.evidence), "style": r.claim.style} for r in ranked]
     if as_json:
-        _emit({"plugin": decision.plugin, "claims": claims})
+        _emit({"plugin": decision.plugin, "style": decision.claim.style, "claims": claims})
         return
     print(f"{decision.plugin}  (score {decision.claim.score}: {decision.claim.reason})")
+    if decision.claim.style:
+        print(f"  suggested style: --style {decision.claim.style}")
     for r in ranked:
         if r.plugin != decision.plugin:
             print(f"  also: {r.line()}")

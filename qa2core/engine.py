@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,11 +29,10 @@ from qa2core.hooks.model import (
     PackageOptions,
     Placement,
     Purpose,
-    SourceItem,
 )
-from qa2core.planning import ous, paths
+from qa2core.planning import naming, ous, paths
 from qa2core.planning import piscript as pi
-from qa2core.planning.plan import PISCRIPT_DEST, Plan
+from qa2core.planning.plan import Plan, fold_links
 from qa2core.planning.requests import STAGE_MODES as STAGE_MODES  # re-exported
 from qa2core.planning.requests import PackageRequest, check_paths
 from qa2core.planning.requests import resolve_piscript as resolve_piscript  # re-exported
@@ -56,8 +55,10 @@ _check_paths = check_paths
 
 
 def _core_placements(style: Style, mode: Mode, piscript: Path | None,
-                     warnings: list[str]) -> list[Placement]:
-    """The PI script is everybody's: the core places it (docs/domain.md §3.6)."""
+                     warnings: list[str], member_token: str | None = None) -> list[Placement]:
+    """The PI script is everybody's: the core places it (docs/domain.md §3.6), named after the
+    member in the Cycle >= 5 styles (qa2core.planning.naming)."""
+    dest = naming.piscript_dest(member_token)
     if piscript is not None:
         with open(piscript, "rb") as fh:
             data = fh.read(pi.MAX_BYTES + 1)
@@ -68,13 +69,13 @@ def _core_placements(style: Style, mode: Mode, piscript: Path | None,
         wrong = pi.identity(piscript.name, data[:pi.HEAD])
         if wrong:  # every mode, as above
             raise Qa2Error(f"{piscript}: --piscript: {wrong} [script.piscript_identity]")
-        return [Placement(PISCRIPT_DEST, Action.COPY, external=piscript, rule="core.piscript")]
+        return [Placement(dest, Action.COPY, external=piscript, rule="core.piscript")]
     if not style.needs_piscript:
         return []
     if mode is Mode.FAKE:
-        warnings.append("no --piscript given: script/scriptForPI.py is an empty placeholder; "
+        warnings.append(f"no --piscript given: {dest} is an empty placeholder; "
                         "the real run needs --piscript")
-        return [Placement(PISCRIPT_DEST, Action.EMPTY, rule="core.piscript")]
+        return [Placement(dest, Action.EMPTY, rule="core.piscript")]
     raise Qa2Error(f"missing scriptForPI: style {style.name or '(none)'} needs --piscript "
                    f"(the file, or the directory holding scriptForPI.py) in mode {mode}")
 
@@ -97,34 +98,6 @@ def _own_piscript(req: Request, items: tuple, warnings: list[str]) -> Path | Non
     warnings.append(f"{req.origpath}/{own[0].relpath}: no --piscript given: packaging the "
                     "reduction's own scriptForPI.py; check it is the current master copy")
     return req.root / own[0].relpath
-
-
-def _fold_links(placements: list[Placement], items: Sequence[SourceItem],
-                ) -> tuple[list[Placement], list[tuple[str, str]]]:
-    """An internal link is its target: where a link and the file it points to (or two links to
-    one file) land on one destination, that file is packaged once, from its own place, and the
-    link is listed as left out; never a [plan.clash]. A link with a destination of its own
-    ships as the file it stands for, under its own name."""
-    target = {i.relpath: i.link_of for i in items if i.link_of}
-    if not target:
-        return placements, []
-    by_dest: dict[str, list[Placement]] = {}
-    for p in placements:
-        by_dest.setdefault(p.dest, []).append(p)
-    kept, folded = [], []
-    for p in placements:
-        group = by_dest[p.dest]
-        same = {tuple(target.get(s, s) for s in q.sources) for q in group}
-        if len(group) == 1 or len(same) != 1 or any(q.external for q in group):
-            kept.append(p)  # one source, or truly different files: make_plan judges
-            continue
-        first = min(group, key=lambda q: (any(s in target for s in q.sources), q.sources))
-        if p is first:
-            kept.append(p)
-        else:
-            folded += [(s, f"a link to {target[s]}: the same file, packaged once as {p.dest}")
-                       for s in p.sources if s in target]
-    return kept, folded
 
 
 def _account(delivery: Delivery, collection: Collection, used: Path | None = None) -> Accounting:
@@ -254,7 +227,6 @@ def package(
     """
     req = _request(origpath, packpath, readme_path, piscript, style, mode, append, noms,
                    ous_uids, Purpose(purpose), jobs, plugin)
-    auto_uids = (ous_uids or "").strip() == "auto"  # names from the input, via qa2_ous_uids
     facts.scratch_in(None if dry_run else paths.state_dir(req.pack))  # tables are read there
     plugins = plugins or get_plugin_manager()
     plugins.require_healthy()
@@ -273,23 +245,27 @@ def package(
         raise Qa2Error(line, lines=(line, *(r.line() for r in decision.ranked)),
                        plugin=decision.plugin)
     say(f"{decision.plugin} claims {req.origpath} ({decision.claim.reason})")
+    warnings = [*scan_warnings]
+    unnamed: list[str] = []  # a real run of a Cycle >= 5 style without UIDs: refused below
+    uids, token = naming.member_names(req, plugins, decision, delivery, warnings, unnamed)
+    if token is not None:  # plugins name their <MOUS>. files with it (qa2_layout)
+        delivery = replace(delivery, options=replace(options, member_token=token))
 
     collection = plugins.collect(decision.plugin, delivery, decision.context)
     refusal = [f.text() for f in collection.findings if f.level is Level.ERROR]
     if refusal:  # the input itself is refused: say why before planning anything
         raise ValidationFailed(f"refused: {len(refusal)} rule(s) broken", lines=tuple(refusal),
                                plugin=decision.plugin)
-    warnings = [*scan_warnings]
     own_pi = _own_piscript(req, items, warnings)
     accounting = _readme_skip(_account(delivery, collection, own_pi), req)
     laid = plugins.layout(decision.plugin, delivery, accounting.packable, decision.context)
     composed = plugins.contribute(decision, delivery, collection, laid)  # qa2_contribute
     accounting = composed.claimed(accounting)  # what a contribution places is recognised
-    placements, folded = _fold_links(
+    placements, folded = fold_links(
         [*laid, *composed.placements,
-         *_core_placements(req.style, req.mode, req.piscript or own_pi, warnings)], items)
+         *_core_placements(req.style, req.mode, req.piscript or own_pi, warnings, token)], items)
     accounting = replace(accounting, skipped=(*accounting.skipped, *folded))
-    plan = composed.plan(req.root, items, placements)  # make_plan, problems named by plugin
+    plan = composed.plan(req.root, items, placements, naming.readme_name(token))
     leaving = [f"{req.root}/{i.relpath}: symbolic link leaving ORIGPATH (to {i.outside}): refused; "
                "copy it into the reduction or remove the link" for f in plan.files for i in f.items
                if i.outside]
@@ -302,22 +278,13 @@ def package(
     warnings += _lost_qa(accounting)
     warnings += _input_warnings(req)
 
-    errors = tuple(f.text() for f in findings if f.level is Level.ERROR)
+    errors = (*unnamed, *(f.text() for f in findings if f.level is Level.ERROR))
     if not dry_run:  # what the real run exports, every mode opens first (qa2core.writing.export.probe)
         errors += tuple(filter(None, (export.probe(f.sources[0], str(req.root))
                                       for f in plan.files if f.action is Action.EXPORT)))
     if errors:  # fake mode too: it is the rehearsal, and it must say what a real run refuses
         raise ValidationFailed(f"refused: {len(errors)} rule(s) broken", lines=errors,
                                plugin=decision.plugin)
-    uids = req.uids  # placeholders unless asked for (docs/contract.md)
-    if auto_uids:
-        uids = plugins.ous_uids(decision.plugin, delivery, decision.context)
-        if uids is None:
-            raise Qa2Error(f"--ous-uids auto: {decision.plugin} finds no SOUS, GOUS and MOUS UIDs "
-                           f"in the names of {req.origpath} (its claim: {decision.claim.reason}); "
-                           "give them as --ous-uids SOUS,GOUS,MOUS (qa2 stage prints them for the "
-                           "run it stages), or leave the option out to keep the placeholders",
-                           plugin=decision.plugin)
     header = req.readme.read_bytes() if req.readme else b""
     if req.readme is None and req.purpose is Purpose.PACKAGE:  # a template, filled where qa2 can
         header, unfilled = readme.template_header(req.root, items, req.pack.name,
@@ -325,10 +292,13 @@ def package(
         warnings.append("no --readme header given: README header written from a template; fill "
                         f"in {', '.join(unfilled) or 'nothing'} before delivery [readme.template]")
 
+    modern = readme.Modern(token, req.pack.name, uids.member if uids else None,
+                           req.style.pipeline) if token and req.style.readme_sections else None
+
     def readme_for(member_name: str) -> bytes:
         if req.purpose is Purpose.STAGE:
             return header
-        return readme.assemble(header, member_name, plan.listing)
+        return readme.assemble(header, member_name, plan.listing, modern)
 
     if req.append == "member":
         warnings += _refuse_duplicate(req.pack, plan, force)
@@ -407,7 +377,7 @@ def _report(req: Request, decision: Decision, plan: Plan, accounting: Accounting
     """The one place a Report is made: from the plan, and from what was written."""
     done = {r.dest: r for r in built.entries} if built else {}
     size = built.readme.size if built else len(readme_bytes)
-    files = [FileRecord("README", (str(req.readme),) if req.readme else (), "readme", size,
+    files = [FileRecord(plan.readme, (str(req.readme),) if req.readme else (), "readme", size,
                         "core.readme", size if built else None)]
     for f in plan.files:
         result = done.get(f.dest)
@@ -513,4 +483,4 @@ def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None, style: str 
 
 def _claim_json(r: RankedClaim) -> dict:
     return {"plugin": r.plugin, "score": r.claim.score, "reason": r.claim.reason,
-            "evidence": list(r.claim.evidence)}
+            "evidence": list(r.claim.evidence), "style": r.claim.style}

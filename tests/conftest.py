@@ -15,6 +15,20 @@ from qa2core.testing import fits_header
 pytest_plugins = ["qa2core.testing"]
 
 
+def _hypothesis_outside_the_repo() -> None:
+    """Hypothesis keeps examples and patches in ./.hypothesis: a clean clone stays clean."""
+    import tempfile
+
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:
+        return
+    set_hypothesis_home_dir(tempfile.mkdtemp(prefix="qa2-hypothesis-"))
+
+
+_hypothesis_outside_the_repo()
+
+
 class ToyPlugin:
     """Claims any tree with a ``toy.marker``; scripts to script/, FITS to product/, logs to log/."""
 

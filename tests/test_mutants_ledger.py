@@ -128,3 +128,65 @@ def test_a_fingerprint_is_the_documented_listing_hashed(tmp_path):
     assert L.fingerprint(str(root)) == hashlib.sha256(want.encode()).hexdigest()
     gone = tmp_path / "gone"
     assert L.fingerprint(str(gone)) == hashlib.sha256(f"\0root {gone}\nmissing\n".encode()).hexdigest()
+
+
+def test_each_damaged_line_is_one_warning_naming_its_line_and_the_rest_are_read(tmp_path):
+    path = tmp_path / "jobs.ledger.jsonl"
+    good = {"v": 1, "run": "r", "job": "z", "state": "succeeded", "result": {"n": 1}}
+    path.write_bytes(b"\n".join([
+        b'{"v": 1, "run": "r", "job": "a", "state": "succ',     # 1: cut short
+        b"",                                                   # 2: blank: skipped silently
+        b'{"v": 1, "job": "\xff"}',                            # 3: not UTF-8
+        b"[1, 2]",                                             # 4
+        b'{"v": 1, "run": "r", "state": "started"}',           # 5: no job
+        b'{"v": 1, "run": "r", "job": 7, "state": "failed"}',  # 6: job not a string
+        b'{"v": 1, "run": "r", "job": "b", "state": "failed", "result": [1]}',  # 7
+        b'{"v": 1, "run": "r", "state": "campaign", "result": [1]}',  # 8: not a job record: kept
+        json.dumps(good).encode(),                             # 9
+    ]) + b"\n")
+    led = L.Ledger(path)
+    records = led.records()
+    assert records == [{"v": 1, "run": "r", "state": "campaign", "result": [1]}, good]
+    assert led.warnings == [
+        f"{path}:1: not a JSON record (cut short?); line skipped",
+        f"{path}:3: not UTF-8; line skipped",
+        f"{path}:4: not a JSON object; line skipped",
+        f"{path}:5: a 'started' record without a job name (a string); line skipped",
+        f"{path}:6: a 'failed' record without a job name (a string); line skipped",
+        f"{path}:7: its result is not an object; line skipped",
+    ]
+    assert L.Ledger(path).last_success() == {"z": good}
+
+
+def test_a_record_after_a_cut_line_starts_a_line_of_its_own(tmp_path):
+    path = tmp_path / "jobs.ledger.jsonl"
+    path.write_bytes(b'{"v": 1, "run": "r", "job": "a", "state": "succ')  # a crash mid-write
+    led = L.Ledger(path).open()
+    led.append("r2", job="b\u00e9", state="succeeded", time="T", result={"when": datetime(2026, 1, 2)})
+    led.append("r2", job="c", state="skipped", time="T")
+    led.close()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[0] == b'{"v": 1, "run": "r", "job": "a", "state": "succ' and lines[-1] == b""
+    assert lines[1] == (b'{"v": 1, "run": "r2", "job": "b\\u00e9", "state": "succeeded", '
+                        b'"time": "T", "result": {"when": "2026-01-02 00:00:00"}}')
+    assert json.loads(lines[2]) == {"v": 1, "run": "r2", "job": "c", "state": "skipped", "time": "T"}
+    assert len(lines) == 4
+    # an intact ledger gets no blank line between records
+    path.write_bytes(lines[2] + b"\n")
+    led = L.Ledger(path).open()
+    led.append("r3", job="d", state="skipped", time="T")
+    led.close()
+    assert path.read_bytes() == lines[2] + b'\n{"v": 1, "run": "r3", "job": "d", "state": "skipped", ' \
+        b'"time": "T"}\n'
+
+
+def test_a_fingerprint_takes_any_file_name_and_every_root_after_a_missing_one(tmp_path):
+    raw = os.fsencode(tmp_path) + b"/r\xff"  # names are bytes on Linux: not always UTF-8
+    os.makedirs(raw + b"/d\xfe")
+    open(raw + b"/d\xfe/x\xff.fits", "wb").close()
+    root = os.fsdecode(raw)
+    before = L.fingerprint(str(tmp_path / "missing"), root)
+    assert before == L.fingerprint(str(tmp_path / "missing"), root)
+    with open(raw + b"/d\xfe/x\xff.fits", "wb") as fh:
+        fh.write(b"x")
+    assert L.fingerprint(str(tmp_path / "missing"), root) != before  # not only the first root

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from qa2core.checks import content
+from qa2core.checks import content, member_names
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.hooks.manager import Qa2Plugins, get_plugin_manager
 from qa2core.hooks.model import UID, Delivery, Finding, Level, Mode, PackageOptions, PackageView, Purpose
-from qa2core.planning import ous, paths, piscript
+from qa2core.planning import naming, ous, paths, piscript
 from qa2core.planning.ous import members_of
 from qa2core.planning.scan import scan
 from qa2core.planning.styles import Style, resolve_style
@@ -79,7 +79,7 @@ def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = F
            style: str = "", jobs: int = 4, plugins: Qa2Plugins | None = None) -> VerifyReport:
     if level not in LEVELS:
         raise UsageError(f"unknown verify level {level!r}; valid: {', '.join(LEVELS)}")
-    pack = Path(packpath)
+    pack = Path(os.path.abspath(packpath))  # "." has no name; its project code is the directory's
     if not pack.exists():
         raise UsageError(f"{packpath}: PACKPATH does not exist")
     if not pack.is_dir():
@@ -141,34 +141,45 @@ def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list
         out.append(Finding(strict, "structure.project_code", pack.name, "PACKPATH is not named "
                            "after a project code (like 2016.1.01435.S)"))
     for member in members:
-        text = _head(pack / member / "README")
+        name = naming.readme_of(_listdir(pack / member)) or naming.README
+        text = _head(pack / member / name)
         if text is not None:
             code = readme.header_project_code(text)
             if not readme.header_of(text).strip() or readme.unfilled(readme.header_of(text)):
-                out.append(Finding(strict, "readme.header", f"{member}/README", "README has no "
+                out.append(Finding(strict, "readme.header", f"{member}/{name}", "README has no "
                                    "header, or its template's <fill in> fields (project code, "
                                    "SB, PI, CASA version: --readme)"))
             elif code != pack.name:
-                out.append(Finding(strict, "readme.project_code", f"{member}/README",
+                out.append(Finding(strict, "readme.project_code", f"{member}/{name}",
                                    f"header says project code {code or '(none)'}, PACKPATH is "
                                    f"{pack.name}"))
-        script = pack / member / "script" / "scriptForPI.py"
+        scripts = sorted(n for n in _listdir(pack / member / "script") if n.endswith("scriptForPI.py"))
+        script = pack / member / "script" / (scripts[0] if scripts else "scriptForPI.py")
+        where = f"{member}/script/{script.name}"
         head = _head(script, piscript.MAX_BYTES + 1) if script.is_file() else None
         bad = piscript.content_problem(head) if head else ""
         if bad and len(head) <= piscript.MAX_BYTES:
-            out.append(Finding(Level.ERROR, "script.piscript_content", f"{member}/script/"
-                               f"scriptForPI.py", f"not a scriptForPI: {bad}"))
+            out.append(Finding(Level.ERROR, "script.piscript_content", where,
+                               f"not a scriptForPI: {bad}"))
         elif head:  # empty: a rehearsal's placeholder
             wrong = piscript.identity(script.name, head) if not piscript.version(head) else ""
             version = piscript.version(head)
             if version:
-                out.append(Finding(Level.INFO, "script.piscript_version", f"{member}/script/"
-                                   "scriptForPI.py", f"scriptForPI version {version}"))
+                out.append(Finding(Level.INFO, "script.piscript_version", where,
+                                   f"scriptForPI version {version}"))
             elif wrong or b"scriptForPI" not in head:
-                out.append(Finding(Level.WARN, "script.piscript_identity", f"{member}/script/"
-                                   "scriptForPI.py", "no '$Id: scriptForPI.py' line: is it the "
-                                   "master copy of scriptForPI?"))
+                out.append(Finding(Level.WARN, "script.piscript_identity", where,
+                                   "no '$Id: scriptForPI.py' line: is it the master copy of "
+                                   "scriptForPI?"))
+        out += member_names.findings(pack, member)
     return out
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _outside_tree(pack: Path, members: list[str]) -> list[Finding]:
@@ -287,7 +298,7 @@ def _checksums(pack: Path, on_disk: dict[str, int], level: str, jobs: int,
 def _purpose_from_readme(pack: Path, members: list[str]) -> Purpose:
     """A package's README carries qa2's listing; a staged tree's is the pipeline README as is."""
     for member in members:
-        path = pack / member / "README"
+        path = pack / member / (naming.readme_of(_listdir(pack / member)) or naming.README)
         try:
             with os.fdopen(fileops.open_source(str(path), follow=False), "rb") as fh:
                 if readme.LISTING_INTRO in fh.read(1 << 20):
@@ -404,11 +415,16 @@ class _Tee(io.RawIOBase):
 
 
 def _style_of(style: str, files: tuple[str, ...]) -> Style:
-    """The style given, or the one the package shows: calibrated/ means Cycle 0 (noms off)."""
+    """The style given, or the one the package shows: calibrated/ means Cycle 0 (noms off); a
+    README named after the member, Cycle >= 5 (pipeline when a pipeline script is there)."""
     if style:
         return resolve_style(style)
     if any(f.startswith("calibrated/") for f in files):
         return resolve_style("cycle0-nopipe")
+    if member_names.modern(files):
+        pipe = any(f.startswith("script/") and f.endswith(("casa_pipescript.py", "pipeline_manifest.xml"))
+                   for f in files)
+        return resolve_style("cycle5-pipe" if pipe else "cycle5-nopipe")
     return resolve_style("")
 
 

@@ -10,6 +10,7 @@ from qa2core import hookimpl
 from qa2core.checks import tgzcheck
 from qa2core.data import images
 from qa2core.hooks.model import MEMBER_DIRS, Finding, Level, PackageView, Purpose
+from qa2core.planning import naming
 from qa2core.planning.compression import GZIP_FILE_SUFFIXES
 from qa2core.planning.rules import narrowed
 
@@ -19,8 +20,12 @@ def qa2_validate(view: PackageView) -> list[Finding]:
     findings: list[Finding] = []
     files = set(view.files)
     tops = {name.split("/", 1)[0] for name in files}
-    if "README" not in files:
+    readme = naming.readme_of(files)  # README, or member.<MOUS>.README.txt since Cycle 5
+    if readme is None:
         findings.append(Finding(Level.ERROR, "structure.readme", "README", "README is missing"))
+    elif view.style.member_prefix and readme == naming.README:
+        findings.append(Finding(Level.ERROR, "names.member_prefix", readme, f"style "
+                                f"{view.style.name} names it <member>.README.txt (member.<MOUS>)"))
     for sub in MEMBER_DIRS:
         if sub not in tops and f"{sub}/" not in files:
             findings.append(Finding(Level.ERROR, "structure.subdirs", f"{sub}/",

@@ -30,7 +30,8 @@ from qa2core.hooks.model import (
     PackageView,
     Placement,
 )
-from qa2core.planning.plan import PISCRIPT_DEST, Plan, make_plan
+from qa2core.planning import naming
+from qa2core.planning.plan import Plan, make_plan
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,11 @@ class Composition:
         left = tuple(rel for rel in accounting.unclassified if rel not in self.sources)
         return dataclasses.replace(accounting, unclassified=left)
 
-    def plan(self, root: Path, items: Sequence[Any], placements: Sequence[Placement]) -> Plan:
+    def plan(self, root: Path, items: Sequence[Any], placements: Sequence[Placement],
+             readme: str = naming.README) -> Plan:
         """``make_plan``, with every problem named by the plugin and hook that placed it."""
         try:
-            return make_plan(root, items, placements)
+            return make_plan(root, items, placements, readme)
         except Qa2Error as exc:
             groups: dict[str, list[Placement]] = {}
             for p in placements:
@@ -85,11 +87,12 @@ class Composition:
 
 
 def combine(winner: str, placements: Sequence[Placement],
-            contributions: dict[str, Contribution]) -> Composition:
+            contributions: dict[str, Contribution], member_token: str | None = None) -> Composition:
     """The contributions to ``winner``'s package, or a refusal listing every conflict."""
     owners = {id(p): f"plugin {winner!r} in qa2_layout" for p in placements}
     taken = {p.dest: f"the winner, plugin {winner!r} (qa2_layout)" for p in placements}
-    taken.update({d: "the core" for d in ("README", PISCRIPT_DEST)})
+    taken.update({d: "the core" for d in (naming.readme_name(member_token),
+                                          naming.piscript_dest(member_token))})
     conflicts, added, findings = [], [], []
     for name, got in contributions.items():
         for p in got.placements:

@@ -164,7 +164,8 @@ class Qa2Plugins:
         got = {n: c for n in self.names() if n != decision.plugin
                for c in self._call("qa2_contribute", n, delivery=delivery, winner=decision.plugin,
                                    collected=collection.items, placements=tuple(placements))}
-        return compose.combine(decision.plugin, placements, got)
+        return compose.combine(decision.plugin, placements, got,
+                               delivery.options.member_token)
 
     def ous_uids(self, plugin: str, delivery: Delivery, context: Any = None) -> OusUids | None:
         return next(iter(self._call("qa2_ous_uids", plugin, delivery=delivery, context=context)), None)

@@ -75,6 +75,7 @@ class Action(_Word):
     TGZ = "tgz"  # one or more sources tarred (each under its base name) and gzipped
     EMPTY = "empty"  # an empty file that must exist (e.g. a dummy scriptForImaging.py)
     EXPORT = "export"  # a CASA image written as FITS (qa2core.writing.export); a .fits.gz dest: then gzipped
+    REWRITE = "rewrite"  # one small text file, with the file names in ``Placement.renames`` replaced
 
 
 class Level(_Word):
@@ -118,6 +119,11 @@ class PackageOptions:
     piscript: Path | None = None
     readme: Path | None = None
     purpose: Purpose = Purpose.PACKAGE
+    # Styles that name member files after the MOUS (Style.member_prefix): ``member.<MOUS>`` with
+    # real OUS UIDs, ``member_ouss_id`` with placeholders; None for the older styles. The core
+    # names the README and the PI script with it; a plugin renames its ``<MOUS>.`` files
+    # (qa2core.planning.naming.member_file).
+    member_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,9 @@ class Claim:
     reason: str
     evidence: tuple[str, ...] = ()
     context: Any = field(default=None, compare=False, repr=False)
+    # The style the input's era suggests (``cycle5-pipe``), shown by ``qa2 detect``; "" when
+    # the plugin cannot tell. A suggestion only: --style decides.
+    style: str = ""
 
 
 MEMBER_DIRS: tuple[str, ...] = ("calibration", "log", "product", "qa", "script")
@@ -206,6 +215,9 @@ class Placement:
     sources: tuple[str, ...] = ()
     rule: str = ""
     external: Path | None = None
+    # REWRITE: (old, new) file names; each quoted value ``"old"`` in the file becomes ``"new"``
+    # (a pipeline manifest naming files the package renames: qa2core.planning.naming)
+    renames: tuple[tuple[str, str], ...] = ()
 
 
 def _no_content(_path: str) -> BinaryIO | None:

@@ -22,8 +22,10 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from qa2core.hooks.model import Action, Collected, Delivery, ItemType, Placement, SourceItem
+from qa2core.planning import naming
 from qa2core.planning.compression import compression_for
 from qa2core.planning.rules import NameRule, classify, eb_of, fnmatch_regex, fnmatch_screen
 from qa2core.writing import export as exporting
@@ -166,4 +168,24 @@ def place(delivery: Delivery, collected: Sequence[Collected], dest_dir: Mapping[
         name = f"{key}.calibration.tgz" if eb_of(key) == key else f"{key}.tgz"
         add(Placement(f"calibration/{name}", Action.TGZ, tuple(sorted(sources)),
                       "calibration_tables_per_eb"))
-    return placements
+    return member_named(placements, delivery.options.member_token)
+
+
+# The member's QA2 report in the Cycle >= 5 shape: member.<MOUS>.qa2_report.pdf (docs/domain.md
+# 2.2); per-EB reports (<EB>.qa2_report.txt) and plots keep their names.
+_MEMBER_QA2_REPORT = re.compile(r"^qa/(?:uid___\w+\.)?qa2_report\.(pdf|html)$", re.IGNORECASE)
+
+
+def member_named(placements: list[Placement], member_token: str | None) -> list[Placement]:
+    """Cycle >= 5 styles: ``<MOUS>.x`` becomes ``member.<MOUS>.x`` and the member's QA2 report
+    ``qa/member.<MOUS>.qa2_report.pdf`` (qa2core.planning.naming); other names are kept."""
+    if member_token is None:
+        return placements
+    mous = member_token.removeprefix("member.") if member_token.startswith("member.") else None
+    out = []
+    for p in placements:
+        report = _MEMBER_QA2_REPORT.match(p.dest)
+        dest = (f"qa/{member_token}.qa2_report.{report.group(1).lower()}" if report else
+                naming.rename_dest(p.dest, mous, member_token))
+        out.append(replace(p, dest=dest) if dest != p.dest else p)
+    return out

@@ -16,11 +16,18 @@ from qa2core.errors import Qa2Error
 
 
 def ticket_zip(pack: Path) -> Path:
+    pack = _named(pack)
     return pack.with_name(pack.name + ".ticket.zip")
 
 
 def state_dir(pack: Path) -> Path:
+    pack = _named(pack)
     return pack.with_name(pack.name + ".qa2")
+
+
+def _named(pack: Path) -> Path:
+    """``.`` or ``..`` as PACKPATH: the directory they stand for, which has a name."""
+    return pack if pack.name not in ("", ".", "..") else Path(os.path.abspath(pack))
 
 
 def lock_file(pack: Path) -> Path:

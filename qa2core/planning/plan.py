@@ -7,6 +7,7 @@ the README listing, the ticket and the executor.
 from __future__ import annotations
 
 import functools
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,11 +25,13 @@ from qa2core.hooks.model import (
     Purpose,
     SourceItem,
 )
+from qa2core.planning import naming
 from qa2core.planning.styles import Style
 from qa2core.writing.fileops import open_source
 
 ALLOWED_TOP = frozenset({"calibration", "calibrated", "log", "product", "qa", "script"})
-PISCRIPT_DEST = "script/scriptForPI.py"
+PISCRIPT_DEST = naming.PISCRIPT  # the older styles' name; naming.piscript_dest for all
+_READABLE = (Action.COPY, Action.GZIP, Action.REWRITE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class PlannedFile:
     items: tuple[SourceItem, ...]  # the scanned items behind sources (empty for --piscript)
     bytes: int
     rule: str
+    renames: tuple[tuple[str, str], ...] = ()  # Action.REWRITE: names replaced in the file
 
     @property
     def whole_dir(self) -> bool:
@@ -61,6 +65,7 @@ class PlannedFile:
 @dataclass(frozen=True)
 class Plan:
     files: tuple[PlannedFile, ...]
+    readme: str = naming.README  # the member README's name (member.<MOUS>.README.txt since Cycle 5)
 
     def source_bytes(self) -> int:
         return sum(f.bytes for f in self.files)
@@ -71,7 +76,7 @@ class Plan:
         names = [f.listing_name for f in self.files]
         present = {n.split("/", 1)[0] for n in names}
         names += [f"{d}/" for d in MEMBER_DIRS if d not in present]
-        return ("README", *names)
+        return (self.readme, *names)
 
     def view(self, style: Style, plugin: str, mode: Mode, purpose: Purpose) -> PackageView:
         """The planned member directory. Content is the sources', streamed, in every mode: the
@@ -82,13 +87,45 @@ class Plan:
 
         def open_planned(dest: str) -> BinaryIO | None:
             entry = by_dest.get(dest)
-            if entry is None or entry.action not in (Action.COPY, Action.GZIP) or entry.whole_dir:
+            if entry is None or entry.action not in _READABLE or entry.whole_dir:
                 return None
             if not entry.sources:
                 return open(os.devnull, "rb")
-            return os.fdopen(open_source(entry.sources[0]), "rb")
+            stream = os.fdopen(open_source(entry.sources[0]), "rb")
+            if entry.action is not Action.REWRITE:
+                return stream
+            with stream:  # the bytes the run will write
+                return io.BytesIO(naming.rewrite(stream.read(naming.REWRITE_MAX_BYTES), entry.renames))
 
         return PackageView(self.listing, style, plugin, mode, purpose, open_planned)
+
+
+def fold_links(placements: list[Placement], items: Sequence[SourceItem],
+                ) -> tuple[list[Placement], list[tuple[str, str]]]:
+    """An internal link is its target: where a link and the file it points to (or two links to
+    one file) land on one destination, that file is packaged once, from its own place, and the
+    link is listed as left out; never a [plan.clash]. A link with a destination of its own
+    ships as the file it stands for, under its own name."""
+    target = {i.relpath: i.link_of for i in items if i.link_of}
+    if not target:
+        return placements, []
+    by_dest: dict[str, list[Placement]] = {}
+    for p in placements:
+        by_dest.setdefault(p.dest, []).append(p)
+    kept, folded = [], []
+    for p in placements:
+        group = by_dest[p.dest]
+        same = {tuple(target.get(s, s) for s in q.sources) for q in group}
+        if len(group) == 1 or len(same) != 1 or any(q.external for q in group):
+            kept.append(p)  # one source, or truly different files: make_plan judges
+            continue
+        first = min(group, key=lambda q: (any(s in target for s in q.sources), q.sources))
+        if p is first:
+            kept.append(p)
+        else:
+            folded += [(s, f"a link to {target[s]}: the same file, packaged once as {p.dest}")
+                       for s in p.sources if s in target]
+    return kept, folded
 
 
 def _bad_dest(dest: str) -> bool:
@@ -97,7 +134,8 @@ def _bad_dest(dest: str) -> bool:
             or parts[0] not in ALLOWED_TOP)
 
 
-def make_plan(root: Path, items: Sequence[SourceItem], placements: Sequence[Placement]) -> Plan:
+def make_plan(root: Path, items: Sequence[SourceItem], placements: Sequence[Placement],
+              readme: str = naming.README) -> Plan:
     """Check and size every placement; every broken rule is listed, not only the first."""
     by_rel = {item.relpath: item for item in items}
     files: list[PlannedFile] = []
@@ -125,11 +163,15 @@ def make_plan(root: Path, items: Sequence[SourceItem], placements: Sequence[Plac
             problems.append(f"plugin rule {p.rule!r} placed unknown source(s): {', '.join(missing)}")
             continue
         srcs = tuple(by_rel[s] for s in p.sources)
-        if p.action is Action.GZIP and (len(srcs) != 1 or srcs[0].is_dir):
-            problems.append(f"plugin rule {p.rule!r}: gzip takes one file, got {p.sources}")
+        if p.action in (Action.GZIP, Action.REWRITE) and (len(srcs) != 1 or srcs[0].is_dir):
+            problems.append(f"plugin rule {p.rule!r}: {p.action} takes one file, got {p.sources}")
+            continue
+        if p.action is Action.REWRITE and srcs[0].size > naming.REWRITE_MAX_BYTES:
+            problems.append(f"plugin rule {p.rule!r}: {p.sources[0]}: too large to rewrite "
+                            f"({srcs[0].size} bytes)")
             continue
         files.append(PlannedFile(p.dest, p.action, tuple(f"{base}/{s.relpath}" for s in srcs),
-                                 srcs, sum(s.size for s in srcs), p.rule))
+                                 srcs, sum(s.size for s in srcs), p.rule, p.renames))
     if problems:
         raise Qa2Error(problems[0], lines=tuple(problems))
-    return Plan(tuple(sorted(files, key=lambda f: f.dest)))
+    return Plan(tuple(sorted(files, key=lambda f: f.dest)), readme)

@@ -104,10 +104,14 @@ def check_package(packpath: Path) -> Path:
     return packpath
 
 
+NAMED_BY_RUN = ("auto", "placeholders")  # --ous-uids words of qa2 package and qa2 stage
+
+
 def parse_ous_uids(value: str | None, *, auto: bool) -> ous.OusUids | None:
     """``--ous-uids``: SOUS,GOUS,MOUS, or (where the command takes names from its input)
-    ``auto``, which parses to None here: the claiming plugin names them during the run."""
-    if value is None or not value.strip() or (auto and value.strip() == "auto"):
+    ``auto``, which parses to None here: the claiming plugin names them during the run, or
+    ``placeholders``: the placeholder names, also for styles that would derive real ones."""
+    if value is None or not value.strip() or (auto and value.strip() in NAMED_BY_RUN):
         return None
     return ous.parse_uids(value)
 
@@ -198,6 +202,11 @@ class PackageRequest:
     purpose: Purpose
     auto_uids: bool = False  # --ous-uids auto: the names come from the input (qa2_ous_uids)
     ous_uids: str | None = None  # as given
+
+    @property
+    def placeholder_uids(self) -> bool:
+        """--ous-uids placeholders: placeholder names even where the style would derive UIDs."""
+        return (self.ous_uids or "").strip() == "placeholders"
     noms: bool | None = None
     plugin: str | None = None
     jobs: int | None = None

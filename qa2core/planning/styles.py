@@ -2,7 +2,8 @@
 
 Plugins read the switches; nobody branches on a style's name. Adding ``cycle5-pipe`` is one new
 row. Sources: the original packager page (styles cycle0…cycle3), JAO pkgPipe (cycle4-pipe), the
-2022 page revision (cycle7/8-nopipe); see docs/layout-rules.md for the inferred switches.
+2022 page revision (cycle7/8-nopipe), Cycle >= 5 deliveries as the archive holds them
+(cycle5-*, cycle10-*); docs/layout-rules.md gives each row's source and the inferred switches.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ class Style:
     strip_oussid_prefix: bool = True  # <oussid>.casa_pipescript.py -> casa_pipescript.py
     compress_pb_mask: bool = True  # .pb/.flux/.mask images gzipped or tarred (since 2015-12)
     needs_piscript: bool = True  # scriptForPI.py is mandatory (it exists since Cycle 1)
+    # Cycle >= 5 deliveries (docs/layout-rules.md, "Cycle 5 and later"):
+    member_prefix: bool = False  # member.<MOUS>.README.txt, .scriptForPI.py, <MOUS>. files renamed
+    readme_sections: bool = False  # README with HOW TO / DATA CATEGORIES / FILES
+    split_tars: bool = False  # qa2 tar: FITS product volumes + <proj>_<MOUS>_auxiliary.tar
+    unique_selfcal: bool = False  # at most one *selfcal.json (scriptForPI v2.5, Cycle 10 on)
     description: str = ""
+    source: str = ""  # where the row's behaviour comes from (docs/domain.md sources)
 
 
 _ROWS: tuple[Style, ...] = (
@@ -40,8 +47,27 @@ _ROWS: tuple[Style, ...] = (
           description="Cycle 3 pipeline runs (with antennapos.csv), staged first"),
     Style("cycle4-pipe", 4, pipeline=True, accepts_antennapos=True,
           description="Cycle 4 and later pipeline runs (JAO pkgPipe), staged first"),
-    Style("cycle7-nopipe", 7, description="Cycle 7 (2019.1.*) manual reductions"),
-    Style("cycle8-nopipe", 8, description="Cycle 8 (2021.1.*) and later manual reductions"),
+    # Cycle 5 on: files ingested one by one, named after the member; product and auxiliary tars
+    Style("cycle5-pipe", 5, pipeline=True, accepts_antennapos=True, strip_oussid_prefix=False,
+          member_prefix=True, readme_sections=True, split_tars=True,
+          description="Cycle 5-9 (2017.1-2022.1) pipeline runs in today's shape: member.<MOUS> "
+                      "names, modern README, product and auxiliary tars",
+          source="S14 (tars since Cycle 5), S10/S4c (manifest, auxproducts), S17 (README), "
+                 "archive holdings (member. names); docs/domain.md 2.2, 2.6"),
+    Style("cycle5-nopipe", 5, member_prefix=True, readme_sections=True, split_tars=True,
+          description="Cycle 5-9 manual reductions and re-imaging in today's shape",
+          source="as cycle5-pipe; manual scripts keep their names (scriptForPI globs them)"),
+    Style("cycle7-nopipe", 7, description="Cycle 7 (2019.1.*) manual reductions (older shape)"),
+    Style("cycle8-nopipe", 8, description="Cycle 8 (2021.1.*) and later manual reductions (older shape)"),
+    Style("cycle10-pipe", 10, pipeline=True, accepts_antennapos=True, strip_oussid_prefix=False,
+          member_prefix=True, readme_sections=True, split_tars=True, unique_selfcal=True,
+          description="Cycle 10 (2023.1) and later pipeline runs: as cycle5-pipe, at most one "
+                      "*selfcal.json (pipeline self-calibration)",
+          source="S4d (scriptForPI v2.5: selfcal.json, 'from Cycle 10 onwards')"),
+    Style("cycle10-nopipe", 10, member_prefix=True, readme_sections=True, split_tars=True,
+          unique_selfcal=True,
+          description="Cycle 10 (2023.1) and later manual reductions in today's shape",
+          source="as cycle10-pipe"),
 )
 
 STYLES: dict[str, Style] = {row.name: row for row in _ROWS}

@@ -983,6 +983,31 @@ AUX_OUS = ("uid___A001_X1284_X1ef0", "uid___A001_X1284_X1ef1", "uid___A001_X1284
 AUX_EBS = ("uid___A002_Xc6c0d5_X1e46",)
 
 
+def pipeline_restore_script(ebs: list[str], sessions: list[str]) -> str:
+    """A ``casa_piperestorescript.py`` as the pipeline exported it for 2017 hifa_calimage runs."""
+    return ("from recipes.almahelpers import fixsyscaltimes # SACM/JAO - Fixes\n"
+            "__rethrow_casa_exceptions = True\nh_init()\ntry:\n"
+            f"    hifa_restoredata (vis={ebs!r}, session={sessions!r}, ocorr_mode='ca')\n"
+            "finally:\n    h_save()\n")
+
+
+def pipeline_manifest_xml(mous: str, recipe: str, session: str, ebs: list[str]) -> str:
+    """A ``pipeline_manifest.xml`` with what scriptForPI and the restore read (element and
+    attribute names of the pipeline's h/tasks/common/manifest.py; ``name`` first, as
+    scriptForPI 1.23-1.34 read ``items()[0]``)."""
+    asdms = "".join(
+        f'      <asdm name="{eb}.ms">\n'
+        f'        <finalflags name="{eb}.ms.flagversions.tgz"/>\n'
+        f'        <applycmds name="{eb}.ms.calapply.txt"/>\n      </asdm>\n' for eb in ebs)
+    return ('<?xml version="1.0" ?>\n<piperesults name="' + mous + '">\n'
+            f'  <ous name="{mous}">\n    <casaversion name="5.1.1-5"/>\n'
+            f'    <pipeline_version name="40896M"/>\n    <procedure_name name="{recipe}"/>\n'
+            f'    <session name="{session}">\n'
+            f'      <caltables name="{mous}.{session}.caltables.tgz"/>\n{asdms}    </session>\n'
+            f'    <aux_products_file name="{mous}.auxproducts.tgz" level="member" '
+            'datatype="auxproducts" format="tgz"/>\n  </ous>\n</piperesults>\n')
+
+
 def build_auxproducts_run(base: Path, *, with_working_ppr: bool = True) -> PipelineRun:
     """A 2017-11 hifa_calimage run with ``products/<M>.auxproducts.tgz`` and ``working/flux.csv``,
     ``antennapos.csv``, ``cont.dat`` beside it (``with_working_ppr=False``: working/ has no PPR,
@@ -1005,10 +1030,8 @@ def build_auxproducts_run(base: Path, *, with_working_ppr: bool = True) -> Pipel
         f"{m}.{r}.weblog.tgz": pipeline_weblog_tgz("20171102T102030"),
         f"{m}.{r}.casa_commands.log": "hifa_importdata()\n",
         f"{m}.{r}.casa_pipescript.py": "h_init()\n",
-        f"{m}.{r}.casa_piperestorescript.py": "h_init()\n",
-        f"{m}.{r}.pipeline_manifest.xml":
-            f"<piperesults><ous name='{m}'><aux_products_file name='{m}.auxproducts.tgz'/>"
-            "</ous></piperesults>\n",
+        f"{m}.{r}.casa_piperestorescript.py": pipeline_restore_script([eb], ["session_1"]),
+        f"{m}.{r}.pipeline_manifest.xml": pipeline_manifest_xml(m, r, "session_1", [eb]),
         f"{m}.{r}.pipeline_aquareport.xml": "<AquaReport/>\n",
     })
     for name in ("Orion_sci.spw25.cube.I.pbcor.fits", "Orion_sci.spw25.cube.I.pb.fits",

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.hooks.model import Level
-from qa2core.planning import ous, paths
+from qa2core.planning import naming, ous, paths
 from qa2core.writing import fileops, manifest, readme
 from qa2core.writing.lock import PackLock
 
 DEFAULT_MAX_BYTES = 100 * 2**30  # 100 GiB per volume; documented in docs/reliability.md
+PRODUCT_SUFFIXES = (".fits", ".fits.gz")  # what a Cycle >= 5 product volume holds (lower case)
 
 
 @dataclass
@@ -73,7 +74,7 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
     from qa2core.checks.verify import verify
     from qa2core.writing.build import recover
 
-    pack = Path(packpath)
+    pack = Path(os.path.abspath(packpath))  # "." has no name, and the tars are named after it
     if not pack.exists():
         raise UsageError(f"{packpath}: PACKPATH does not exist")
     uids = ous.parse_uids(ous_uids) if ous_uids else None
@@ -100,6 +101,12 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
 
 def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path,
              max_bytes: int) -> TarReport:
+    shapes = {naming.modern(_listdir(pack / m)) for m in members}
+    if shapes == {True}:
+        return _archive_members(pack, members, uids, out, max_bytes)
+    if len(shapes) > 1:
+        raise Qa2Error(f"{pack}: refused to archive: some members are named after their MOUS "
+                       "(Cycle >= 5) and some are not; package them apart [tar.shapes]")
     report = TarReport()
     renames = _rename_map(members, uids)
     mous = uids.member if uids else _member_uid(members)
@@ -128,6 +135,80 @@ def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path
         _write_tar(out / name, pack, volume, dirs if number == 0 else [], renames, extra, report,
                    listed, readmes)
     return report
+
+
+def _archive_members(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path,
+                     max_bytes: int) -> TarReport:
+    """Cycle >= 5 (docs/layout-rules.md): per member, the FITS products in volumes
+    ``<proj>_<MOUS>_NNN_of_MMM.tar`` and everything else in ``<proj>_<MOUS>_auxiliary.tar``
+    (manifest included), each with its sums, and the member's README beside them. Untarred
+    together in one directory they give back the package."""
+    if uids is not None:
+        raise UsageError(f"{pack}: --ous-uids: this package's file names carry its members' "
+                         "names already; tar it without the option")
+    report = TarReport()
+    listed = manifest.read(pack) or {}
+    cut = len(str(pack)) + 1
+    plans = []
+    for member in members:
+        name = member.rsplit("/", 1)[-1]
+        if not name.startswith("member.uid___"):
+            raise Qa2Error(f"{pack / member}: refused to archive: its files are named after the "
+                           "member placeholder; package it again with --ous-uids SOUS,GOUS,MOUS "
+                           "(real names in every file name) [tar.placeholder]")
+        mous = name.removeprefix("member.")
+        files = [(path[cut:], st.st_size) for path, st in fileops.iter_package_files(str(pack / member))]
+        fits = [f for f in files if f[0].startswith(f"{member}/product/") and
+                f[0].lower().endswith(PRODUCT_SUFFIXES)]
+        in_volumes = {rel for rel, _size in fits}
+        aux = [rel for rel, _size in files if rel not in in_volumes]
+        chain = ["/".join(member.split("/")[:depth]) for depth in (1, 2, 3)]
+        tree = sorted({*chain, *(d[cut:] for d, _s, _f in os.walk(pack / member))})
+        volumes = _volumes(fits, max_bytes) if fits else []
+        names = [f"{pack.name}_{mous}_{i:03d}_of_{len(volumes):03d}.tar"
+                 for i in range(1, len(volumes) + 1)]
+        plans.append((member, names, volumes, f"{pack.name}_{mous}_auxiliary.tar", aux, tree))
+    beside = []
+    for member, names, _v, aux_name, _a, _t in plans:
+        readme_name = naming.readme_of(_listdir(pack / member))
+        beside.append((member, readme_name))
+        for tar_name in (*names, aux_name):
+            report.warnings += [f"{p}: removed the partial tar of an interrupted run"
+                                for p in remove_partials(out, tar_name)]
+            for suffix in ("", ".sha256", ".md5sum"):
+                if (out / (tar_name + suffix)).exists():
+                    raise Qa2Error(f"{out / (tar_name + suffix)}: exists; remove it or choose --out")
+        if readme_name and (out / readme_name).exists():
+            raise Qa2Error(f"{out / readme_name}: exists; remove it or choose --out")
+    whole = manifest.encode(manifest.format_lines(listed.items())) if listed else None
+    for _member, names, volumes, aux_name, aux, tree in plans:
+        product_dirs = sorted({"/".join(rel.split("/")[:depth]) for v in volumes for rel in v
+                               for depth in range(1, rel.count("/") + 1)})
+        for tar_name, volume in zip(names, volumes, strict=True):
+            _write_tar(out / tar_name, pack, volume, product_dirs, {}, None, report, listed)
+        _write_tar(out / aux_name, pack, aux, tree, {}, whole, report, listed)
+    for member, readme_name in beside:  # the README as its own item (docs/domain.md §2.6)
+        if readme_name:
+            data = _checked(pack, f"{member}/{readme_name}", listed)
+            fileops.write_durable(str(out / readme_name), data)
+            report.tars.append(str(out / readme_name))
+    return report
+
+
+def _checked(pack: Path, rel: str, listed: dict[str, str]) -> bytes:
+    with os.fdopen(fileops.open_source(str(pack / rel), follow=False), "rb") as fh:
+        data = fh.read()
+    if hashlib.sha256(data).hexdigest() != listed.get(rel):
+        raise Qa2Error(f"{pack}: refused to archive: {rel}: sha256 differs from the manifest "
+                       "(changed or corrupted); no tar was published [manifest.checksum]")
+    return data
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _renamed_readmes(pack: Path, members: list[str], renames: dict[str, str],

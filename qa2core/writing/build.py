@@ -246,12 +246,13 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
         if meter is not None:
             meter.stop()
     readme_bytes = request.readme_for(target.member.rsplit("/", 1)[-1])
-    (member_dir / "README").write_bytes(readme_bytes)
+    readme_path = member_dir / plan.readme
+    readme_path.write_bytes(readme_bytes)
     # Made files carry the newest source time, never the clock's: two runs over one source
     # give the same package and the same tar, byte for byte.
     stamp = max((i.mtime_ns for f in plan.files for i in f.items), default=0)
-    os.utime(member_dir / "README", ns=(stamp, stamp))
-    readme = Written(f"{target.member}/README", hashlib.sha256(readme_bytes).hexdigest(),
+    os.utime(readme_path, ns=(stamp, stamp))
+    readme = Written(f"{target.member}/{plan.readme}", hashlib.sha256(readme_bytes).hexdigest(),
                      len(readme_bytes))
     written = [w for r in results for w in r.written] + [readme]
     package_bytes = sum(w.size for w in written) if mode.real else len(readme_bytes) + plan.source_bytes()
@@ -270,7 +271,7 @@ def _build_and_swap(request: BuildRequest, target: ous.Target, notes: list[str],
     # The README is in the journal too, so `verify --fast` knows its size; it has no sources,
     # so no plan entry ever reuses it.
     entries[readme.path] = journal.Entry((), str(mode), "readme", readme.sha256, readme.size,
-                                         (member_dir / "README").stat().st_mtime_ns)
+                                         readme_path.stat().st_mtime_ns)
     kept = {k: v for k, v in old.entries.items() if not k.startswith(target.unit + "/")}
     run = {"purpose": str(request.purpose), "mode": str(mode), **request.run_info}
     members = {m: r for m, r in old.members.items()

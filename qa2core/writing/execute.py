@@ -50,10 +50,12 @@ _REHEARSED = EntryResult("", "fake", ())
 
 
 def fingerprint(entry: PlannedFile) -> tuple[tuple[str, int, int], ...]:
+    # a rewritten file also depends on the names it rewrites
+    made = tuple((f"rewrite {old} -> {new}", 0, 0) for old, new in entry.renames)
     if entry.items:
         return tuple((src, item.size, item.mtime_ns)
-                     for src, item in zip(entry.sources, entry.items, strict=True))
-    return tuple((src, (st := os.stat(src)).st_size, st.st_mtime_ns) for src in entry.sources)
+                     for src, item in zip(entry.sources, entry.items, strict=True)) + made
+    return tuple((src, (st := os.stat(src)).st_size, st.st_mtime_ns) for src in entry.sources) + made
 
 
 def _small(e: PlannedFile) -> bool:
@@ -200,6 +202,8 @@ class Executor:
         link_fallback = False
         if entry.action is Action.GZIP:
             done = fileops.gzip_file(entry.sources[0], dst, tick=tick)
+        elif entry.action is Action.REWRITE:
+            done = fileops.rewrite_file(entry.sources[0], dst, entry.renames)
         elif entry.action is Action.TGZ:
             trees = [(src, None if not item.is_dir else fileops.walk_tree(src, self.root))
                      for src, item in zip(entry.sources, entry.items, strict=True)]

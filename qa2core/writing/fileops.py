@@ -251,6 +251,35 @@ def copy_file(src: str, dst: str, tick: Tick | None = None) -> Copied:
         os.close(fin)
 
 
+def rewrite_file(src: str, dst: str, renames: tuple[tuple[str, str], ...]) -> Copied:
+    """Write ``dst`` = ``src`` with the quoted file names in ``renames`` replaced (a pipeline
+    manifest naming member files the package renames: qa2core.planning.naming.rewrite)."""
+    from qa2core.planning.naming import REWRITE_MAX_BYTES, rewrite
+
+    fin = open_source(src)
+    try:
+        st = os.fstat(fin)
+        chunks, size = [], 0
+        while size <= REWRITE_MAX_BYTES and (data := os.read(fin, CHUNK)):
+            chunks.append(data)
+            size += len(data)
+        if size > REWRITE_MAX_BYTES:
+            raise Qa2Error(f"{src}: too large to rewrite ({st.st_size} bytes)")
+        check_unchanged(fin, st, src)
+    finally:
+        os.close(fin)
+    out = rewrite(b"".join(chunks), renames)
+    fout = _create(dst, stat.S_IMODE(st.st_mode))
+    try:
+        view = memoryview(out)
+        while view:
+            view = view[os.write(fout, view):]
+        os.utime(fout, ns=(st.st_mtime_ns, st.st_mtime_ns))
+    finally:
+        os.close(fout)
+    return Copied(hashlib.sha256(out).hexdigest(), len(out), st.st_size, st.st_mtime_ns, "rewrite")
+
+
 def link_file(src: str, dst: str) -> Copied:
     """Hard-link ``dst`` to ``src`` (the target of a link, never the link); the digest comes
     from reading the shared inode once."""

@@ -1,14 +1,29 @@
-"""README = the reducer's header, byte for byte, then the member directory as packaged."""
+"""README = the reducer's header, byte for byte, then the member directory as packaged; for a
+Cycle >= 5 style (issue 22) qa2's HOW TO / DATA CATEGORIES / FILES sections come between the
+two (qa2core.writing.modern_readme), and the file is ``<member token>.README.txt``."""
 
 from __future__ import annotations
 
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
+
+from qa2core.planning import naming
+from qa2core.writing.modern_readme import BY_QA2, TITLE, Modern, modern_sections
 
 RULE = b"#####"
 LISTING_INTRO = (b"Contents of this member directory as packaged by qa2 (raw/ is added by the "
                  b"ASDM tarballs):")
+_INTRO = b"\n" + RULE + b"\n" + LISTING_INTRO + b"\n\n"
+# The first lines of qa2's modern block (modern_readme.modern_sections): the title, its rule,
+# and a line saying qa2 wrote it, so an ALMA README quoted in a reducer's header is not taken
+# for it.
+_BLOCK = re.compile(rb"\n" + re.escape(TITLE.encode()) + rb"\n=+\n[^\n]*" + re.escape(BY_QA2.encode()))
+_TARS = rb"_(NNN_of_MMM\.tar|auxiliary\.tar)"
+
+
+readme_name = naming.readme_name  # README, or <token>.README.txt since Cycle 5
 
 
 _NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -70,25 +85,43 @@ def _tree_body(paths: tuple[str, ...]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def assemble(header: bytes, top: str, paths: list[str]) -> bytes:
-    """Header unchanged, a separator, then the listing (generated after compression)."""
+def assemble(header: bytes, top: str, paths: Sequence[str], modern: Modern | None = None) -> bytes:
+    """Header unchanged, a separator, then the listing (generated after compression). With
+    ``modern`` (a Cycle >= 5 style) the HOW TO, DATA CATEGORIES and FILES sections of ``paths``
+    come between the header and the listing."""
     sep = b"" if not header or header.endswith(b"\n") else b"\n"
-    listing = tree_listing(top, paths).encode()
-    intro = b"\n" + RULE + b"\n" + LISTING_INTRO + b"\n\n"
-    return header + sep + intro + listing
+    listing = tree_listing(top, list(paths)).encode()
+    block = b"" if modern is None else b"\n" + modern_sections(paths, modern)
+    return header + sep + block + _INTRO + listing
 
 
 def renamed(data: bytes, old: str, new: str) -> bytes:
     """A packaged README whose listing starts at member directory ``old``, starting at ``new``
     instead (``qa2 tar --ous-uids`` renames the chain). Header and the rest unchanged; a README
-    without qa2's listing (a staged tree's) or starting elsewhere is returned as it is."""
-    intro = b"\n" + RULE + b"\n" + LISTING_INTRO + b"\n\n"
-    cut = data.rfind(intro)
-    top = (visible(old.rstrip("/")) + "/\n").encode()
-    if cut < 0 or not data.startswith(top, cut + len(intro)):
+    without qa2's listing (a staged tree's) or starting elsewhere is returned as it is.
+
+    A modern README (qa2's sections before the listing) names the member token in its file
+    names too: there every ``old`` in the sections and the listing becomes ``new``, and the tar
+    names ``<project>_<old's MOUS>_…`` become ``<project>_<new's MOUS>_…`` (the MOUS of
+    ``member.uid___X`` is ``uid___X``; a placeholder ``member_ouss_id`` is its own)."""
+    cut = data.rfind(_INTRO)
+    old, new = visible(old.rstrip("/")), visible(new.rstrip("/"))
+    top = (old + "/\n").encode()
+    if cut < 0 or not data.startswith(top, cut + len(_INTRO)):
         return data
-    start = cut + len(intro)
-    return data[:start] + (visible(new.rstrip("/")) + "/\n").encode() + data[start + len(top):]
+    start = cut + len(_INTRO)
+    block = list(_BLOCK.finditer(data, 0, cut))
+    if not block:
+        return data[:start] + (new + "/\n").encode() + data[start + len(top):]
+    head = block[-1].start()
+    was, now = (token.encode() for token in (old, new))
+    tars = re.sub(rb"_" + re.escape(_mous(was)) + _TARS, lambda m: b"_" + _mous(now) + b"_" + m.group(1),
+                  data[head:start])
+    return data[:head] + tars.replace(was, now) + data[start:].replace(was, now)
+
+
+def _mous(token: bytes) -> bytes:
+    return token.removeprefix(b"member.")
 
 
 def header_project_code(data: bytes) -> str | None:
@@ -98,9 +131,12 @@ def header_project_code(data: bytes) -> str | None:
 
 
 def header_of(data: bytes) -> bytes:
-    """The reducer's header of a packaged README: everything before qa2's listing."""
-    cut = data.find(b"\n" + RULE + b"\n" + LISTING_INTRO)
-    return data if cut < 0 else data[:cut]
+    """The reducer's header of a packaged README: everything before qa2's modern sections or
+    its listing, whichever comes first."""
+    block = _BLOCK.search(data)
+    cuts = [cut for cut in (data.find(b"\n" + RULE + b"\n" + LISTING_INTRO),
+                            block.start() if block else -1) if cut >= 0]
+    return data[:min(cuts)] if cuts else data
 
 
 # ---------------------------------------------------------------------------- header template

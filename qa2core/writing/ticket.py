@@ -69,7 +69,7 @@ def write(path: Path, readme: bytes, plan: Plan, statement: str, stamp_ns: int =
         statement += (f"{left_out} QA report file(s) are in the package but not in this ticket "
                       f"(the ticket keeps {MAX_QA_FILES} files, {MAX_QA_BYTES // 2**20} MiB).\n")
     with zipfile.ZipFile(path, "x", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(_entry("README", stamp_ns), readme)
+        zf.writestr(_entry(plan.readme, stamp_ns), readme)
         for name, source in members:
             kind = zipfile.ZIP_STORED if name.lower().endswith(STORED) else zipfile.ZIP_DEFLATED
             zf.write(source, name, compress_type=kind)

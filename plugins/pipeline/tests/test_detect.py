@@ -95,7 +95,9 @@ def test_staged_tp_tree_is_said_to_be_single_dish(run_qa2, tmp_path, monkeypatch
         _no_file_may_be_opened(m)
         claim = plugin.qa2_detect(delivery=delivery)
     assert claim.reason == ("staged pipeline tree of MOUS uid___A001_X145_X1a2 (PPR or pipeline "
-                            "script in script/); single-dish Total Power (hsd) data: jyperk.csv")
+                            "script in script/); single-dish Total Power (hsd) data: jyperk.csv; "
+                            "era Cycle 2-3 (tar.gz products): style cycle3-pipe1")
+    assert claim.style == "cycle3-pipe1"  # what qa2 detect suggests (rules.ERAS)
     result = run_qa2("detect", staged)
     assert result.exit_code == 0, result.stderr
     first = result.stdout.splitlines()[0]

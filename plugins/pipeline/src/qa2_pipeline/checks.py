@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from qa2_pipeline import ppr, rules
 from qa2core import STYLES, UID, Finding, Level, PackageView, Purpose
 from qa2core.checks import tgzcheck
+from qa2core.planning import naming
 from qa2core.planning.rules import missing_pb_partners
 
 if TYPE_CHECKING:
@@ -295,15 +296,30 @@ def _eras(view: PackageView) -> list[Finding]:
     return findings
 
 
-def _aux_products_name(fh: BinaryIO) -> str:
-    """Streamed (iterparse): stops at the first ``aux_products_file``."""
+# What scriptForPI and the restore open from calibration/ by the name the manifest gives
+# (scriptForPI: ous/aux_products_file; hifa_restoredata: caltables, finalflags, applycmds).
+_MANIFEST_FILES = ("aux_products_file", "caltables", "finalflags", "applycmds")
+
+
+def _manifest_names(fh: BinaryIO) -> tuple[list[tuple[str, str]], bool]:
+    """(element, file name) of each file the manifest names, streamed; and whether every
+    ``aux_products_file`` has ``name`` as its first attribute (scriptForPI 1.23-1.34 read
+    ``items()[0]`` and skip the file otherwise)."""
+    named, name_first = [], True
     for _event, element in ET.iterparse(fh, events=("start",)):
-        if element.tag.rsplit("}", 1)[-1] == "aux_products_file":
-            return element.get("name", "")
-    return ""
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag in _MANIFEST_FILES and element.get("name"):
+            named.append((tag, element.get("name", "")))
+            if tag == "aux_products_file":
+                name_first = name_first and next(iter(element.attrib), "") == "name"
+    return named, name_first
 
 
 def _manifest(view: PackageView) -> list[Finding]:
+    """A manifest naming a file calibration/ lacks breaks scriptForPI's unpacking and the
+    restore: an ERROR in a Cycle >= 5 member (its files are renamed; qa2 rewrites the manifest
+    to match), a WARN before."""
+    level = Level.ERROR if naming.modern(view.files) else Level.WARN
     findings = []
     for path in view.glob("script/*pipeline_manifest.xml"):
         fh = view.open(path)
@@ -311,11 +327,15 @@ def _manifest(view: PackageView) -> list[Finding]:
             continue
         try:
             with fh:
-                name = _aux_products_name(fh)
+                named, name_first = _manifest_names(fh)
         except ET.ParseError as exc:
-            findings.append(_f(Level.WARN, "script.manifest", path, f"not well-formed XML ({exc})"))
+            findings.append(_f(level, "script.manifest", path, f"not well-formed XML ({exc})"))
             continue
-        if name and f"calibration/{name}" not in view.files:
-            findings.append(_f(Level.WARN, "script.manifest", path, f"names aux_products_file "
-                               f"{name}, which is not in calibration/"))
+        for tag, name in named:
+            if f"calibration/{name}" not in view.files:
+                findings.append(_f(level, "script.manifest", path, f"names {tag} {name}, which "
+                                   "is not in calibration/"))
+        if not name_first:
+            findings.append(_f(level, "script.manifest", path, "aux_products_file: 'name' is "
+                               "not its first attribute, so scriptForPI does not unpack it"))
     return findings

@@ -8,8 +8,11 @@ the other hooks take it back as ``context`` and never survey again.
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -32,7 +35,7 @@ from qa2core import (
     Purpose,
     hookimpl,
 )
-from qa2core.planning import layouts
+from qa2core.planning import layouts, naming
 from qa2core.planning.compression import compression_for
 from qa2core.planning.ous import OusUids
 from qa2core.planning.rules import classify
@@ -52,6 +55,31 @@ def _context(delivery: Delivery, context: Any) -> PipelineInput:
 
 # ---------------------------------------------------------------------------- detect
 
+PROJECT = re.compile(r"\d{4}\.\d\.\d{5}\.[A-Z]+")  # 2017.1.00271.S, at the start of a name
+
+
+def readme_cycle(code: str) -> int:
+    """The cycle of a project code (2017.1.* is Cycle 5, 2023.1.* Cycle 10); -1 when unknown."""
+    year = int(code[:4]) if code[:4].isdigit() else 0
+    return {2011: 0, 2012: 1, 2013: 2, 2015: 3, 2016: 4}.get(year, year - 2012 if year >= 2017 else -1)
+
+
+def era(delivery: Delivery) -> tuple[str, str]:
+    """(era, suggested style) from the names (rules.ERAS), refined by the project code's cycle."""
+    names = {i.name for i in delivery.items}
+    found = next(((words, style) for patterns, words, style in rules.ERAS
+                  if any(map(re.compile("|".join(map(fnmatch.translate, patterns))).match, names))),
+                 None)
+    if found is None:
+        return "", ""
+    words, style = found
+    code = next((m.group(0) for i in (delivery.root.name, *names) if (m := PROJECT.match(i))), "")
+    cycle = readme_cycle(code)
+    for since, later, later_words in rules.LATEST_BY_CYCLE:
+        if style.startswith("cycle5") and cycle >= since:
+            return later_words, later
+    return words, style
+
 
 @hookimpl
 def qa2_detect(delivery: Delivery) -> Claim | None:
@@ -60,17 +88,19 @@ def qa2_detect(delivery: Delivery) -> Claim | None:
     if not s.shape:
         return None
     ctx = PipelineInput(delivery, s)
+    when, style = era(delivery)
+    when = f"; era {when}: style {style}" if style else ""
     if s.shape == STAGED:
         return Claim(SPECIFIC, f"staged pipeline tree of {ctx.mous_words()} (PPR or pipeline "
-                     f"script in script/){ctx.single_dish_words()}",
-                     tuple(m or "./" for m in s.bases), context=ctx)
+                     f"script in script/){ctx.single_dish_words()}{when}",
+                     tuple(m or "./" for m in s.bases), context=ctx, style=style)
     if not s.bases:  # an OUS chain without working/ or products/: claimed to say so, but
         # only GENERIC, so that a manual reduction kept below a MOUS_ directory is not taken
         return Claim(GENERIC, "pipeline run directory (SOUS_/GOUS_/MOUS_) without working/ "
                      "or products/", context=ctx)
     trees = ", ".join(b or delivery.root.name for b in s.bases)
     return Claim(SPECIFIC, f"pipeline run of {ctx.mous_words()} ({trees})"
-                 f"{ctx.single_dish_words()}", s.bases[:5], context=ctx)
+                 f"{ctx.single_dish_words()}{when}", s.bases[:5], context=ctx, style=style)
 
 
 # ---------------------------------------------------------------------------- collect
@@ -264,10 +294,26 @@ def _dummy_imaging_script(delivery: Delivery, collected: Sequence[Collected],
                       rule="pipeline.dummy_imaging_script")]
 
 
+def _member_named(placements: list[Placement], collected: Sequence[Collected], mous: str,
+                  token: str | None) -> list[Placement]:
+    """Cycle >= 5 styles: ``<MOUS>.x`` becomes ``member.<MOUS>.x`` (``member_ouss_id.x`` with
+    placeholders); the pipeline manifest is rewritten to name the renamed files, since
+    scriptForPI and the restore open them by the names it gives (docs/layout-rules.md)."""
+    if token is None:
+        return placements
+    renamed = [replace(p, dest=naming.rename_dest(p.dest, mous, token)) for p in placements]
+    names = tuple(sorted({(a.dest.rpartition("/")[2], b.dest.rpartition("/")[2])
+                          for a, b in zip(placements, renamed, strict=True) if a.dest != b.dest}))
+    return [replace(p, action=Action.REWRITE, renames=names, rule="pipeline.manifest_renamed")
+            if c.kind == "manifest" and p.action is Action.COPY and names else p
+            for c, p in zip(collected, renamed, strict=True)]
+
+
 @hookimpl
 def qa2_layout(delivery: Delivery, collected: Sequence[Collected], context: Any) -> list[Placement]:
     ctx = _context(delivery, context)
-    placements = [_placement(c, delivery, ctx.survey) for c in collected]
+    placements = _member_named([_placement(c, delivery, ctx.survey) for c in collected], collected,
+                               ctx.identity.mous, delivery.options.member_token)
     for c, placed in zip(collected, placements, strict=True):
         if ctx.ppr_item is not None and c.item.relpath == ctx.ppr_item.relpath:
             ctx.ppr_dest = placed.dest  # validate checks that file from the PPR read in collect

@@ -178,3 +178,20 @@ UNIQUE_CALIBRATION = ("*flux.csv", "*antennapos.csv", "*cont.dat", "*jyperk*.csv
 AUXPRODUCTS = ("calibration/*auxproducts.tgz", "calibration/*auxproducts.tar.gz")
 PPR_GLOBS = ("script/*PPR*.xml", "script/*pprequest.xml")
 WEBLOG_MEMBER = ("pipeline-*/html", "pipeline-*/html/*")
+
+
+# ---------------------------------------------------------------------------- eras (qa2 detect)
+
+# What the names show of a pipeline input's era, first match wins: (names, era, suggested style).
+# docs/layout-rules.md, "Cycle 5 and later"; docs/domain.md 2.6 (manifest and auxproducts from
+# the 2017 pipeline), S4d (selfcal.json from Cycle 10).
+ERAS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("*selfcal.json",), "Cycle >= 10 (pipeline self-calibration)", "cycle10-pipe"),
+    (("member.uid___*", "member_ouss_id.*", "*.README.txt"), "Cycle >= 5 (member-prefixed names)",
+     "cycle5-pipe"),
+    (("*pipeline_manifest.xml", "*auxproducts.tgz"), "Cycle >= 5 (pipeline manifest, auxproducts)",
+     "cycle5-pipe"),
+    (("*.weblog.tgz", "*.caltables.tgz"), "Cycle 4 (tgz products)", "cycle4-pipe"),
+    (("*.weblog.tar.gz", "*.caltables.tar.gz"), "Cycle 2-3 (tar.gz products)", "cycle3-pipe1"),
+)
+LATEST_BY_CYCLE = ((10, "cycle10-pipe", "Cycle >= 10 (project code)"),)  # a Cycle >= 5 era refined
