@@ -190,3 +190,92 @@ def test_a_placeholder_package_tarred_with_ous_uids_is_named_after_its_mous(
         names = tar.getnames()
     assert f"2015.1.00123.S/{REAL}/script/run.py" in names
     assert not any("ouss_id" in n for n in names)
+
+
+# ---------------------------------------------------------------- partial files, publishing
+
+
+def test_only_partials_nobody_holds_are_removed(tmp_path):
+    import fcntl
+
+    from qa2core.writing.archive import remove_partials
+
+    name = "2015.1.00123.S_001_of_001.tar"
+    left = tmp_path / f"{name}.abc.partial"  # a killed run's leftover
+    held = tmp_path / f"{name}.def.partial"  # a run writing it now
+    other = tmp_path / "another.tar.ghi.partial"
+    for p in (left, held, other):
+        p.write_bytes(b"x")
+    (tmp_path / f"{name}.lnk.partial").symlink_to(other)  # never followed, never removed
+    fd = os.open(held, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert remove_partials(tmp_path, name) == [left]
+    finally:
+        os.close(fd)
+    assert not left.exists() and held.exists() and other.exists()
+    assert (tmp_path / f"{name}.lnk.partial").is_symlink()
+    assert remove_partials(tmp_path, "*_of_*.tar") == [held]  # a glob of names; free now
+
+
+def test_a_partial_file_is_ours_locked_and_beside_its_tar(tmp_path):
+    import fcntl
+
+    from qa2core.writing.archive import _partial
+
+    fd, path = _partial(tmp_path / "P_001_of_001.tar")
+    try:
+        assert path.parent == tmp_path
+        assert path.name.startswith("P_001_of_001.tar.") and path.name.endswith(".partial")
+        other = os.open(path, os.O_RDONLY)
+        with pytest.raises(BlockingIOError):  # held: another run's cleanup leaves it alone
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(other)
+    finally:
+        os.close(fd)
+
+
+def test_publishing_never_replaces_a_tar_written_meanwhile(tmp_path):
+    from qa2core.writing.archive import _publish
+
+    tmp, path = tmp_path / "t.partial", tmp_path / "T.tar"
+    tmp.write_bytes(b"ours")
+    _publish(tmp, path)
+    assert path.read_bytes() == b"ours" and tmp.exists()  # a link: the caller removes tmp
+    again = tmp_path / "u.partial"
+    again.write_bytes(b"theirs")
+    with pytest.raises(Qa2Error) as exc:
+        _publish(again, path)
+    assert str(exc.value) == (f"{path}: exists (written meanwhile by another run); remove it "
+                              "or choose --out")
+    assert path.read_bytes() == b"ours"
+
+
+def test_tars_of_one_package_may_run_side_by_side(toy_pm, toy_tree, dst, piscript, header):
+    from qa2core.writing.lock import PackLock
+
+    pack(toy_pm, toy_tree, dst, piscript, header, ous_uids=UIDS)
+    with PackLock(dst, "tar", shared=True):  # another tar reading it now
+        report = make_tars(dst, plugins=toy_pm)
+    assert [Path(t).name for t in report.tars] == [f"2015.1.00123.S_{MOUS}_001_of_001.tar"]
+
+
+def test_a_failed_write_names_the_tar_and_leaves_nothing(toy_pm, toy_tree, dst, piscript, header,
+                                                        monkeypatch):
+    import errno
+
+    from qa2core.writing import archive
+
+    pack(toy_pm, toy_tree, dst, piscript, header, ous_uids=UIDS)
+
+    def full(self, data):  # what a full disk does to a write: no file name in the error
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(archive._TwoHashWriter, "write", full)
+    with pytest.raises(OSError) as exc:
+        make_tars(dst, plugins=toy_pm)
+    tar = dst.parent / f"2015.1.00123.S_{MOUS}_001_of_001.tar"
+    assert (exc.value.errno, exc.value.strerror, exc.value.filename) == (
+        errno.ENOSPC, "No space left on device", str(tar))
+    assert sorted(p.name for p in dst.parent.iterdir()) == sorted(
+        ["2015.1.00123.S", "2015.1.00123.S.qa2", "2015.1.00123.S.ticket.zip"])
