@@ -25,9 +25,10 @@ class Style:
     compress_pb_mask: bool = True  # .pb/.flux/.mask images gzipped or tarred (since 2015-12)
     needs_piscript: bool = True  # scriptForPI.py is mandatory (it exists since Cycle 1)
     # Cycle >= 5 deliveries (docs/layout-rules.md, "Cycle 5 and later"):
-    member_prefix: bool = False  # member.<MOUS>.README.txt, .scriptForPI.py, <MOUS>. files renamed
+    # member.<MOUS>.README.txt, .scriptForPI.py, <MOUS>. files renamed; qa2 tar of such a member
+    # writes FITS product volumes and <proj>_<MOUS>_auxiliary.tar (S14: the same Cycle 5 change)
+    member_prefix: bool = False
     readme_sections: bool = False  # README with HOW TO / DATA CATEGORIES / FILES
-    split_tars: bool = False  # qa2 tar: FITS product volumes + <proj>_<MOUS>_auxiliary.tar
     unique_selfcal: bool = False  # at most one *selfcal.json (scriptForPI v2.5, Cycle 10 on)
     description: str = ""
     source: str = ""  # where the row's behaviour comes from (docs/domain.md sources)
@@ -49,22 +50,22 @@ _ROWS: tuple[Style, ...] = (
           description="Cycle 4 and later pipeline runs (JAO pkgPipe), staged first"),
     # Cycle 5 on: files ingested one by one, named after the member; product and auxiliary tars
     Style("cycle5-pipe", 5, pipeline=True, accepts_antennapos=True, strip_oussid_prefix=False,
-          member_prefix=True, readme_sections=True, split_tars=True,
+          member_prefix=True, readme_sections=True,
           description="Cycle 5-9 (2017.1-2022.1) pipeline runs in today's shape: member.<MOUS> "
                       "names, modern README, product and auxiliary tars",
           source="S14 (tars since Cycle 5), S10/S4c (manifest, auxproducts), S17 (README), "
                  "archive holdings (member. names); docs/domain.md 2.2, 2.6"),
-    Style("cycle5-nopipe", 5, member_prefix=True, readme_sections=True, split_tars=True,
+    Style("cycle5-nopipe", 5, member_prefix=True, readme_sections=True,
           description="Cycle 5-9 manual reductions and re-imaging in today's shape",
           source="as cycle5-pipe; manual scripts keep their names (scriptForPI globs them)"),
     Style("cycle7-nopipe", 7, description="Cycle 7 (2019.1.*) manual reductions (older shape)"),
     Style("cycle8-nopipe", 8, description="Cycle 8 (2021.1.*) and later manual reductions (older shape)"),
     Style("cycle10-pipe", 10, pipeline=True, accepts_antennapos=True, strip_oussid_prefix=False,
-          member_prefix=True, readme_sections=True, split_tars=True, unique_selfcal=True,
+          member_prefix=True, readme_sections=True, unique_selfcal=True,
           description="Cycle 10 (2023.1) and later pipeline runs: as cycle5-pipe, at most one "
                       "*selfcal.json (pipeline self-calibration)",
           source="S4d (scriptForPI v2.5: selfcal.json, 'from Cycle 10 onwards')"),
-    Style("cycle10-nopipe", 10, member_prefix=True, readme_sections=True, split_tars=True,
+    Style("cycle10-nopipe", 10, member_prefix=True, readme_sections=True,
           unique_selfcal=True,
           description="Cycle 10 (2023.1) and later manual reductions in today's shape",
           source="as cycle10-pipe"),

@@ -367,3 +367,30 @@ def test_plugin_is_installed_through_its_entry_point(run_qa2):
     mine = next(p for p in listed if p["name"] == "pipeline")
     assert mine["distribution"] == "qa2-pipeline"
     assert {"qa2_detect", "qa2_collect", "qa2_layout", "qa2_validate", "qa2_ous_uids"} <= set(mine["hooks"])
+
+
+def test_two_selfcal_files_are_refused_from_cycle_10_on(view):
+    """scriptForPI 2.5 stops on more than one *selfcal.json (Style.unique_selfcal)."""
+    two = {"calibration/a.selfcal.json": b"{}", "calibration/b.selfcal.json": b"{}"}
+    assert "calibration.unique" in rules_of(view(add=two, style="cycle10-pipe"), Level.ERROR)
+    assert "calibration.unique" not in rules_of(view(add=two, style="cycle5-pipe"))
+    one = {"calibration/a.selfcal.json": b"{}"}
+    assert "calibration.unique" not in rules_of(view(add=one, style="cycle10-pipe"))
+
+
+def test_a_modern_manifest_must_name_files_calibration_holds(view):
+    manifest = (b'<piperesults><ous name="M"><session name="session_1"><caltables name="gone.tgz"/>'
+                b'</session><aux_products_file datatype="auxproducts" name="aux.tgz"/></ous>'
+                b'</piperesults>')
+    add = {"script/m.pipeline_manifest.xml": manifest, "member.uid___A001_X87c_X69.README.txt": b""}
+    lines = [f for f in plugin.qa2_validate(view=view(add=add, drop=("README",),
+                                                      style="cycle5-pipe"), context=None)
+             if f.rule == "script.manifest"]
+    assert {(f.level, f.message) for f in lines} == {
+        (Level.ERROR, "names caltables gone.tgz, which is not in calibration/"),
+        (Level.ERROR, "names aux_products_file aux.tgz, which is not in calibration/"),
+        (Level.ERROR, "aux_products_file: 'name' is not its first attribute, so scriptForPI does "
+                      "not unpack it")}
+    old = [f.level for f in plugin.qa2_validate(view=view(add={"script/m.pipeline_manifest.xml": manifest}),
+                                                context=None) if f.rule == "script.manifest"]
+    assert old and set(old) == {Level.WARN}  # before Cycle 5 a manifest is only advice

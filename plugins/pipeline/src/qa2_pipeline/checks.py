@@ -163,13 +163,18 @@ def _aux_members(view: PackageView) -> dict[str, list[str]]:
         def keep(info: tarfile.TarInfo, why: str, names: list[str] = names) -> None:
             name = info.name.removeprefix("./")
             if (not why and info.isfile() and "/" not in name and len(names) < AUX_NAMES_KEPT
-                    and any(fnmatchcase(name, p) for p in rules.UNIQUE_CALIBRATION)):
+                    and any(fnmatchcase(name, p) for p in _unique_patterns(view))):
                 names.append(name)
 
         report = tgzcheck.scan_path(view.open, path, keep)
         if report is not None and report.ok:
             members[path] = names
     return members
+
+
+def _unique_patterns(view: PackageView) -> tuple[str, ...]:
+    """Rule 13's names; Cycle >= 10 styles add ``*selfcal.json`` (scriptForPI 2.5 stops on two)."""
+    return rules.UNIQUE_CALIBRATION + (rules.UNIQUE_SELFCAL if view.style.unique_selfcal else ())
 
 
 def _unique(view: PackageView, pattern: str, aux: dict[str, list[str]]) -> list[Finding]:
@@ -206,7 +211,7 @@ def _calibration(view: PackageView, request: ppr.Ppr | None, single_dish: bool,
             if f"calibration/{eb}.ms.calapply.txt" not in view.files:
                 findings.append(_f(Level.ERROR, "calibration.calapply", f"calibration/{eb}",
                                    f"no {eb}.ms.calapply.txt for this EB of the PPR"))
-    for pattern in rules.UNIQUE_CALIBRATION:
+    for pattern in _unique_patterns(view):
         findings += _unique(view, pattern, aux)
     jyperk = view.glob("calibration/*jyperk*.csv") or [
         m for names in aux.values() for m in names if fnmatchcase(m, "*jyperk*.csv")]

@@ -175,6 +175,7 @@ ERA_TYPES: dict[str, tuple[str, ...]] = {
 # At most one of each in calibration/, counting the top-level members of every *auxproducts.tgz
 # there (scriptForPI >= 1.23 untars them in calibration/ first): docs/domain.md §8.3 rule 13.
 UNIQUE_CALIBRATION = ("*flux.csv", "*antennapos.csv", "*cont.dat", "*jyperk*.csv")
+UNIQUE_SELFCAL = ("*selfcal.json",)  # styles with Style.unique_selfcal (S4d: Cycle 10 on)
 AUXPRODUCTS = ("calibration/*auxproducts.tgz", "calibration/*auxproducts.tar.gz")
 PPR_GLOBS = ("script/*PPR*.xml", "script/*pprequest.xml")
 WEBLOG_MEMBER = ("pipeline-*/html", "pipeline-*/html/*")
