@@ -146,6 +146,28 @@ def test_a_hook_that_prints_does_not_break_json(qa2_pm, make_tree, capsys):
     assert out.out == "" and "qa2: plugin loud: probe: detect called" in out.err
 
 
+def test_a_hook_that_writes_to_file_descriptor_1_or_starts_a_chatty_program_keeps_stdout_clean(
+        qa2_pm, make_tree, capfd):
+    import os
+    import subprocess
+
+    class Raw:
+        @hookimpl
+        def qa2_detect(self, delivery):
+            os.write(1, b"raw: fd 1\n")
+            subprocess.run(["echo", "sub: a child's stdout"], check=True)
+            raise RuntimeError("gave up")
+
+    qa2_pm.register(Raw(), name="raw")
+    with pytest.raises(Exception, match="gave up"):
+        qa2_pm.choose(engine.load_delivery(make_tree({"a.txt": "x"})))
+    out = capfd.readouterr()
+    assert out.out == ""  # said on stderr even though the hook failed after it
+    assert "qa2: plugin raw: raw: fd 1\nqa2: plugin raw: sub: a child's stdout\n" in out.err
+    print("after")  # fd 1 is back where it was
+    assert capfd.readouterr().out == "after\n"
+
+
 def test_a_hook_that_writes_into_origpath_fails_under_the_testing_guard(qa2_pm, make_tree):
     class Writer:
         @hookimpl

@@ -10,6 +10,7 @@ import inspect
 import io
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -104,14 +105,41 @@ def one_line(exc: pluggy.PluginValidationError, name: str) -> str:
 
 @contextlib.contextmanager
 def captured(name: str, say: Callable[[str], None]) -> Iterator[None]:
-    """A hook's stdout (print) becomes ``qa2: plugin NAME: line`` on stderr: ``--json`` stays JSON."""
-    buffer = io.StringIO()
+    """A hook's stdout becomes ``qa2: plugin NAME: line`` on stderr: ``--json`` stays JSON.
+    Both ``print`` (sys.stdout) and writes to file descriptor 1 (``os.write``, a subprocess
+    the hook starts) are caught."""
+    buffer, raw = io.StringIO(), bytearray()
     try:
-        with contextlib.redirect_stdout(buffer):
+        with _fd1_captured(raw), contextlib.redirect_stdout(buffer):
             yield
-    finally:
-        for line in buffer.getvalue().splitlines():
+    finally:  # said even when the hook failed: its output may say why
+        for line in (buffer.getvalue() + raw.decode(errors="replace")).splitlines():
             say(f"qa2: plugin {name}: {line}")
+
+
+@contextlib.contextmanager
+def _fd1_captured(got: bytearray) -> Iterator[None]:
+    """File descriptor 1 sent to a temporary file while the block runs; its bytes are added to
+    ``got`` afterwards. Without a usable fd 1 (closed), nothing is swapped."""
+    import tempfile
+
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 1)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 1)
+                tmp.seek(0)
+                got += tmp.read(1 << 20)  # a hook's chatter, not data: the first MiB
+    finally:
+        os.close(saved)
 
 
 @contextlib.contextmanager
