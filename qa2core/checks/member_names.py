@@ -15,6 +15,7 @@ from pathlib import Path
 
 from qa2core.hooks.model import UID, Finding, Level
 from qa2core.planning import naming
+from qa2core.writing import fileops
 
 _TOKEN = re.compile(rf"^(member\.{UID.pattern}|member_ouss(?:_\d+)?_id)\.")
 _PLACEHOLDER_DIR = re.compile(r"^member_ouss(?:_\d+)?_id$")
@@ -25,11 +26,7 @@ modern = naming.modern
 
 def findings(pack: Path, member: str) -> list[Finding]:
     base = pack / member
-    try:
-        top = os.listdir(base)
-    except OSError:
-        return []
-    if not modern(top):
+    if not modern(fileops.names_in(base)):
         return []
     directory = member.rsplit("/", 1)[-1]
     placeholder = bool(_PLACEHOLDER_DIR.match(directory))
@@ -51,15 +48,9 @@ def findings(pack: Path, member: str) -> list[Finding]:
                                    f"the pipeline's {mous}. prefix was not renamed to "
                                    f"{directory}. (Cycle >= 5 names)"))
     if not any(_TOKEN.match(n) and n.endswith(".scriptForPI.py")
-               for n in _names(base / "script")):
+               for n in fileops.names_in(base / "script")):
         out.append(Finding(Level.WARN, "names.member_prefix", f"{member}/script/",
                            f"no {directory}.scriptForPI.py: Cycle >= 5 deliveries name the PI "
                            "script after the member"))
     return out
 
-
-def _names(directory: Path) -> list[str]:
-    try:
-        return os.listdir(directory)
-    except OSError:
-        return []

@@ -141,7 +141,7 @@ def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list
         out.append(Finding(strict, "structure.project_code", pack.name, "PACKPATH is not named "
                            "after a project code (like 2016.1.01435.S)"))
     for member in members:
-        name = naming.readme_of(_listdir(pack / member)) or naming.README
+        name = naming.readme_of(fileops.names_in(pack / member)) or naming.README
         text = _head(pack / member / name)
         if text is not None:
             code = readme.header_project_code(text)
@@ -153,7 +153,8 @@ def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list
                 out.append(Finding(strict, "readme.project_code", f"{member}/{name}",
                                    f"header says project code {code or '(none)'}, PACKPATH is "
                                    f"{pack.name}"))
-        scripts = sorted(n for n in _listdir(pack / member / "script") if n.endswith("scriptForPI.py"))
+        scripts = sorted(n for n in fileops.names_in(pack / member / "script")
+                         if n.endswith("scriptForPI.py"))
         script = pack / member / "script" / (scripts[0] if scripts else "scriptForPI.py")
         where = f"{member}/script/{script.name}"
         head = _head(script, piscript.MAX_BYTES + 1) if script.is_file() else None
@@ -174,12 +175,6 @@ def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list
         out += member_names.findings(pack, member)
     return out
 
-
-def _listdir(path: Path) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []
 
 
 def _outside_tree(pack: Path, members: list[str]) -> list[Finding]:
@@ -298,7 +293,7 @@ def _checksums(pack: Path, on_disk: dict[str, int], level: str, jobs: int,
 def _purpose_from_readme(pack: Path, members: list[str]) -> Purpose:
     """A package's README carries qa2's listing; a staged tree's is the pipeline README as is."""
     for member in members:
-        path = pack / member / (naming.readme_of(_listdir(pack / member)) or naming.README)
+        path = pack / member / (naming.readme_of(fileops.names_in(pack / member)) or naming.README)
         try:
             with os.fdopen(fileops.open_source(str(path), follow=False), "rb") as fh:
                 if readme.LISTING_INTRO in fh.read(1 << 20):

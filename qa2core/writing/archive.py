@@ -101,7 +101,7 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
 
 def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path,
              max_bytes: int) -> TarReport:
-    shapes = {naming.modern(_listdir(pack / m)) for m in members}
+    shapes = {naming.modern(fileops.names_in(pack / m)) for m in members}
     if shapes == {True}:
         return _archive_members(pack, members, uids, out, max_bytes)
     if len(shapes) > 1:
@@ -170,7 +170,7 @@ def _archive_members(pack: Path, members: list[str], uids: ous.OusUids | None, o
         plans.append((member, names, volumes, f"{pack.name}_{mous}_auxiliary.tar", aux, tree))
     beside = []
     for member, names, _v, aux_name, _a, _t in plans:
-        readme_name = naming.readme_of(_listdir(pack / member))
+        readme_name = naming.readme_of(fileops.names_in(pack / member))
         beside.append((member, readme_name))
         for tar_name in (*names, aux_name):
             report.warnings += [f"{p}: removed the partial tar of an interrupted run"
@@ -203,12 +203,6 @@ def _checked(pack: Path, rel: str, listed: dict[str, str]) -> bytes:
                        "(changed or corrupted); no tar was published [manifest.checksum]")
     return data
 
-
-def _listdir(path: Path) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []
 
 
 def _renamed_readmes(pack: Path, members: list[str], renames: dict[str, str],

@@ -251,6 +251,14 @@ def copy_file(src: str, dst: str, tick: Tick | None = None) -> Copied:
         os.close(fin)
 
 
+def names_in(directory: str | os.PathLike) -> list[str]:
+    """The names in a directory, or none when it cannot be listed (absent, not a directory)."""
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
+
+
 def rewrite_file(src: str, dst: str, renames: tuple[tuple[str, str], ...]) -> Copied:
     """Write ``dst`` = ``src`` with the quoted file names in ``renames`` replaced (a pipeline
     manifest naming member files the package renames: qa2core.planning.naming.rewrite)."""
