@@ -211,6 +211,14 @@ def test_a_manual_reimaging_is_packaged_in_the_modern_shape_with_uids_given(manu
     assert {p.name for p in out.glob("*.tar")} == {
         f"{manual.project}_uid___A001_X87c_X6a_001_of_001.tar",
         f"{manual.project}_uid___A001_X87c_X6a_auxiliary.tar"}
+    untarred = tmp_path / "untarred"
+    for tar in sorted(out.glob("*.tar")):
+        with tarfile.open(tar) as t:
+            t.extractall(untarred, filter="data")
+    assert _files(untarred / manual.project) == _files(pack)
+    subprocess.run(["sha256sum", "-c", "--quiet", "manifest-sha256.txt"], cwd=untarred / manual.project,
+                   check=True)
+    assert qa2("verify", untarred / manual.project, "--for-ingestion").exit_code == 0
 
 
 def test_placeholders_rename_mechanically_into_the_real_package(run, tmp_path):
