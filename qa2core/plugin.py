@@ -12,6 +12,8 @@ working: those names are the same objects.
   ``PackageOptions``, ``Purpose``, ``Mode``, ``OusUids``; scores ``FALLBACK`` ... ``OVERRIDE``;
 * composition: ``Contribution`` (``qa2_contribute``); delegation: :func:`delegate`,
   ``Delegate``, :func:`call` (a module's hook with the arguments it takes);
+* Cycle >= 5 names: :func:`member_file`, :func:`rename_dest` (``<MOUS>.x`` -> the member
+  token ``PackageOptions.member_token`` gives), :func:`readme_of`;
 * styles: ``Style``, ``STYLES``, :func:`resolve_style`; errors: ``Qa2Error``, ``PluginFailed``,
   ``NotDetected``, ``AmbiguousDelivery``, ``ValidationFailed``, ``UsageError``;
 * for tests (need ``qa2core[testing]``, imported on first use): :func:`check_plugin`,
@@ -54,11 +56,14 @@ from qa2core.hooks.model import (
     Purpose,
     SourceItem,
 )
+from qa2core.planning.naming import member_file, readme_of, rename_dest
 from qa2core.planning.ous import OusUids
 from qa2core.planning.styles import STYLES, Style, resolve_style
 
-API_VERSION = (1, 0)
-"""(major, minor) of this module. 1.0 (qa2core 0.2.x): composition, delegation, the plugin check."""
+API_VERSION = (1, 1)
+"""(major, minor) of this module. 1.0 (qa2core 0.2.x): composition, delegation, the plugin check.
+1.1: Cycle >= 5 names (``PackageOptions.member_token``, ``Claim.style``, ``Action.REWRITE`` with
+``Placement.renames``; :func:`member_file`, :func:`rename_dest`, :func:`readme_of`)."""
 
 _TESTING = ("check_plugin", "write_tree", "tree_state", "files_below", "Qa2Result", "plugin_manager")
 
@@ -76,5 +81,6 @@ __all__ = [
     "Action", "AmbiguousDelivery", "Claim", "Collected", "Collection", "Contribution", "Delegate",
     "Delivery", "Finding", "ItemType", "Level", "Mode", "NotDetected", "OusUids", "PackageOptions",
     "PackageView", "Placement", "PluginFailed", "Purpose", "Qa2Error", "SourceItem", "Style",
-    "UsageError", "ValidationFailed", "call", "delegate", "hookimpl", "resolve_style", *_TESTING,
+    "UsageError", "ValidationFailed", "call", "delegate", "hookimpl", "member_file", "readme_of",
+    "rename_dest", "resolve_style", *_TESTING,
 ]

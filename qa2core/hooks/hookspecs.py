@@ -76,7 +76,8 @@ class Qa2Specs:
         :class:`~qa2core.hooks.model.Placement` names a member-relative ``dest``
         (``"script/scriptForImaging.py"``) and an ``action``: ``COPY``, ``GZIP`` (dest ends
         ``.gz``), ``TGZ`` (sources archived under their base names) or ``EMPTY`` (a dummy that
-        must exist). The core adds ``README`` and ``script/scriptForPI.py``; do not place them.
+        must exist). The core adds the README and the PI script; do not place them. Cycle >= 5
+        styles name files after the member: ``delivery.options.member_token`` (``rename_dest``).
 
         :param delivery: the scanned input, as for ``qa2_detect``
         :param collected: this plugin's classified items, skipped and unclassified ones removed
