@@ -81,14 +81,14 @@ bench: $(STAMP)
 # mutated copy in ./mutants too. The counts go to docs/mutation-results.md.
 mutate: $(STAMP)
 	rm -rf mutants && mkdir mutants  # before PYTHONPATH names it: a missing entry is never looked at again
-	start=$$(date +%s); \
+	start=$$(date +%s); tree=$$(git describe --always --dirty); \
 	PYTHONPATH=$(CURDIR)/mutants $(BIN)/mutmut run --max-children 2 > mutants.log 2>&1 \
 	  || { tail -40 mutants.log; exit 1; }; \
-	$(BIN)/python -c "$$MUTATE_SUMMARY" $$(( $$(date +%s) - start )) > docs/mutation-results.md
+	$(BIN)/python -c "$$MUTATE_SUMMARY" $$(( $$(date +%s) - start )) $$tree > docs/mutation-results.md
 	cat docs/mutation-results.md
 
 define MUTATE_SUMMARY
-import collections, datetime, json, pathlib, subprocess, sys
+import collections, datetime, json, pathlib, sys
 from mutmut.stats import status_by_exit_code
 rows, names = {}, collections.defaultdict(list)
 for meta in sorted(pathlib.Path("mutants").glob("qa2core/**/*.py.meta")):
@@ -106,7 +106,7 @@ def line(module, c):
     rate = f"{100 * k / tested:.1f} %" if tested else "-"
     return (f"| {module} | {total} | {c['killed']} | {c['timeout']} | {c['survived']} | "
             f"{c['no tests']} | {c['not checked']} | {c['suspicious'] + c['segfault']} | {rate} |")
-commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+commit = sys.argv[2]  # the tree mutmut copied, when the run started
 minutes = int(sys.argv[1]) / 60
 print("# Mutation testing results (`make mutate`)\n")
 print(f"Written by `make mutate` on {datetime.date.today()} (tree {commit}), {minutes:.0f} min wall on "
