@@ -51,6 +51,15 @@ class Composition:
     findings: tuple[Finding, ...] = ()
     contributors: tuple[str, ...] = ()
     owners: dict[int, str] = field(default_factory=dict)  # id(placement) -> "plugin 'x' in HOOK"
+    # The winner's placements, named "plugin W in qa2_layout" only when a plan fails: a dict of
+    # 200,000 names made on every run cost ~60 MB for a message rarely shown.
+    laid: Sequence[Placement] = ()
+    winner: str = ""
+
+    def owner(self, p: Placement, laid: frozenset[int]) -> str:
+        if id(p) in self.owners:
+            return self.owners[id(p)]
+        return f"plugin {self.winner!r} in qa2_layout" if id(p) in laid else "the core"
 
     @property
     def sources(self) -> frozenset[str]:
@@ -68,8 +77,9 @@ class Composition:
             return make_plan(root, items, placements, readme)
         except Qa2Error as exc:
             groups: dict[str, list[Placement]] = {}
+            laid = frozenset(map(id, self.laid))
             for p in placements:
-                groups.setdefault(self.owners.get(id(p), "the core"), []).append(p)
+                groups.setdefault(self.owner(p, laid), []).append(p)
             lines: list[str] = []
             for owner, group in groups.items():
                 try:
@@ -89,10 +99,10 @@ class Composition:
 def combine(winner: str, placements: Sequence[Placement],
             contributions: dict[str, Contribution], member_token: str | None = None) -> Composition:
     """The contributions to ``winner``'s package, or a refusal listing every conflict."""
-    owners = {id(p): f"plugin {winner!r} in qa2_layout" for p in placements}
-    taken = {p.dest: f"the winner, plugin {winner!r} (qa2_layout)" for p in placements}
-    taken.update({d: "the core" for d in (naming.readme_name(member_token),
-                                          naming.piscript_dest(member_token))})
+    owners: dict[int, str] = {}
+    core = {d: "the core" for d in (naming.readme_name(member_token), naming.piscript_dest(member_token))}
+    taken = ({p.dest: f"the winner, plugin {winner!r} (qa2_layout)" for p in placements} | core
+             if any(c.placements for c in contributions.values()) else core)
     conflicts, added, findings = [], [], []
     for name, got in contributions.items():
         for p in got.placements:
@@ -108,7 +118,8 @@ def combine(winner: str, placements: Sequence[Placement],
     if conflicts:
         raise Qa2Error(conflicts[0], lines=tuple(conflicts), plugin=winner)
     return Composition(tuple(added), tuple(findings),
-                       tuple(n for n, c in contributions.items() if c.placements or c.findings), owners)
+                       tuple(n for n, c in contributions.items() if c.placements or c.findings), owners,
+                       placements, winner)
 
 
 # ---------------------------------------------------------------------------- delegation
