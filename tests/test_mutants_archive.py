@@ -279,3 +279,86 @@ def test_a_failed_write_names_the_tar_and_leaves_nothing(toy_pm, toy_tree, dst, 
         errno.ENOSPC, "No space left on device", str(tar))
     assert sorted(p.name for p in dst.parent.iterdir()) == sorted(
         ["2015.1.00123.S", "2015.1.00123.S.qa2", "2015.1.00123.S.ticket.zip"])
+
+
+# ---------------------------------------------------------------- Cycle >= 5 members
+
+
+MODERN = "member.uid___A001_X87c_X69"
+
+
+def _modern(pm, tree, dst, piscript, header):
+    pack(pm, tree, dst, piscript, header, style="cycle5-nopipe", ous_uids=UIDS)
+    return dst
+
+
+def _tar_listing(path: Path) -> list[tuple[str, str]]:
+    with tarfile.open(path) as t:
+        return [(m.name, "d" if m.isdir() else "f") for m in t.getmembers()]
+
+
+def test_a_modern_member_is_tarred_as_product_volumes_and_an_auxiliary_tar(toy_pm, toy_tree, dst,
+                                                                           piscript, header):
+    _modern(toy_pm, toy_tree, dst, piscript, header)
+    report = make_tars(dst, plugins=toy_pm)
+    out = dst.parent
+    volume, aux = (out / f"2015.1.00123.S_{MOUS}_001_of_001.tar",
+                   out / f"2015.1.00123.S_{MOUS}_auxiliary.tar")
+    assert report.tars == [str(volume), str(aux), str(out / f"{MODERN}.README.txt")]
+    assert set(report.sha256) == set(report.md5) == {volume.name, aux.name}
+    top = f"2015.1.00123.S/{REAL}"
+    chain = ["2015.1.00123.S/science_goal.uid___A001_X87c_X67",
+             "2015.1.00123.S/science_goal.uid___A001_X87c_X67/group.uid___A001_X87c_X68", top]
+    assert _tar_listing(volume) == [(d, "d") for d in (*chain, f"{top}/product")] + [
+        (f"{top}/product/target.image.pbcor.fits", "f"), (f"{top}/product/target.pb.fits.gz", "f")]
+    names = _tar_listing(aux)
+    assert [n for n, kind in names if kind == "d"] == [*chain, *(f"{top}/{d}" for d in (
+        "calibration", "log", "product", "qa", "script"))]  # empty ones too
+    assert sorted(n for n, kind in names if kind == "f") == [
+        "2015.1.00123.S/manifest-sha256.txt",
+        f"{top}/log/casa-20160101-000000.log", f"{top}/{MODERN}.README.txt",
+        f"{top}/script/{MODERN}.scriptForPI.py", f"{top}/script/run.py"]
+    assert (out / f"{MODERN}.README.txt").read_bytes() == (dst / REAL / f"{MODERN}.README.txt").read_bytes()
+
+
+@pytest.mark.mutates_source
+def test_a_modern_member_without_fits_gets_no_product_volume(toy_pm, toy_tree, dst, piscript,
+                                                            header):
+    for fits in toy_tree.glob("img/*.fits"):
+        fits.unlink()
+    _modern(toy_pm, toy_tree, dst, piscript, header)
+    report = make_tars(dst, plugins=toy_pm)
+    assert [Path(t).name for t in report.tars] == [f"2015.1.00123.S_{MOUS}_auxiliary.tar",
+                                                   f"{MODERN}.README.txt"]
+
+
+def test_a_modern_tar_refuses_ous_uids_placeholders_and_what_exists(toy_pm, toy_tree, dst,
+                                                                   piscript, header):
+    _modern(toy_pm, toy_tree, dst, piscript, header)
+    with pytest.raises(UsageError) as exc:
+        make_tars(dst, ous_uids=UIDS, plugins=toy_pm)
+    assert str(exc.value) == (f"{dst}: --ous-uids: this package's file names carry its members' "
+                              "names already; tar it without the option")
+    out = dst.parent
+    for existing in (f"2015.1.00123.S_{MOUS}_auxiliary.tar.md5sum", f"{MODERN}.README.txt"):
+        (out / existing).write_text("theirs")
+        with pytest.raises(Qa2Error) as exc:
+            make_tars(dst, plugins=toy_pm)
+        assert str(exc.value) == f"{out / existing}: exists; remove it or choose --out"
+        (out / existing).unlink()
+    (out / f"2015.1.00123.S_{MOUS}_auxiliary.tar.x1.partial").write_text("a killed run's")
+    report = make_tars(dst, plugins=toy_pm)
+    assert report.warnings == [f"{out}/2015.1.00123.S_{MOUS}_auxiliary.tar.x1.partial: removed "
+                               "the partial tar of an interrupted run"]
+
+
+def test_a_modern_package_with_placeholder_names_is_refused_by_name(toy_pm, toy_tree, dst,
+                                                                   piscript, header):
+    pack(toy_pm, toy_tree, dst, piscript, header, style="cycle5-nopipe", ous_uids="placeholders")
+    member = dst / "sg_ouss_id" / "group_ouss_id" / "member_ouss_id"
+    assert (member / "member_ouss_id.README.txt").is_file()
+    with pytest.raises(Qa2Error) as exc:
+        make_tars(dst, plugins=toy_pm)
+    assert str(exc.value) == (f"{member}: refused to archive: its files are named after the member "
+                              "placeholder; package it again with --ous-uids SOUS,GOUS,MOUS (real "
+                              "names in every file name) [tar.placeholder]")

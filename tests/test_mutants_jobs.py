@@ -296,3 +296,148 @@ after = ["s"]
         jobs.load(base / "j.toml")
     assert list(exc.value.lines) == [f"j.toml: job 2 (p): key 'origpath': {base}/out/S/x: ORIGPATH does "
                                "not exist"]
+
+
+def test_readers_writers_and_tars_that_would_collide_are_named(base):
+    for d in ("out/N", "out/R/inside", "out/N/x"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    (base / "ov.toml").write_text('''
+[[job]]
+name = "w"
+command = "package"
+origpath = "red"
+packpath = "out/N"
+[[job]]
+name = "v"
+command = "verify"
+packpath = "out/N"
+[[job]]
+name = "t1"
+command = "tar"
+packpath = "out/Q"
+out = "out/R"
+[[job]]
+name = "t2"
+command = "tar"
+packpath = "out/Q"
+out = "out/R"
+[[job]]
+name = "t3"
+command = "tar"
+packpath = "out/R"
+out = "out/R/inside"
+[[job]]
+name = "t4"
+command = "tar"
+packpath = "out/Q"
+out = "out/N/x"
+''')
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "ov.toml")
+    assert [line.replace(str(base), "BASE") for line in exc.value.lines] == [
+        "ov.toml: job 1 (w) and job 2 (v): key 'packpath': both use PACKPATH BASE/out/N, one "
+        "writing it: give the reader after = [the writer's name], or use two jobs files",
+        "ov.toml: job 3 (t1) and job 4 (t2): key 'out': both write the tars of BASE/out/Q into "
+        "BASE/out/R; give one another out",
+        "ov.toml: job 5 (t3): key 'out': BASE/out/R/inside lies inside the package it archives",
+        "ov.toml: job 6 (t4): key 'out': BASE/out/N/x lies inside the PACKPATH of job 1 (w)",
+        "ov.toml: job 6 (t4): key 'out': BASE/out/N/x lies inside the PACKPATH of job 2 (v)",
+    ]
+
+
+def test_a_job_may_write_into_the_origpath_of_a_job_that_follows_it(base):
+    (base / "out/M").mkdir(parents=True)
+    (base / "out/M/scriptForPI.py").write_text("x")
+    text = '''
+[[job]]
+name = "a"
+command = "package"
+origpath = "red"
+packpath = "out/M/inner"
+[[job]]
+name = "b"
+command = "package"
+origpath = "out/M"
+packpath = "out/Z"
+after = ["a"]
+'''
+    (base / "j.toml").write_text(text)
+    assert [j.id for j in jobs.load(base / "j.toml").jobs] == ["a", "b"]
+    (base / "j.toml").write_text(text.replace('after = ["a"]', ""))
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "j.toml")
+    assert list(exc.value.lines) == [
+        f"j.toml: job 1 (a): key 'packpath': {base}/out/M/inner lies inside the ORIGPATH of job 2 "
+        f"(b) ({base}/out/M); sources are never written to"]
+
+
+def test_a_tar_job_counts_its_out_file_system(base):
+    """The per-file-system limit counts a tar where it writes its tars (--out)."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.path.ismount(shm) and os.access(shm, os.W_OK)):
+        pytest.skip("needs a writable /dev/shm mount")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=shm) as out:
+        (base / "t.toml").write_text(f'[[job]]\ncommand = "tar"\npackpath = "out/Q"\nout = "{out}"\n'
+                                     '[[job]]\ncommand = "verify"\npackpath = "out/R"\n')
+        tar, ver = jobs.load(base / "t.toml").jobs
+        assert tar.fs == "/dev/shm" and ver.fs == jobs.mount_point(base / "out/R") != "/dev/shm"
+
+
+def test_jobs_that_are_no_table_unknown_keys_and_a_jobs_file_inside_a_packpath(base):
+    (base / "mixed.toml").write_text('job = [{command = "verify", packpath = "out/R"}, 5, '
+                                     '{command = "verify", packpath = "out/Q", colour = "red"}]\n')
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "mixed.toml")
+    assert list(exc.value.lines) == [
+        "mixed.toml: job 2: must be a table ([[job]])",
+        "mixed.toml: job 3: key 'colour': unknown for verify; valid: name, command, packpath, "
+        "fast, complete, for_ingestion, style, jobs"]
+    inside = base / "out/P/jobs.toml"
+    inside.write_text('[[job]]\ncommand = "package"\norigpath = "../../red"\npackpath = "../P"\n')
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(inside)
+    assert list(exc.value.lines) == [
+        f"jobs.toml: job 1 (package:../P): key 'packpath': the jobs file lies inside its PACKPATH "
+        f"{base}/out/P: the ledger and logs beside it would be written into the package; keep the "
+        "jobs file elsewhere"]
+
+
+def test_only_inputs_below_what_a_followed_job_makes_wait_for_it(base):
+    (base / "raw").mkdir()
+    (base / "j.toml").write_text('''
+[[job]]
+name = "s"
+command = "stage"
+pipeline_root = "raw"
+staged_root = "out/S"
+[[job]]
+name = "p"
+command = "package"
+origpath = "elsewhere/x"
+packpath = "out/T"
+after = ["s"]
+[[job]]
+name = "q"
+command = "package"
+origpath = ""
+packpath = "out/U"
+after = ["s"]
+''')
+    with pytest.raises(jobs.JobsFileError) as exc:
+        jobs.load(base / "j.toml")
+    assert list(exc.value.lines) == [
+        f"j.toml: job 2 (p): key 'origpath': {base}/elsewhere/x: ORIGPATH does not exist",
+        "j.toml: job 3 (q): key 'origpath': ORIGPATH: is empty"]
+
+
+def test_the_spec_hash_ignores_key_order_and_a_job_knows_if_it_was_named(base):
+    one = '[[job]]\ncommand = "verify"\npackpath = "out/R"\nfast = true\nstyle = "cycle3-nopipe"\n'
+    two = '[[job]]\nstyle = "cycle3-nopipe"\nfast = true\npackpath = "out/R"\ncommand = "verify"\n'
+    (base / "a.toml").write_text(one)
+    (base / "b.toml").write_text(two + 'name = "n"\n')
+    (a,), (b,) = jobs.load(base / "a.toml").jobs, jobs.load(base / "b.toml").jobs
+    assert a.spec_hash == b.spec_hash and len(a.spec_hash) == 16
+    assert int(a.spec_hash, 16) >= 0  # hex
+    assert (a.named, b.named) == (False, True)
