@@ -4,6 +4,8 @@ pinned where `make mutate` found them unpinned (docs/reliability.md, "Mutation t
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,106 @@ def test_an_append_without_uids_onto_real_names_says_what_to_give(toy_pm, toy_tr
         pack(toy_pm, toy_tree, dst, piscript, header, append=append)
     assert f" (2 groups: {SG}/{GROUP}, {SG}/group.uid___A001_X87c_X6a), " in str(exc.value)
     assert str(exc.value).startswith(f"{dst / SG / 'group.uid___A001_X87c_X6a'}: ")
+
+
+# ---------------------------------------------------------------- every field of a finding
+# (level, rule, path, message), on a toy package broken the ways packages break
+
+PLACEHOLDER_MEMBER = "sg_ouss_id/group_ouss_id/member_ouss_id"
+M = PLACEHOLDER_MEMBER
+
+
+@pytest.fixture
+def made(toy_pm, toy_tree, tmp_path, piscript):
+    header = tmp_path / "h.txt"
+    header.write_bytes(b"Cycle: 3\nProject code: 2015.1.00123.S\n")
+    pack = tmp_path / "out" / "2015.1.00123.S"
+    pack.parent.mkdir()
+    engine.package(toy_tree, pack, piscript=piscript, plugins=toy_pm, mode="copy",
+                   readme_path=header)
+    return pack
+
+
+def _lines(pack: Path, pm, **kw) -> list[tuple[str, str, str, str]]:
+    return [(f.level.value, f.rule, f.path, f.message) for f in verify(pack, plugins=pm, **kw).findings]
+
+
+def _bytes(pack: Path) -> tuple[int, int]:
+    files = [p for p in pack.rglob("*") if p.is_file() and p.name != "manifest-sha256.txt"]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def test_a_clean_package_says_only_its_scriptforpi_version(made, toy_pm):
+    assert _lines(made, toy_pm) == [
+        ("INFO", "script.piscript_version", f"{M}/script/scriptForPI.py", "scriptForPI version 1.23")]
+
+
+def test_each_broken_promise_is_one_exact_line(made, toy_pm, tmp_path):
+    count, size = _bytes(made)
+    broken = tmp_path / "out2" / "notacode"
+    shutil.copytree(made, broken)
+    shutil.copytree(made.with_name(made.name + ".qa2"), broken.with_name("notacode.qa2"))
+    member = broken / M
+    readme = (member / "README").read_bytes()
+    (member / "README").write_bytes(b"Project code: 2016.1.00001.S\n" + readme.split(b"\n", 2)[2])
+    (member / "script/run.py").write_text("changed\n")
+    (member / "log/casa-20160101-000000.log").unlink()
+    (member / "qa/extra.txt").write_text("x")
+    assert _lines(broken, toy_pm) == [
+        ("ERROR", "manifest.missing", f"{M}/log/casa-20160101-000000.log",
+         "listed in the manifest but missing"),
+        ("ERROR", "manifest.unlisted", f"{M}/qa/extra.txt", "file not listed in the manifest"),
+        ("ERROR", "manifest.checksum", f"{M}/README",
+         "sha256 differs from the manifest (corrupted or changed)"),
+        ("ERROR", "manifest.checksum", f"{M}/script/run.py",
+         "sha256 differs from the manifest (corrupted or changed)"),
+        ("WARN", "structure.project_code", "notacode",
+         "PACKPATH is not named after a project code (like 2016.1.01435.S)"),
+        ("WARN", "readme.project_code", f"{M}/README",
+         "header says project code 2016.1.00001.S, PACKPATH is notacode"),
+        ("INFO", "script.piscript_version", f"{M}/script/scriptForPI.py", "scriptForPI version 1.23"),
+    ]
+    now_count, now_size = _bytes(broken)
+    now_size -= (member / "qa/extra.txt").stat().st_size  # bytes are counted for listed files only
+    fast = _lines(broken, toy_pm, level="fast")
+    assert fast[:2] == [
+        ("ERROR", "manifest.missing", f"{M}/log/casa-20160101-000000.log",
+         "listed in the manifest but missing"),
+        ("ERROR", "manifest.oxum", "manifest-sha256.txt",
+         f"{now_count} files / {now_size} bytes on disk, manifest and journal say {count} files / "
+         f"{size} bytes")]
+    strict = _lines(broken, toy_pm, for_ingestion=True)
+    assert ("ERROR", "structure.project_code", "notacode",
+            "PACKPATH is not named after a project code (like 2016.1.01435.S)") in strict
+    assert ("ERROR", "readme.project_code", f"{M}/README",
+            "header says project code 2016.1.00001.S, PACKPATH is notacode") in strict
+
+
+def test_a_readme_header_to_fill_a_pi_script_that_is_not_one_and_a_bad_manifest_line(
+        made, toy_pm):
+    member = made / M
+    listing = (member / "README").read_bytes().split(b"#####", 1)[1]
+    (member / "README").write_bytes(b"Project code: <fill in>\n#####" + listing)
+    (member / "script/scriptForPI.py").write_bytes(os.urandom(64).replace(b"\0", b"\1"))
+    lines = _lines(made, toy_pm, level="complete")
+    assert ("WARN", "readme.header", f"{M}/README", "README has no header, or its template's "
+            "<fill in> fields (project code, SB, PI, CASA version: --readme)") in lines
+    bad = [line for line in lines if line[1] == "script.piscript_content"]
+    assert len(bad) == 1 and bad[0][:3] == ("ERROR", "script.piscript_content",
+                                            f"{M}/script/scriptForPI.py")
+    assert bad[0][3].startswith("not a scriptForPI: ")
+    (member / "script/scriptForPI.py").write_text("print('a PI script without its $Id line')\n")
+    assert ("WARN", "script.piscript_identity", f"{M}/script/scriptForPI.py",
+            "no '$Id: scriptForPI.py' line: is it the master copy of scriptForPI?") in _lines(
+                made, toy_pm, level="complete")
+    manifest = made / "manifest-sha256.txt"
+    manifest.write_text(manifest.read_text() + "not a manifest line\n")
+    got = _lines(made, toy_pm)
+    assert [line for line in got if line[1] == "manifest.line"] == [
+        ("ERROR", "manifest.line", "manifest-sha256.txt", got_message(got))]
+
+
+def got_message(lines):
+    (line,) = [x for x in lines if x[1] == "manifest.line"]
+    assert "not a manifest line" in line[3] or "line" in line[3]
+    return line[3]
