@@ -362,3 +362,40 @@ def test_a_modern_package_with_placeholder_names_is_refused_by_name(toy_pm, toy_
     assert str(exc.value) == (f"{member}: refused to archive: its files are named after the member "
                               "placeholder; package it again with --ous-uids SOUS,GOUS,MOUS (real "
                               "names in every file name) [tar.placeholder]")
+
+
+def test_a_readme_changed_after_packaging_stops_the_tar_in_either_shape(toy_pm, toy_tree, tmp_path,
+                                                                        piscript, header):
+    """The README a tar renames (placeholders + --ous-uids) or copies beside the tars (Cycle >= 5)
+    is read once and checked against the manifest there: verify --complete does not hash."""
+    for style, uids, readme, how in (
+            ("", None, "README", ""),  # renamed before any tar is written
+            ("cycle5-nopipe", UIDS, "member.uid___A001_X87c_X69.README.txt",
+             ", read as it was written into the tar")):  # in the auxiliary tar, hashed on the way
+        out = tmp_path / (style or "old")
+        out.mkdir()
+        dst = out / "2015.1.00123.S"
+        pack(toy_pm, toy_tree, dst, piscript, header, style=style, ous_uids=uids)
+        (member,) = dst.glob("*/*/*")
+        path = member / readme
+        path.write_bytes(path.read_bytes().replace(b"Cycle: 3", b"Cycle: 4"))
+        with pytest.raises(Qa2Error) as exc:
+            make_tars(dst, ous_uids=None if uids else UIDS, plugins=toy_pm)
+        rel = path.relative_to(dst).as_posix()
+        assert str(exc.value) == (f"{dst}: refused to archive: {rel}: sha256 differs from the "
+                                  f"manifest{how} (changed or corrupted); no tar was published "
+                                  "[manifest.checksum]")
+        assert not list(out.glob("*.tar*")) and not list(out.glob("*README*"))
+
+
+def test_the_tar_reads_the_readme_it_checks_without_following_a_link(tmp_path):
+    from qa2core.writing import archive
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "elsewhere").write_bytes(b"x")
+    (tmp_path / "m" / "README").symlink_to(tmp_path / "elsewhere")
+    sha = hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(Qa2Error):
+        archive._checked(tmp_path, "m/README", {"m/README": sha})
+    with pytest.raises(Qa2Error):
+        archive._renamed_readmes(tmp_path, ["m"], {"m": "member.uid___A001_X1_X1"}, {"m/README": sha})

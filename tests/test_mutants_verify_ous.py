@@ -249,3 +249,92 @@ def got_message(lines):
     (line,) = [x for x in lines if x[1] == "manifest.line"]
     assert "not a manifest line" in line[3] or "line" in line[3]
     return line[3]
+
+
+def test_a_modern_pi_script_is_judged_by_its_member_name_up_to_the_size_limit(toy_pm, toy_tree,
+                                                                             tmp_path, piscript):
+    from qa2core.planning import piscript as pi
+
+    header = tmp_path / "h.txt"
+    header.write_bytes(b"Cycle: 5\nPI name: nobody\n")  # no project code
+    pack = tmp_path / "out" / "2017.1.00271.S"
+    pack.parent.mkdir()
+    engine.package(toy_tree, pack, piscript=piscript, plugins=toy_pm, mode="copy", style="cycle5-nopipe",
+                   readme_path=header, ous_uids="uid://A001/X1/X1,uid://A001/X1/X2,uid://A001/X1/X3")
+    member = "science_goal.uid___A001_X1_X1/group.uid___A001_X1_X2/member.uid___A001_X1_X3"
+    script = pack / member / "script" / "member.uid___A001_X1_X3.scriptForPI.py"
+    where = f"{member}/script/{script.name}"
+    lines = _lines(pack, toy_pm, level="complete")
+    assert ("WARN", "readme.project_code", f"{member}/member.uid___A001_X1_X3.README.txt",
+            "header says project code (none), PACKPATH is 2017.1.00271.S") in lines
+    assert ("INFO", "script.piscript_version", where, "scriptForPI version 1.23") in lines
+    for size, rules in ((pi.MAX_BYTES, {("ERROR", "script.piscript_content")}),
+                        (pi.MAX_BYTES + 1, {("WARN", "script.piscript_identity")})):
+        script.write_bytes(b"\xff" * size)  # not UTF-8: judged only up to the limit
+        got = {(level, rule) for level, rule, path, _ in _lines(pack, toy_pm, level="complete")
+               if rule.startswith("script.piscript") and path == where}
+        assert got == rules, size
+    script.write_text("print('calibrate')\n")  # Python, but nothing says scriptForPI
+    assert ("WARN", "script.piscript_identity", where, "no '$Id: scriptForPI.py' line: is it the "
+            "master copy of scriptForPI?") in _lines(pack, toy_pm, level="complete")
+    script.write_text("# the scriptForPI of this member\nprint('calibrate')\n")
+    assert not [x for x in _lines(pack, toy_pm, level="complete") if x[2] == where]
+
+
+# ---------------------------------------------------------------- never through a link
+# Every reader of a package opens without following a link (O_NOFOLLOW): a file swapped for a
+# link after the walk is refused where it is opened, not read through.
+
+
+def test_the_readers_of_a_package_never_follow_a_link(tmp_path):
+    from qa2core.checks import verify as v
+
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"Contents of this member directory as packaged by qa2 secret")
+    base = tmp_path / "member"
+    (base / "script").mkdir(parents=True)
+    (base / "README").symlink_to(outside)
+    (base / "script" / "x.py").symlink_to(outside)
+    assert v._head(base / "README") is None
+    assert v._opener(base, "m", None)("script/x.py") is None
+    assert v._opener(base, "m", {})("script/x.py") is None
+    assert v._purpose_from_readme(tmp_path, ["member"]) is v.Purpose.STAGE
+
+
+def test_the_purpose_is_read_from_any_member_readme(tmp_path):
+    from qa2core.checks import verify as v
+    from qa2core.writing import readme
+
+    for name, text in (("a", b"no listing here\n"), ("b", b"header\n" + readme.LISTING_INTRO)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "README").write_bytes(text)
+    assert v._purpose_from_readme(tmp_path, ["none", "a", "b"]) is v.Purpose.PACKAGE
+    assert v._purpose_from_readme(tmp_path, ["none", "a"]) is v.Purpose.STAGE
+
+
+def test_a_rule_that_reads_a_file_to_its_end_spares_the_checksum_pass(made, toy_pm, monkeypatch):
+    """One read per byte: what a rule read through the opener is not hashed again."""
+    from qa2core.writing import fileops
+
+    hashed = []
+    real = fileops.hash_file
+    monkeypatch.setattr(fileops, "hash_file", lambda path, follow=True: (
+        hashed.append(os.fspath(path)), real(path, follow))[1])
+    report = verify(made, plugins=toy_pm)
+    assert report.ok
+    pb = f"{M}/product/target.pb.fits.gz"  # read by the PB value rule, to its end
+    assert not [p for p in hashed if p.endswith(pb)] and hashed  # the others still hashed
+
+
+def test_fast_verify_without_a_journal_counts_listed_sizes_from_the_disk(made, toy_pm):
+    from qa2core.planning import paths
+
+    paths.journal_file(made).unlink()
+    assert [x for x in _lines(made, toy_pm, level="fast") if x[1] == "manifest.oxum"] == []
+    gone = made / M / "log/casa-20160101-000000.log"
+    count, size = _bytes(made)
+    gone.unlink()
+    got = [x for x in _lines(made, toy_pm, level="fast") if x[1] == "manifest.oxum"]
+    assert got == [("ERROR", "manifest.oxum", "manifest-sha256.txt",
+                    f"{count - 1} files / {size - len('log line') - 1} bytes on disk, manifest and "
+                    f"journal say {count} files / {size - len('log line') - 1} bytes")]

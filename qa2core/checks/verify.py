@@ -162,13 +162,12 @@ def _delivery_rules(pack: Path, members: list[str], for_ingestion: bool) -> list
         if bad and len(head) <= piscript.MAX_BYTES:
             out.append(Finding(Level.ERROR, "script.piscript_content", where,
                                f"not a scriptForPI: {bad}"))
-        elif head:  # empty: a rehearsal's placeholder
-            wrong = piscript.identity(script.name, head) if not piscript.version(head) else ""
-            version = piscript.version(head)
+        elif head:  # empty: a rehearsal's placeholder. Its name is a scriptForPI's (found so):
+            version = piscript.version(head)  # the master copy says so in its $Id line
             if version:
                 out.append(Finding(Level.INFO, "script.piscript_version", where,
                                    f"scriptForPI version {version}"))
-            elif wrong or b"scriptForPI" not in head:
+            elif b"scriptForPI" not in head:
                 out.append(Finding(Level.WARN, "script.piscript_identity", where,
                                    "no '$Id: scriptForPI.py' line: is it the master copy of "
                                    "scriptForPI?"))
