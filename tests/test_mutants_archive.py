@@ -399,3 +399,14 @@ def test_the_tar_reads_the_readme_it_checks_without_following_a_link(tmp_path):
         archive._checked(tmp_path, "m/README", {"m/README": sha})
     with pytest.raises(Qa2Error):
         archive._renamed_readmes(tmp_path, ["m"], {"m": "member.uid___A001_X1_X1"}, {"m/README": sha})
+
+
+def test_a_volume_that_fails_takes_back_the_volumes_published_before_it(toy_pm, toy_tree, dst,
+                                                                       piscript, header):
+    pack(toy_pm, toy_tree, dst, piscript, header, ous_uids=UIDS)
+    run = dst / REAL / "script" / "run.py"  # one file a volume: others are published before it
+    run.write_text(run.read_text().replace("reduce", "REDUCE"))  # same size, other bytes
+    with pytest.raises(Qa2Error, match=r"sha256 differs from the manifest, read as it was written"):
+        make_tars(dst, max_bytes=1, plugins=toy_pm)
+    assert sorted(p.name for p in dst.parent.iterdir()) == [
+        "2015.1.00123.S", "2015.1.00123.S.qa2", "2015.1.00123.S.ticket.zip"]

@@ -94,20 +94,31 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
             lines = tuple(f"{pack}: refused to archive: {f.path}: {f.message} [{f.rule}]"
                           for f in problems[:10])
             raise Qa2Error(lines[0], lines=lines)
-        report = _archive(pack, checked.members, uids, out_dir or pack.parent, max_bytes)
+        report = TarReport()
+        try:
+            _archive(pack, checked.members, uids, out_dir or pack.parent, max_bytes, report)
+        except BaseException:
+            _withdraw(report)  # all or nothing: no volume stays published without the others
+            raise
         report.warnings[:0] = [note] if note else []
         return report
 
 
+def _withdraw(report: TarReport) -> None:
+    """Remove what this run published (tars, their sums, the README beside them)."""
+    for path in map(Path, report.tars):
+        for made in (path, path.with_name(path.name + ".sha256"), path.with_name(path.name + ".md5sum")):
+            made.unlink(missing_ok=True)
+
+
 def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path,
-             max_bytes: int) -> TarReport:
+             max_bytes: int, report: TarReport) -> TarReport:
     shapes = {naming.modern(fileops.names_in(pack / m)) for m in members}
     if shapes == {True}:
-        return _archive_members(pack, members, uids, out, max_bytes)
+        return _archive_members(pack, members, uids, out, max_bytes, report)
     if len(shapes) > 1:
         raise Qa2Error(f"{pack}: refused to archive: some members are named after their MOUS "
                        "(Cycle >= 5) and some are not; package them apart [tar.shapes]")
-    report = TarReport()
     renames = _rename_map(members, uids)
     mous = uids.member if uids else _member_uid(members)
     if mous is None:
@@ -138,7 +149,7 @@ def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path
 
 
 def _archive_members(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path,
-                     max_bytes: int) -> TarReport:
+                     max_bytes: int, report: TarReport) -> TarReport:
     """Cycle >= 5 (docs/layout-rules.md): per member, the FITS products in volumes
     ``<proj>_<MOUS>_NNN_of_MMM.tar`` and everything else in ``<proj>_<MOUS>_auxiliary.tar``
     (manifest included), each with its sums, and the member's README beside them. Untarred
@@ -146,7 +157,6 @@ def _archive_members(pack: Path, members: list[str], uids: ous.OusUids | None, o
     if uids is not None:
         raise UsageError(f"{pack}: --ous-uids: this package's file names carry its members' "
                          "names already; tar it without the option")
-    report = TarReport()
     listed = manifest.read(pack) or {}
     cut = len(str(pack)) + 1
     plans = []
