@@ -7,6 +7,7 @@ package would refuse is shown whole, its problems marked on the items they conce
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from qa2core.data import casaenv, facts
@@ -14,6 +15,7 @@ from qa2core.engine import _account, _claim_json, load_delivery
 from qa2core.errors import Qa2Error
 from qa2core.hooks.manager import Qa2Plugins, get_plugin_manager
 from qa2core.hooks.model import UNCLASSIFIED, Delivery, Level, Placement
+from qa2core.planning import naming
 from qa2core.planning.plan import make_plan
 
 
@@ -28,6 +30,10 @@ def inspect(origpath: Path | str, plugins: Qa2Plugins | None = None, style: str 
     plugins.require_healthy()
     delivery = load_delivery(origpath, style)
     decision = plugins.choose(delivery)
+    if delivery.style.member_prefix:  # the names the package would have: UIDs from the input
+        uids = plugins.ous_uids(decision.plugin, delivery, decision.context)
+        delivery = replace(delivery, options=replace(delivery.options,
+                                                     member_token=naming.token(uids)))
     collection = plugins.collect(decision.plugin, delivery, decision.context)
     accounting = _account(delivery, collection)
     placements = plugins.layout(decision.plugin, delivery, accounting.packable, decision.context)
