@@ -338,3 +338,78 @@ def test_fast_verify_without_a_journal_counts_listed_sizes_from_the_disk(made, t
     assert got == [("ERROR", "manifest.oxum", "manifest-sha256.txt",
                     f"{count - 1} files / {size - len('log line') - 1} bytes on disk, manifest and "
                     f"journal say {count} files / {size - len('log line') - 1} bytes")]
+
+
+def test_member_prefixed_names_are_checked_against_their_directory(tmp_path):
+    from qa2core.checks import member_names
+
+    real = "science_goal.uid___A001_X1_X1/group.uid___A001_X1_X2/member.uid___A001_X1_X3"
+    base = tmp_path / real
+    files = {
+        "member.uid___A001_X1_X3.README.txt": "", "script/member.uid___A001_X1_X3.scriptForPI.py": "",
+        "qa/sub/member.uid___A001_X1_X9.weblog.tgz": "", "log/member_ouss_id.casa_commands.log": "",
+        "product/uid___A001_X1_X3.Orion.pbcor.fits": "", "calibration/uid___A002_X5_X6.ms.calapply.txt": "",
+    }
+    for rel, text in files.items():
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_text(text)
+    got = [(f.level.value, f.rule, f.path, f.message) for f in member_names.findings(tmp_path, real)]
+    assert sorted(got) == sorted([
+        ("ERROR", "names.member_prefix", f"{real}/qa/sub/member.uid___A001_X1_X9.weblog.tgz",
+         "named after another member: member.uid___A001_X1_X9, the directory is "
+         "member.uid___A001_X1_X3"),
+        ("ERROR", "names.placeholder", f"{real}/log/member_ouss_id.casa_commands.log",
+         "a placeholder token left in a name once real UIDs are given: member_ouss_id, the "
+         "directory is member.uid___A001_X1_X3"),
+        ("ERROR", "names.member_prefix", f"{real}/product/uid___A001_X1_X3.Orion.pbcor.fits",
+         "the pipeline's uid___A001_X1_X3. prefix was not renamed to member.uid___A001_X1_X3. "
+         "(Cycle >= 5 names)"),
+    ])
+    (base / "script/member.uid___A001_X1_X3.scriptForPI.py").rename(base / "script/scriptForPI.py")
+    assert [(f.level.value, f.rule, f.path, f.message) for f in member_names.findings(tmp_path, real)
+            if f.level.value == "WARN"] == [
+        ("WARN", "names.member_prefix", f"{real}/script/", "no member.uid___A001_X1_X3.scriptForPI.py: "
+         "Cycle >= 5 deliveries name the PI script after the member")]
+    placeholder = "sg_ouss_id/group_ouss_2_id/member_ouss_2_id"
+    pbase = tmp_path / placeholder
+    (pbase / "script").mkdir(parents=True)
+    for rel in ("member_ouss_id.README.txt", "script/member_ouss_id.scriptForPI.py",
+                "member_ouss_2_id.notes.txt", "uid___A001_X1_X3.kept.txt"):
+        (pbase / rel).write_text("")
+    assert member_names.findings(tmp_path, placeholder) == []  # either token; no MOUS to rename
+    (pbase / "member.uid___A001_X1_X3.x.txt").write_text("")
+    assert [f.rule for f in member_names.findings(tmp_path, placeholder)] == ["names.member_prefix"]
+    (base / "member.uid___A001_X1_X3.README.txt").rename(base / "README")  # older shape: no rule
+    assert member_names.findings(tmp_path, real) == []
+
+
+def test_a_journal_entry_is_still_valid_only_for_that_size_and_mtime(tmp_path):
+    from qa2core.writing import journal
+
+    f = tmp_path / "f"
+    f.write_bytes(b"abc")
+    st = f.stat()
+    entry = journal.Entry((), "copy", "copy", "0" * 64, st.st_size, st.st_mtime_ns)
+    assert journal.still_valid(entry, str(f))
+    assert not journal.still_valid(None, str(f))
+    assert not journal.still_valid(entry, str(tmp_path / "gone"))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert not journal.still_valid(entry, str(f))  # mtime alone
+    f.write_bytes(b"abcd")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not journal.still_valid(entry, str(f))  # size alone
+
+
+def test_bookkeeping_this_run_made_is_dropped_only_when_it_holds_just_the_lock(tmp_path):
+    from qa2core.writing.build import _drop_state
+
+    state = tmp_path / "P.qa2"
+    state.mkdir()
+    (state / "lock").write_text("")
+    (state / "journal.json").write_text("{}")
+    _drop_state(state)
+    assert state.is_dir()  # an earlier run's journal: kept
+    (state / "journal.json").unlink()
+    _drop_state(state)
+    assert not state.exists()
+    _drop_state(tmp_path / "never")  # nothing there: nothing to do
