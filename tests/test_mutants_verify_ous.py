@@ -413,3 +413,63 @@ def test_bookkeeping_this_run_made_is_dropped_only_when_it_holds_just_the_lock(t
     _drop_state(state)
     assert not state.exists()
     _drop_state(tmp_path / "never")  # nothing there: nothing to do
+
+
+def test_what_an_interrupted_run_left_is_said_by_its_state(made, toy_pm):
+    from qa2core.planning import paths
+
+    partial = paths.partial_dir(made)
+    partial.mkdir()
+    leftovers = ("INFO", "package.leftovers", str(partial), "leftovers of an interrupted run (the "
+                 "package is as it was; the next run removes them)")
+    interrupted = ("ERROR", "package.interrupted", str(partial), "a run was killed while "
+                   "swapping this package in: run qa2 package (or qa2 tar) again to complete or "
+                   "undo it before trusting the package")
+    assert leftovers in _lines(made, toy_pm)  # killed before its swap: no marker
+    (partial / "unit").mkdir()
+    (partial / "swap").write_text('{"unit": "sg_ouss_id"')  # marker cut short: no swap began
+    assert leftovers in _lines(made, toy_pm)
+    (partial / "swap").write_text('{"unit": "sg_ouss_id"}')
+    assert leftovers in _lines(made, toy_pm)  # marker whole, the new unit not moved yet
+    (partial / "previous").mkdir()
+    assert interrupted in _lines(made, toy_pm)  # the old unit moved aside: half swapped
+    (partial / "previous").rmdir()
+    (partial / "unit").rmdir()
+    assert interrupted in _lines(made, toy_pm)  # the new unit moved in
+
+
+def test_verify_names_what_it_cannot_check(made, toy_pm, tmp_path):
+    with pytest.raises(UsageError) as exc:
+        verify(made, level="quick", plugins=toy_pm)
+    assert str(exc.value) == "unknown verify level 'quick'; valid: fast, complete, full"
+    with pytest.raises(UsageError) as exc:
+        verify(tmp_path / "none", plugins=toy_pm)
+    assert str(exc.value) == f"{tmp_path / 'none'}: PACKPATH does not exist"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Qa2Error) as exc:
+        verify(tmp_path / "file", plugins=toy_pm)
+    assert str(exc.value) == f"{tmp_path / 'file'}: not a directory, so not a qa2 package"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Qa2Error) as exc:
+        verify(tmp_path / "empty", plugins=toy_pm)
+    assert str(exc.value) == (f"{tmp_path / 'empty'}: not a qa2 package (no sg_ouss_id/"
+                              "group_ouss_id/member_ouss_id or science_goal.*/group.*/member.* "
+                              "chain below it)")
+    report = verify(made, plugins=toy_pm)
+    assert (report.mode, report.level, report.members) == ("copy", "full", [M])
+
+
+def test_a_rehearsal_is_named_by_its_first_placeholders(toy_pm, toy_tree, tmp_path, piscript, header):
+    pack = tmp_path / "out" / "2015.1.00123.S"
+    pack.parent.mkdir()
+    engine.package(toy_tree, pack, piscript=piscript, plugins=toy_pm, mode="fake", readme_path=header)
+    from qa2core.checks import content
+
+    found = content.placeholders(str(pack / M))  # in the bytes: every empty file is one
+    assert len(found) > 3
+    assert next(x for x in _lines(pack, toy_pm) if x[1] == "package.fake") == (
+        "WARN", "package.fake", f"{M}/{found[0]}",
+        "FAKE package (names only): not deliverable: empty placeholder(s) where a delivery has "
+        f"content ({', '.join(found[:3])}, ...)")
+    strict = [x for x in _lines(pack, toy_pm, for_ingestion=True) if x[1] == "package.fake"]
+    assert strict and all(x[0] == "ERROR" for x in strict)
