@@ -473,3 +473,20 @@ def test_a_rehearsal_is_named_by_its_first_placeholders(toy_pm, toy_tree, tmp_pa
         f"content ({', '.join(found[:3])}, ...)")
     strict = [x for x in _lines(pack, toy_pm, for_ingestion=True) if x[1] == "package.fake"]
     assert strict and all(x[0] == "ERROR" for x in strict)
+
+
+def test_anything_outside_the_ous_tree_is_one_line_naming_it(made, toy_pm):
+    (made / "NOTES.txt").write_text("x")
+    (made / "junk").mkdir()
+    (made / "sg_ouss_id" / "stray.txt").write_text("y")
+    (made / "manifest-sha256.txt.bak").write_text("z")
+    why = "outside the OUS tree (sg/group/member): a package holds nothing else but the manifest; remove it"
+    got = [x for x in _lines(made, toy_pm, for_ingestion=True) if x[1].startswith("structure.")]
+    assert got == [
+        ("ERROR", "structure.outside", "NOTES.txt", f"file {why}"),
+        ("ERROR", "structure.outside", "junk/", f"directory {why}"),
+        ("ERROR", "structure.outside", "manifest-sha256.txt.bak", f"file {why}"),
+        ("ERROR", "structure.outside", "sg_ouss_id/stray.txt", f"file {why}"),
+        ("ERROR", "structure.placeholder", M, "placeholder 'sg_ouss_id': the archive needs real "
+         "OUS names (qa2 package/tar --ous-uids SOUS,GOUS,MOUS)"),
+    ]
