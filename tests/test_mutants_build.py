@@ -120,3 +120,42 @@ def test_a_fault_after_the_swap_whose_recovery_fails_says_to_run_again(
                                  "or ticket could not be completed: run qa2 package again (or qa2 "
                                  "tar) to complete them")
     assert not caught.value.finished
+
+
+def test_the_journal_records_the_readme_the_run_and_keeps_other_units(toy_pm, toy_tree, tmp_path,
+                                                                     piscript):
+    """What a re-run and verify --fast read back: the README's entry (no sources, its bytes,
+    dated by the newest source), the run record, every member's record; an append keeps the
+    entries of the units it does not replace."""
+    import hashlib
+
+    from qa2core import engine
+    from qa2core.writing import journal
+
+    pack = tmp_path / "out" / "2015.1.00123.S"
+    pack.parent.mkdir()
+    said: list[str] = []
+    engine.package(toy_tree, pack, piscript=piscript, plugins=toy_pm, mode="copy",
+                   progress=said.append)
+    assert any(s.startswith("writing ") and s.endswith(" source bytes)") and "in mode copy (" in s
+               for s in said), said
+    book = journal.load(pack)
+    member = "sg_ouss_id/group_ouss_id/member_ouss_id"
+    readme = pack / member / "README"
+    newest = max(p.stat().st_mtime_ns for p in toy_tree.rglob("*") if p.is_file() and p.name not in
+                 ("toy.marker", "notes.txt"))
+    assert book.entries[f"{member}/README"] == journal.Entry(
+        (), "copy", "readme", hashlib.sha256(readme.read_bytes()).hexdigest(),
+        readme.stat().st_size, readme.stat().st_mtime_ns)
+    assert readme.stat().st_mtime_ns == newest
+    assert book.run == {"purpose": "package", "mode": "copy", "style": "", "plugin": "toy"}
+    assert book.members == {member: book.run}
+    first = {k: v for k, v in book.entries.items()}
+    engine.package(toy_tree, pack, piscript=piscript, plugins=toy_pm, mode="copy", append="group")
+    again = journal.load(pack)
+    assert {k: v for k, v in again.entries.items() if k.startswith("sg_ouss_id/group_ouss_id/")} == first
+    assert sorted(again.members) == sorted([member, "sg_ouss_id/group_ouss_2_id/member_ouss_id"])
+    said.clear()
+    engine.package(toy_tree, tmp_path / "out" / "F", piscript=piscript, plugins=toy_pm, mode="fake",
+                   progress=said.append)
+    assert any("bytes of source, as empty placeholders)" in s for s in said), said
