@@ -490,3 +490,35 @@ def test_anything_outside_the_ous_tree_is_one_line_naming_it(made, toy_pm):
         ("ERROR", "structure.placeholder", M, "placeholder 'sg_ouss_id': the archive needs real "
          "OUS names (qa2 package/tar --ous-uids SOUS,GOUS,MOUS)"),
     ]
+
+
+def test_placeholders_are_empty_files_of_kinds_never_empty_and_empty_table_directories(tmp_path):
+    from qa2core.checks import content
+
+    member = tmp_path / "m"
+    for d in ("product", "qa", "calibrated/X.ms", "calibration/sub.dir", "log/plain"):
+        (member / d).mkdir(parents=True)
+    (member / "script").mkdir()
+    (member / "script" / "scriptForImaging.py").write_bytes(b"")  # empty by design
+    (member / "script" / "run.py").write_bytes(b"")
+    (member / "qa" / "notes.unknownext").write_bytes(b"")  # a kind qa2 does not judge
+    got = content.placeholders(str(member))
+    assert sorted(got) == ["calibrated/X.ms/", "calibration/sub.dir/", "script/run.py"]
+    for i in range(12):
+        (member / "product" / f"p{i:02d}.fits").write_bytes(b"")
+    assert len(content.placeholders(str(member))) == 10  # the first ten tell enough
+    assert len(content.placeholders(str(member), limit=3)) == 3
+
+
+def test_the_journal_file_is_compact_ascii_json_of_version_3(made):
+    from qa2core.planning import paths
+    from qa2core.writing import journal
+
+    raw = paths.journal_file(made).read_bytes()
+    assert raw.isascii() and b", " not in raw and b": " not in raw
+    data = json.loads(raw)
+    assert data["version"] == 3 and set(data) >= {"run", "members", "entries"}
+    assert data["members"] == {M: data["run"]}
+    book = journal.load(made)
+    assert book.run == data["run"] and book.members == data["members"]
+    assert journal.dump({}, {"mode": "copy"}, (), {"b": {"x": "1"}, "a": {"y": "é"}}).isascii()
