@@ -119,10 +119,16 @@ def captured(name: str, say: Callable[[str], None]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _fd1_captured(got: bytearray) -> Iterator[None]:
-    """File descriptor 1 sent to a temporary file while the block runs; its bytes are added to
-    ``got`` afterwards. Without a usable fd 1 (closed), nothing is swapped."""
-    import tempfile
+    """File descriptor 1 sent to an anonymous in-memory file (``memfd``, Linux) while the block
+    runs; its bytes are added to ``got`` afterwards. Nothing is written to disk, so a hook call
+    adds no write of qa2's own (the fault tests count them). Only the main thread swaps: fd 1 is
+    the process's, and jobs running side by side in threads (qa2 batch on Dask) would swap it
+    under each other. Without a usable fd 1 (closed), nothing is swapped."""
+    import threading
 
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     try:
         sys.stdout.flush()
         saved = os.dup(1)
@@ -130,16 +136,29 @@ def _fd1_captured(got: bytearray) -> Iterator[None]:
         yield
         return
     try:
-        with tempfile.TemporaryFile() as tmp:
-            os.dup2(tmp.fileno(), 1)
+        sink = _anonymous_file()
+        try:
+            os.dup2(sink, 1)
             try:
                 yield
             finally:
                 os.dup2(saved, 1)
-                tmp.seek(0)
-                got += tmp.read(1 << 20)  # a hook's chatter, not data: the first MiB
+                os.lseek(sink, 0, os.SEEK_SET)
+                got += os.read(sink, 1 << 20)  # a hook's chatter, not data: the first MiB
+        finally:
+            os.close(sink)
     finally:
         os.close(saved)
+
+
+def _anonymous_file() -> int:
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("qa2-hook-stdout", getattr(os, "MFD_CLOEXEC", 0))
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="qa2-hook-stdout-")
+    os.unlink(name)
+    return fd
 
 
 @contextlib.contextmanager
