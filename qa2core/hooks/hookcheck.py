@@ -106,8 +106,8 @@ def one_line(exc: pluggy.PluginValidationError, name: str) -> str:
 @contextlib.contextmanager
 def captured(name: str, say: Callable[[str], None]) -> Iterator[None]:
     """A hook's stdout becomes ``qa2: plugin NAME: line`` on stderr: ``--json`` stays JSON.
-    Both ``print`` (sys.stdout) and writes to file descriptor 1 (``os.write``, a subprocess
-    the hook starts) are caught."""
+    Both ``print`` (sys.stdout) and, in the main thread, writes to file descriptor 1
+    (``os.write``, a program the hook starts) are caught."""
     buffer, raw = io.StringIO(), bytearray()
     try:
         with _fd1_captured(raw), contextlib.redirect_stdout(buffer):
