@@ -59,7 +59,10 @@ def batch(
         raise Interrupted(signum)
 
     settings = ExecutorSettings(scheduler, workers or min(4, os.cpu_count() or 1), per_filesystem)
-    previous = signal.signal(signal.SIGTERM, _stop)  # SIGTERM as Ctrl-C: stop, summary, 143
+    # SIGTERM as Ctrl-C: stop, summary, 143. SIGINT gets the same handler rather than Python's
+    # default: a process started in the background by a non-interactive shell (nohup, a CI
+    # runner, `cmd &` in a script) inherits SIGINT ignored, and `kill -INT` must still stop it.
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         with _boundary(as_json, {"ok": False, "jobs": []}), ExitStack() as stack:
             if cluster not in ("local", "slurm") or (cluster == "slurm" and scheduler):
@@ -77,7 +80,8 @@ def batch(
         _err("qa2: batch: interrupted before any job ran")
         raise typer.Exit(128 + getattr(exc, "signum", 2)) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if as_json:
         _emit(result.to_json())
     elif sys.stdout.isatty():
