@@ -21,6 +21,7 @@ from qa2core.writing.lock import PackLock
 
 DEFAULT_MAX_BYTES = 100 * 2**30  # 100 GiB per volume; documented in docs/reliability.md
 PRODUCT_SUFFIXES = (".fits", ".fits.gz")  # what a Cycle >= 5 product volume holds (lower case)
+SUM_SUFFIXES = (".sha256", ".md5sum")  # beside each tar, in sha256sum / md5sum format
 
 
 @dataclass
@@ -107,8 +108,19 @@ def make_tars(packpath: Path | str, *, ous_uids: str | None = None, out_dir: Pat
 def _withdraw(report: TarReport) -> None:
     """Remove what this run published (tars, their sums, the README beside them)."""
     for path in map(Path, report.tars):
-        for made in (path, path.with_name(path.name + ".sha256"), path.with_name(path.name + ".md5sum")):
-            made.unlink(missing_ok=True)
+        for suffix in ("", *SUM_SUFFIXES):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _clear_way(out: Path, tar_names: list[str], report: TarReport) -> None:
+    """Remove what a killed tar of these names left and nobody writes now; refuse a name that
+    is taken (a tar or a sum is never written over)."""
+    for name in tar_names:
+        report.warnings += [f"{p}: removed the partial tar of an interrupted run"
+                            for p in remove_partials(out, name)]
+        for suffix in ("", *SUM_SUFFIXES):
+            if (out / (name + suffix)).exists():
+                raise Qa2Error(f"{out / (name + suffix)}: exists; remove it or choose --out")
 
 
 def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path,
@@ -132,12 +144,7 @@ def _archive(pack: Path, members: list[str], uids: ous.OusUids | None, out: Path
     volumes = _volumes(files, max_bytes)
     base = f"{pack.name}_{mous}" if mous else pack.name
     names = [f"{base}_{i:03d}_of_{len(volumes):03d}.tar" for i in range(1, len(volumes) + 1)]
-    for name in names:  # what a killed tar of these names left, and nobody writes now
-        report.warnings += [f"{p}: removed the partial tar of an interrupted run"
-                            for p in remove_partials(out, name)]
-        for suffix in ("", ".sha256", ".md5sum"):
-            if (out / (name + suffix)).exists():
-                raise Qa2Error(f"{out / (name + suffix)}: exists; remove it or choose --out")
+    _clear_way(out, names, report)
     listed = manifest.read(pack)
     readmes = _renamed_readmes(pack, members, renames, listed or {})
     for number, (name, volume) in enumerate(zip(names, volumes, strict=True)):
@@ -182,12 +189,7 @@ def _archive_members(pack: Path, members: list[str], uids: ous.OusUids | None, o
     for member, names, _v, aux_name, _a, _t in plans:
         readme_name = naming.readme_of(fileops.names_in(pack / member))
         beside.append((member, readme_name))
-        for tar_name in (*names, aux_name):
-            report.warnings += [f"{p}: removed the partial tar of an interrupted run"
-                                for p in remove_partials(out, tar_name)]
-            for suffix in ("", ".sha256", ".md5sum"):
-                if (out / (tar_name + suffix)).exists():
-                    raise Qa2Error(f"{out / (tar_name + suffix)}: exists; remove it or choose --out")
+        _clear_way(out, [*names, aux_name], report)
         if readme_name and (out / readme_name).exists():
             raise Qa2Error(f"{out / readme_name}: exists; remove it or choose --out")
     whole = manifest.encode(manifest.format_lines(listed.items())) if listed else None
@@ -226,11 +228,7 @@ def _renamed_readmes(pack: Path, members: list[str], renames: dict[str, str],
         rel = f"{member}/README"
         if renames.get(old, old) == old or not (pack / rel).is_file():
             continue
-        with os.fdopen(fileops.open_source(str(pack / rel), follow=False), "rb") as fh:
-            data = fh.read()
-        if hashlib.sha256(data).hexdigest() != listed.get(rel):
-            raise Qa2Error(f"{pack}: refused to archive: {rel}: sha256 differs from the manifest "
-                           "(changed or corrupted); no tar was published [manifest.checksum]")
+        data = _checked(pack, rel, listed)
         new = readme.renamed(data, old, renames[old])
         if new != data:
             out[rel] = new
@@ -384,7 +382,7 @@ def _write_tar(path: Path, pack: Path, volume: list[str], dirs: list[str], renam
             os.fsync(fh.fileno())
         _publish(tmp, path)
         made.append(path)
-        for suffix, digest in ((".sha256", sha), (".md5sum", md5)):
+        for suffix, digest in zip(SUM_SUFFIXES, (sha, md5), strict=True):
             with open(path.with_name(path.name + suffix), "x") as fh:  # never over another's
                 made.append(path.with_name(path.name + suffix))
                 fh.write(f"{digest}  {path.name}\n")
