@@ -154,9 +154,14 @@ def _tag(data: bytes, name: str) -> str:
     return m.group(1).decode(errors="replace") if m else ""
 
 
-def _cycle(project: str) -> str:
+def cycle_of(project: str) -> int | None:
+    """The ALMA cycle of a project code (2017.1.* is Cycle 5, 2023.1.* Cycle 10), or None."""
     year = int(project[:4]) if project[:4].isdigit() else 0
-    cycle = _CYCLES.get(year, year - 2013 if year >= 2021 else None)
+    return _CYCLES.get(year, year - 2013 if year >= 2021 else None)
+
+
+def _cycle(project: str) -> str:
+    cycle = cycle_of(project)
     return str(cycle) if cycle is not None else FILL
 
 

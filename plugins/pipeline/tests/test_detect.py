@@ -211,3 +211,14 @@ def test_manual_reduction_below_a_mous_directory_stays_interferometric(run_qa2, 
     result = run_qa2("detect", root)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.split()[0] == "interferometric"
+
+
+@pytest.mark.parametrize("code, style", [("2017.1.00271.S", "cycle5-pipe"),
+                                         ("2022.1.00001.S", "cycle5-pipe"),  # Cycle 9
+                                         ("2023.1.00001.S", "cycle10-pipe")])  # Cycle 10
+def test_the_suggested_style_follows_the_project_codes_cycle(lib, tmp_path, code, style):
+    run = sampledata.build_auxproducts_run(tmp_path)  # a 2017 run: manifest and auxproducts
+    renamed = run.root.with_name(code + run.root.name[len(run.project):])
+    run.root.rename(renamed)
+    claim = plugin.qa2_detect(delivery=lib.deliver(renamed))
+    assert claim.style == style, claim.reason

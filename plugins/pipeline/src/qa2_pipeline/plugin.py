@@ -39,6 +39,7 @@ from qa2core.planning import layouts, naming
 from qa2core.planning.compression import compression_for
 from qa2core.planning.ous import OusUids
 from qa2core.planning.rules import classify
+from qa2core.writing import readme
 
 # This plugin stages (qa2 stage, QA_Pipeline_Stager): the core stages an input only when the
 # plugin that claims it says so, and otherwise refuses naming that plugin (a manual reduction).
@@ -58,11 +59,6 @@ def _context(delivery: Delivery, context: Any) -> PipelineInput:
 PROJECT = re.compile(r"\d{4}\.\d\.\d{5}\.[A-Z]+")  # 2017.1.00271.S, at the start of a name
 
 
-def readme_cycle(code: str) -> int:
-    """The cycle of a project code (2017.1.* is Cycle 5, 2023.1.* Cycle 10); -1 when unknown."""
-    year = int(code[:4]) if code[:4].isdigit() else 0
-    return {2011: 0, 2012: 1, 2013: 2, 2015: 3, 2016: 4}.get(year, year - 2012 if year >= 2017 else -1)
-
 
 def era(delivery: Delivery) -> tuple[str, str]:
     """(era, suggested style) from the names (rules.ERAS), refined by the project code's cycle."""
@@ -74,9 +70,9 @@ def era(delivery: Delivery) -> tuple[str, str]:
         return "", ""
     words, style = found
     code = next((m.group(0) for i in (delivery.root.name, *names) if (m := PROJECT.match(i))), "")
-    cycle = readme_cycle(code)
+    cycle = readme.cycle_of(code)
     for since, later, later_words in rules.LATEST_BY_CYCLE:
-        if style.startswith("cycle5") and cycle >= since:
+        if style.startswith("cycle5") and cycle is not None and cycle >= since:
             return later_words, later
     return words, style
 
