@@ -57,6 +57,7 @@ demo: $(STAMP)
 # rather than shown as a skip.
 EXAMPLES := examples/arc-site-plugin examples/arc-compose-plugin
 test: system-packages $(STAMP)
+	$(BIN)/python -m compileall -q qa2core $(addsuffix /src,$(PLUGINS)) > /dev/null  # as pip install: the qa2 subprocesses start like an installed qa2's
 	failed=""; \
 	$(MAKE) --no-print-directory lint || failed=" lint"; \
 	for s in tests $(PLUGINS) $(EXAMPLES); do \

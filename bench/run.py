@@ -316,6 +316,15 @@ def qa2_cmd(*args: str | Path) -> Callable[[Path], dict[str, Any]]:
     return run
 
 
+def compile_bytecode() -> None:
+    """Byte-compile qa2core and the plugins, as ``pip install`` does for an installed qa2: the
+    editable install here compiles nothing, and with PYTHONDONTWRITEBYTECODE set (it is, on
+    the machines this runs on) every qa2 command would otherwise compile each module it imports
+    (~90 ms for ``qa2 verify``), a cost no user of an installed qa2 pays."""
+    sources = [REPO / "qa2core", *sorted((REPO / "plugins").glob("*/src"))]
+    sh([sys.executable, "-m", "compileall", "-q", *sources])
+
+
 def startup_seconds(runs: int = HELP_RUNS) -> float | None:
     """The best of ``runs`` wall times of ``qa2 --help`` (None when it fails)."""
     best = None
@@ -1027,6 +1036,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"error: {args.workdir} has less than {need / 1e9:.1f} GB free")
         return 1
 
+    compile_bytecode()
     startup = startup_seconds()  # before the data build loads the machine
     scheduler = wrong_scheduler_seconds()
     say(f"qa2 batch, wrong --scheduler: {'accepted!' if scheduler is None else f'{scheduler:.2f} s'}"

@@ -29,7 +29,6 @@ from qa2core.planning.ous import members_of
 from qa2core.planning.scan import scan
 from qa2core.planning.styles import Style, resolve_style
 from qa2core.writing import fileops, journal, manifest, readme
-from qa2core.writing.build import swap_plan
 
 LEVELS = ("fast", "complete", "full")
 PLACEHOLDER = re.compile(r"^(sg_ouss_id|(group|member)_ouss(_[\w-]+)?_id)$")
@@ -225,6 +224,8 @@ def _interrupted(pack: Path) -> list[Finding]:
     partial = paths.partial_dir(pack)
     if not partial.exists():
         return []
+    from qa2core.writing.build import swap_plan  # here: build imports the whole writer
+
     moved = not (partial / "unit").exists() or (partial / "previous").exists()
     if swap_plan(partial / "swap") is not None and moved:
         return [Finding(Level.ERROR, "package.interrupted", str(partial), "a run was killed "

@@ -10,6 +10,7 @@ writes the image there). numpy is imported only when pixels are read.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -191,19 +192,85 @@ def _fold(total: int) -> int:
     return total
 
 
-def _words(data: bytes) -> int:
+# numpy costs ~70 ms to import, more than scanning a small image in pure Python (~150 ns a
+# pixel): each process scans its first PURE_SCAN_BUDGET bytes without it, so verifying a
+# package of small products imports no numpy (issue 21). Both paths give the same Scan
+# (tests/test_image_scan.py proves it over generated data).
+PURE_SCAN_BUDGET = 1 << 20
+_pure_left = [PURE_SCAN_BUDGET]
+_ARRAY_CODES = {8: "B", 16: "h", 32: "i", 64: "q", -32: "f", -64: "d"}  # big-endian on disk
+
+
+def _with_numpy(nbytes: int) -> bool:
+    """Whether ``nbytes`` more are scanned with numpy: once it is imported, or past the budget
+    (a race between threads only moves the switch a little)."""
+    if "numpy" in sys.modules or nbytes > _pure_left[0] or not _ARRAY_OK:
+        return True
+    _pure_left[0] -= nbytes
+    return False
+
+
+def _array(code: str, data: bytes) -> Any:
+    import array
+
+    out = array.array(code)
+    out.frombytes(data[: len(data) - len(data) % out.itemsize])
+    if sys.byteorder == "little" and out.itemsize > 1:
+        out.byteswap()
+    return out
+
+
+def _array_ok() -> bool:
+    import array
+
+    return all(array.array(code).itemsize == abs(bitpix) // 8
+               for bitpix, code in _ARRAY_CODES.items()) and array.array("I").itemsize == 4
+
+
+_ARRAY_OK = _array_ok()
+
+
+def _words(data: bytes, numpy: bool = True) -> int:
+    """The sum of ``data``'s big-endian 32-bit words (``len(data)`` a multiple of 4)."""
+    if not numpy:
+        return sum(_array("I", data))
     import numpy as np
 
     return int(np.frombuffer(data, ">u4").sum(dtype=np.uint64))
 
 
-def scan(fh: BinaryIO, head: Head, *, values: bool = True, datasum: bool = False) -> Scan:
-    """One pass over the data (and padding, for ``datasum``) at :data:`CHUNK` bytes at a time."""
+def _pixel_stats(chunk: bytes, bitpix: int, scale: float, zero: float,
+                 numpy: bool) -> tuple[float, float, int] | None:
+    """(low, high, pixels neither 0 nor 1) of a chunk's finite physical values (BSCALE and
+    BZERO applied in double precision, as FITS defines them); None when none is finite."""
+    if not numpy:
+        import math
+
+        raw = _array(_ARRAY_CODES[bitpix], chunk)
+        values = raw if (scale, zero) == (1.0, 0.0) else [p * scale + zero for p in raw]
+        finite = [v for v in values if math.isfinite(v)]
+        if not finite:
+            return None
+        return float(min(finite)), float(max(finite)), sum(1 for v in finite if v != 0 and v != 1)
     import numpy as np
 
-    dtype = np.dtype(_DTYPES[head.bitpix])
+    dtype = np.dtype(_DTYPES[bitpix])
+    pixels = np.frombuffer(chunk[: len(chunk) - len(chunk) % dtype.itemsize], dtype)
+    if (scale, zero) != (1.0, 0.0):
+        pixels = pixels.astype(np.float64) * scale + zero
+    finite = pixels[np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels
+    if not finite.size:
+        return None
+    return (float(finite.min()), float(finite.max()),
+            int(np.count_nonzero((finite != 0) & (finite != 1))))
+
+
+def scan(fh: BinaryIO, head: Head, *, values: bool = True, datasum: bool = False) -> Scan:
+    """One pass over the data (and padding, for ``datasum``) at :data:`CHUNK` bytes at a time;
+    small data without numpy (:data:`PURE_SCAN_BUDGET`)."""
+    numpy = _with_numpy(head.data_bytes)
     scale, zero = float(head.get("BSCALE", 1.0)), float(head.get("BZERO", 0.0))
-    low, high, odd, total = np.inf, -np.inf, 0, 0
+    low, high, odd, total = float("inf"), float("-inf"), 0, 0
     left = head.data_bytes
     while left > 0:
         chunk = _read(fh, min(left, CHUNK))
@@ -211,18 +278,13 @@ def scan(fh: BinaryIO, head: Head, *, values: bool = True, datasum: bool = False
             break
         left -= len(chunk)
         if datasum:
-            total += _words(chunk[: len(chunk) - len(chunk) % 4])
-        if values:
-            pixels = np.frombuffer(chunk[: len(chunk) - len(chunk) % dtype.itemsize], dtype)
-            if (scale, zero) != (1.0, 0.0):
-                pixels = pixels * scale + zero
-            finite = pixels[np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels
-            if finite.size:
-                low, high = min(low, float(finite.min())), max(high, float(finite.max()))
-                odd += int(np.count_nonzero((finite != 0) & (finite != 1)))
+            total += _words(chunk[: len(chunk) - len(chunk) % 4], numpy)
+        stats = _pixel_stats(chunk, head.bitpix, scale, zero, numpy) if values else None
+        if stats:
+            low, high, odd = min(low, stats[0]), max(high, stats[1]), odd + stats[2]
     if datasum and left <= 0:
         padding = _read(fh, -head.data_bytes % BLOCK)
-        total += _words(padding + bytes(-len(padding) % 4))
+        total += _words(padding + bytes(-len(padding) % 4), numpy)
     return Scan(low, high, odd, left <= 0, _fold(total) if datasum else None)
 
 
@@ -237,7 +299,8 @@ def checksum_state(head: Head, fh: BinaryIO) -> str:
         return "bad: data truncated"
     if want_data is not None and str(want_data).strip() and int(str(want_data)) != got.datasum:
         return "bad: DATASUM differs (data changed)"
-    if want_all is not None and _fold(_words(head.raw) + (got.datasum or 0)) != 0xFFFFFFFF:
+    if want_all is not None and _fold(_words(head.raw, numpy=False)  # a header: a few blocks
+                                      + (got.datasum or 0)) != 0xFFFFFFFF:
         return "bad: CHECKSUM differs (header or data changed)"
     return "ok"
 
