@@ -43,14 +43,22 @@ def chunks(draw: st.DrawFn) -> tuple[int, bytes]:
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(chunk=chunks(),
-       scaling=st.sampled_from([(1.0, 0.0), (2.0, 0.0), (1.0, -32768.0), (1e-5, 0.5)]))
+       scaling=st.sampled_from([(1.0, 0.0), (2.0, 0.0), (1.0, -32768.0), (1e-5, 0.5)]),
+       binary=st.booleans())
 def test_the_pixel_statistics_agree_with_and_without_numpy(
-        chunk: tuple[int, bytes], scaling: tuple[float, float]) -> None:
+        chunk: tuple[int, bytes], scaling: tuple[float, float], binary: bool) -> None:
     bitpix, data = chunk
     with np.errstate(over="ignore", invalid="ignore"):
-        by_numpy = images._pixel_stats(data, bitpix, *scaling, numpy=True)
-    pure = images._pixel_stats(data, bitpix, *scaling, numpy=False)
+        by_numpy = images._pixel_stats(data, bitpix, *scaling, numpy=True, binary=binary)
+    pure = images._pixel_stats(data, bitpix, *scaling, numpy=False, binary=binary)
     assert pure == by_numpy
+    if by_numpy is not None:  # and both agree with the plain definition
+        dtype = np.dtype(BITPIX[bitpix])
+        values = np.frombuffer(data[: len(data) - len(data) % dtype.itemsize], dtype)
+        values = values.astype(np.float64) * scaling[0] + scaling[1]
+        finite = values[np.isfinite(values)]
+        odd = int(np.count_nonzero((finite != 0) & (finite != 1))) if binary else 0
+        assert by_numpy == (finite.min(), finite.max(), odd)
 
 
 @settings(max_examples=100, deadline=None, derandomize=True)

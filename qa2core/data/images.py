@@ -181,7 +181,7 @@ class Scan:
 
     low: float
     high: float
-    not_binary: int  # pixels neither 0 nor 1
+    not_binary: int  # pixels neither 0 nor 1 (counted when scan's ``binary``; else 0)
     complete: bool  # the data were all there
     datasum: int | None  # 1's-complement sum of data and padding, when asked for
 
@@ -239,10 +239,11 @@ def _words(data: bytes, numpy: bool = True) -> int:
     return int(np.frombuffer(data, ">u4").sum(dtype=np.uint64))
 
 
-def _pixel_stats(chunk: bytes, bitpix: int, scale: float, zero: float,
-                 numpy: bool) -> tuple[float, float, int] | None:
+def _pixel_stats(chunk: bytes, bitpix: int, scale: float, zero: float, numpy: bool,
+                 binary: bool = True) -> tuple[float, float, int] | None:
     """(low, high, pixels neither 0 nor 1) of a chunk's finite physical values (BSCALE and
-    BZERO applied in double precision, as FITS defines them); None when none is finite."""
+    BZERO applied in double precision, as FITS defines them; the count only when ``binary``,
+    else 0); None when none is finite."""
     if not numpy:
         import math
 
@@ -251,23 +252,36 @@ def _pixel_stats(chunk: bytes, bitpix: int, scale: float, zero: float,
         finite = [v for v in values if math.isfinite(v)]
         if not finite:
             return None
-        return float(min(finite)), float(max(finite)), sum(1 for v in finite if v != 0 and v != 1)
+        odd = sum(1 for v in finite if v != 0 and v != 1) if binary else 0
+        return float(min(finite)), float(max(finite)), odd
     import numpy as np
 
     dtype = np.dtype(_DTYPES[bitpix])
     pixels = np.frombuffer(chunk[: len(chunk) - len(chunk) % dtype.itemsize], dtype)
+    if not pixels.size:
+        return None
     if (scale, zero) != (1.0, 0.0):
         pixels = pixels.astype(np.float64) * scale + zero
-    finite = pixels[np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels
-    if not finite.size:
-        return None
-    return (float(finite.min()), float(finite.max()),
-            int(np.count_nonzero((finite != 0) & (finite != 1))))
+    # fmin/fmax skip NaN (blanks) without the copy a mask would make: 4x faster on a cube;
+    # an infinity (rare) takes the masked path, which leaves it out of the range
+    low, high = np.fmin.reduce(pixels), np.fmax.reduce(pixels)
+    if pixels.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
+        finite = pixels[np.isfinite(pixels)]
+        if not finite.size:
+            return None
+        low, high, pixels = finite.min(), finite.max(), finite
+    odd = 0
+    if binary:  # NaN counts as neither 0 nor 1 here: take the non-finite ones back out
+        blanks = pixels.size - np.count_nonzero(np.isfinite(pixels)) if pixels.dtype.kind == "f" else 0
+        odd = int(np.count_nonzero((pixels != 0) & (pixels != 1))) - int(blanks)
+    return float(low), float(high), odd
 
 
-def scan(fh: BinaryIO, head: Head, *, values: bool = True, datasum: bool = False) -> Scan:
+def scan(fh: BinaryIO, head: Head, *, values: bool = True, datasum: bool = False,
+         binary: bool = True) -> Scan:
     """One pass over the data (and padding, for ``datasum``) at :data:`CHUNK` bytes at a time;
-    small data without numpy (:data:`PURE_SCAN_BUDGET`)."""
+    small data without numpy (:data:`PURE_SCAN_BUDGET`). ``binary``: count the pixels neither
+    0 nor 1 (a mask's rule; a primary beam needs only the range)."""
     numpy = _with_numpy(head.data_bytes)
     scale, zero = float(head.get("BSCALE", 1.0)), float(head.get("BZERO", 0.0))
     low, high, odd, total = float("inf"), float("-inf"), 0, 0
@@ -279,7 +293,7 @@ def scan(fh: BinaryIO, head: Head, *, values: bool = True, datasum: bool = False
         left -= len(chunk)
         if datasum:
             total += _words(chunk[: len(chunk) - len(chunk) % 4], numpy)
-        stats = _pixel_stats(chunk, head.bitpix, scale, zero, numpy) if values else None
+        stats = _pixel_stats(chunk, head.bitpix, scale, zero, numpy, binary) if values else None
         if stats:
             low, high, odd = min(low, stats[0]), max(high, stats[1]), odd + stats[2]
     if datasum and left <= 0:
@@ -396,7 +410,7 @@ def _value_findings(name: str, role: str, stream: BinaryIO, head: Head) -> list[
         return [Finding(Level.INFO, "product.values", name, f"values not checked: "
                         f"{head.data_bytes >> 20} MiB of data, over the {VALUE_CAP >> 20} MiB cap")]
     try:
-        got = scan(stream, head)
+        got = scan(stream, head, binary=role == "mask")
     except (OSError, EOFError) as exc:
         return [Finding(Level.WARN, "product.fits", name, f"data unreadable ({exc})")]
     if not got.complete:
