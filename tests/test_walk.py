@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qa2core import engine
 from qa2core.errors import Qa2Error
@@ -324,3 +326,14 @@ def test_fileops_still_exports_the_walk():
     for name in ("walk_tree", "lstat_checked", "_inside", "TreeEntry", "tree_fingerprint",
                  "iter_package_files", "special_kind", "VOLATILE"):
         assert getattr(fileops, name) is getattr(walk, name)
+
+
+_NAME = st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
+                min_size=1, max_size=4) | st.sampled_from(["a", "a.txt", "a-b", "a b", "é", "A"])
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.lists(_NAME, min_size=1, max_size=4).map("/".join), max_size=30))
+def test_path_order_sorts_by_component(rels):
+    # a directory before what it holds, a/x before a.txt: the order of the component lists
+    assert sorted(rels, key=walk.path_order) == sorted(rels, key=lambda r: r.split("/"))

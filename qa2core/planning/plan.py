@@ -38,11 +38,20 @@ _READABLE = (Action.COPY, Action.GZIP, Action.REWRITE)
 class PlannedFile:
     dest: str  # member-relative
     action: Action
-    sources: tuple[str, ...]  # absolute paths
+    external: tuple[str, ...]  # absolute paths of sources from outside ORIGPATH (--piscript)
     items: tuple[SourceItem, ...]  # the scanned items behind sources (empty for --piscript)
     bytes: int
     rule: str
     renames: tuple[tuple[str, str], ...] = ()  # Action.REWRITE: names replaced in the file
+    root: str = ""  # ORIGPATH, where ``items`` are
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Absolute source paths: ``root``/each item, made when asked (kept, they would cost
+        ~40 MB over 200,000 files), or ``external``."""
+        if self.items:
+            return tuple(f"{self.root}/{i.relpath}" for i in self.items)
+        return self.external
 
     @property
     def whole_dir(self) -> bool:
@@ -170,8 +179,8 @@ def make_plan(root: Path, items: Sequence[SourceItem], placements: Sequence[Plac
             problems.append(f"plugin rule {p.rule!r}: {p.sources[0]}: too large to rewrite "
                             f"({srcs[0].size} bytes)")
             continue
-        files.append(PlannedFile(p.dest, p.action, tuple(f"{base}/{s.relpath}" for s in srcs),
-                                 srcs, sum(s.size for s in srcs), p.rule, p.renames))
+        size = srcs[0].size if len(srcs) == 1 else sum(s.size for s in srcs)  # no new int
+        files.append(PlannedFile(p.dest, p.action, (), srcs, size, p.rule, p.renames, base))
     if problems:
         raise Qa2Error(problems[0], lines=tuple(problems))
     return Plan(tuple(sorted(files, key=lambda f: f.dest)), readme)

@@ -82,7 +82,9 @@ def _tree_body(paths: tuple[str, ...]) -> str:
                 walk(node[name], prefix + ("    " if last else "|   "))
 
     walk(tree, "")
-    return "".join(line + "\n" for line in lines)
+    del tree  # 200,000 names: free the tree before the text is made
+    lines.append("")
+    return "\n".join(lines)
 
 
 def assemble(header: bytes, top: str, paths: Sequence[str], modern: Modern | None = None) -> bytes:
@@ -90,9 +92,9 @@ def assemble(header: bytes, top: str, paths: Sequence[str], modern: Modern | Non
     ``modern`` (a Cycle >= 5 style) the HOW TO, DATA CATEGORIES and FILES sections of ``paths``
     come between the header and the listing."""
     sep = b"" if not header or header.endswith(b"\n") else b"\n"
-    listing = tree_listing(top, list(paths)).encode()
     block = b"" if modern is None else b"\n" + modern_sections(paths, modern)
-    return header + sep + block + _INTRO + listing
+    # joined once: the listing of 200,000 files is 12 MB, each extra copy as much again
+    return b"".join((header, sep, block, _INTRO, tree_listing(top, list(paths)).encode()))
 
 
 def renamed(data: bytes, old: str, new: str) -> bytes:
