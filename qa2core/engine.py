@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from qa2core.bulk import fewer_collections
 from qa2core.data import casaenv, facts
 from qa2core.errors import Qa2Error, UsageError, ValidationFailed
 from qa2core.hooks.manager import Decision, Qa2Plugins, RankedClaim, get_plugin_manager
@@ -197,6 +198,7 @@ def _request(origpath, packpath, readme_path, piscript, style, mode, append, nom
                                        plugin=plugin, jobs=jobs, ous_uids=ous_uids, purpose=purpose)
 
 
+@fewer_collections()
 def package(
     origpath: Path | str,
     packpath: Path | str,

@@ -145,7 +145,7 @@ def test_the_package_is_laid_out_by_stage():
     """Folders show the flow (docs/architecture.md): the plugin interface, planning, writing,
     delivery checks, data, batch. Only the entry points and shared vocabulary stay on top."""
     top = sorted(p.stem for p in CORE.glob("*.py"))
-    assert top == ["__init__", "_moved", "cli", "cli_batch", "cli_examples", "engine", "errors",
+    assert top == ["__init__", "_moved", "bulk", "cli", "cli_batch", "cli_examples", "engine", "errors",
                    "inspection", "messages", "plugin", "report"], top
     for folder in ("hooks", "planning", "writing", "checks", "data", "batch"):
         assert (CORE / folder / "__init__.py").read_text().startswith('"""'), folder
@@ -219,3 +219,32 @@ def test_every_module_of_0_2_imports_at_its_old_path_as_the_same_module():
         assert module.__spec__.name == new and module.__name__ == new, old
         parent, _, leaf = old.rpartition(".")
         assert getattr(importlib.import_module(parent), leaf) is module, old
+
+
+def test_a_run_collects_garbage_less_often_and_gives_the_callers_thresholds_back(
+        toy_pm, toy_tree, tmp_path, piscript, monkeypatch):
+    """Planning 200,000 files makes millions of objects that live to the end: the collector
+    walked them a quarter of fake mode's time (qa2core.bulk). An API caller's process keeps its
+    own settings, after a refused run too."""
+    import gc
+
+    from qa2core import bulk
+    from qa2core.checks import verify as verifying
+    from qa2core.errors import Qa2Error
+
+    seen = []
+    real_scan = engine.scan
+    monkeypatch.setattr(engine, "scan", lambda root: (seen.append(gc.get_threshold()), real_scan(root))[1])
+    caller = (1234, 11, 12)
+    before = gc.get_threshold()
+    gc.set_threshold(*caller)
+    try:
+        _package(toy_pm, toy_tree, tmp_path / "2015.1.00123.S", piscript)
+        assert seen == [bulk.THRESHOLDS] and gc.get_threshold() == caller
+        verifying.verify(tmp_path / "2015.1.00123.S", plugins=toy_pm)
+        assert gc.get_threshold() == caller
+        with pytest.raises(Qa2Error):
+            engine.package(tmp_path / "missing", tmp_path / "p2", plugins=toy_pm)
+        assert gc.get_threshold() == caller
+    finally:
+        gc.set_threshold(*before)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from qa2core.bulk import fewer_collections
 from qa2core.checks import content, member_names
 from qa2core.errors import Qa2Error, UsageError
 from qa2core.hooks.manager import Qa2Plugins, get_plugin_manager
@@ -74,6 +75,7 @@ def _walk(pack: Path) -> tuple[dict[str, int], list[Finding]]:
     return out, bad
 
 
+@fewer_collections()
 def verify(packpath: Path | str, *, level: str = "full", for_ingestion: bool = False,
            style: str = "", jobs: int = 4, plugins: Qa2Plugins | None = None) -> VerifyReport:
     if level not in LEVELS:
