@@ -11,6 +11,7 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -167,11 +168,12 @@ def make_plan(root: Path, items: Sequence[SourceItem], placements: Sequence[Plac
             size = p.external.stat().st_size
             files.append(PlannedFile(p.dest, p.action, (str(p.external),), (), size, p.rule))
             continue
-        missing = [s for s in p.sources if s not in by_rel]
-        if missing:
+        try:
+            srcs = tuple([by_rel[s] for s in p.sources])
+        except KeyError:
+            missing = [s for s in p.sources if s not in by_rel]
             problems.append(f"plugin rule {p.rule!r} placed unknown source(s): {', '.join(missing)}")
             continue
-        srcs = tuple(by_rel[s] for s in p.sources)
         if p.action in (Action.GZIP, Action.REWRITE) and (len(srcs) != 1 or srcs[0].is_dir):
             problems.append(f"plugin rule {p.rule!r}: {p.action} takes one file, got {p.sources}")
             continue
@@ -183,4 +185,4 @@ def make_plan(root: Path, items: Sequence[SourceItem], placements: Sequence[Plac
         files.append(PlannedFile(p.dest, p.action, (), srcs, size, p.rule, p.renames, base))
     if problems:
         raise Qa2Error(problems[0], lines=tuple(problems))
-    return Plan(tuple(sorted(files, key=lambda f: f.dest)), readme)
+    return Plan(tuple(sorted(files, key=attrgetter("dest"))), readme)
