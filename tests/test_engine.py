@@ -399,3 +399,33 @@ def test_the_meter_sees_every_source_byte_once(toy_pm, toy_tree, dst, piscript):
     source_bytes = sum(os.path.getsize(p) for p in toy_sources(toy_tree, piscript))
     assert start[1] == source_bytes and sum(a[1] for a in advances) == source_bytes
     assert start[2] == 5  # every entry but the README
+
+
+def test_a_big_copy_is_written_back_as_it_goes_and_stays_exact(tmp_path, monkeypatch):
+    """Past WRITEBACK bytes the copy asks the kernel to start writing its output out
+    (qa2core.writing.fileops): the bytes and their digest are still the source's, and a file
+    system that refuses the hint loses nothing."""
+    import errno
+
+    from qa2core.writing import fileops
+
+    src = tmp_path / "cube.fits"
+    block = os.urandom(1 << 20)
+    with open(src, "wb") as fh:
+        for i in range(fileops.WRITEBACK // len(block) * 2 + 3):
+            fh.write(block[i:] + block[:i])
+    hints = []
+    real = os.posix_fadvise
+
+    def advise(fd, offset, length, advice):
+        hints.append((offset, length, advice))
+        if len(hints) == 2:
+            raise OSError(errno.EINVAL, "refused")
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", advise)
+    done = fileops.copy_file(str(src), str(tmp_path / "out.fits"))
+    data = src.read_bytes()
+    assert (tmp_path / "out.fits").read_bytes() == data
+    assert done.sha256 == hashlib.sha256(data).hexdigest() and done.size == len(data)
+    assert [(o, n) for o, n, _ in hints] == [(0, fileops.WRITEBACK), (fileops.WRITEBACK, fileops.WRITEBACK)]

@@ -8,6 +8,7 @@ a table cannot hang a run. Compression writes a new file; it never touches a lin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -221,6 +222,21 @@ class Copied:
     how: str  # copy, reflink, link
 
 
+# A big copy asks the kernel to start writing its output to disk every WRITEBACK bytes
+# (fadvise DONTNEED starts asynchronous writeback of the dirty pages, then drops the clean
+# ones): the build's one syncfs before the swap then waits for the last stretch, not for the
+# whole package, and gigabytes of package do not push the reducer's data out of the cache.
+# Measured on 1.5 GB: copy + sync 2.6-3.3 s against 3.6-6.9 s (docs/casa-and-io.md 3.7).
+WRITEBACK = 64 << 20
+_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)  # Linux; elsewhere the syncfs does it all
+
+
+def _write_back(fd: int, offset: int, length: int) -> None:
+    if _DONTNEED is not None:
+        with contextlib.suppress(OSError):  # a hint: a file system without it loses nothing
+            os.posix_fadvise(fd, offset, length, _DONTNEED)
+
+
 def copy_file(src: str, dst: str, tick: Tick | None = None) -> Copied:
     """Copy ``src`` to a new file ``dst`` (mode bits kept), hashing on the way."""
     fin = open_source(src)
@@ -232,7 +248,7 @@ def copy_file(src: str, dst: str, tick: Tick | None = None) -> Copied:
             return Copied(hash_file(dst), st.st_size, st.st_size, st.st_mtime_ns, "reflink")
         sha = hashlib.sha256()
         fout = _create(dst, stat.S_IMODE(st.st_mode))
-        size = 0
+        size = kicked = 0
         try:
             while data := os.read(fin, CHUNK):
                 sha.update(data)
@@ -240,6 +256,9 @@ def copy_file(src: str, dst: str, tick: Tick | None = None) -> Copied:
                 while view:
                     view = view[os.write(fout, view):]
                 size += len(data)
+                if size - kicked >= WRITEBACK:
+                    _write_back(fout, kicked, size - kicked)
+                    kicked = size
                 if tick:
                     tick(len(data))
             os.utime(fout, ns=(st.st_mtime_ns, st.st_mtime_ns))  # as cp -p: runs repeat exactly
