@@ -236,3 +236,18 @@ def test_a_finished_run_whose_output_cannot_be_written_still_counts_as_done(src,
     assert "nothing was kept" not in (done.stdout or "") + (done.stderr or "")
     check = subprocess.run([str(QA2), "verify", str(dst)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_json_is_written_as_it_is_encoded_and_reads_as_json_dumps(capsys):
+    """A 200,000-file report is streamed a MiB at a time (its text is never held whole): the
+    bytes are json.dumps' own, names that are not UTF-8 escaped as ever."""
+    import json
+
+    from qa2core import cli
+
+    report = {"files": [{"dest": f"qa/plot_{i:06d}.png", "source": "/r/\udce9/x", "bytes": i}
+                        for i in range(30_000)], "space": {"needed": 0, "free": 1}}
+    cli._emit(report)
+    out = capsys.readouterr().out
+    assert len(out) > 1 << 20  # more than one piece
+    assert out == json.dumps(report, indent=2, ensure_ascii=True) + "\n"
