@@ -876,7 +876,7 @@ def render(args: argparse.Namespace, machine: list[tuple[str, str]], cases: dict
         f"--small-files {args.small_files} --small-kib {args.small_kib} --many-files {args.many_files} "
         f"--many-ebs {args.many_ebs} --many-kib {args.many_kib} --settle {args.settle:g} "
         f"--repeat {args.repeat} --sample-runs {args.sample_runs} --cases {','.join(cases)}`; "
-        f"qa2 runs with `--style {STYLE}` and its default `--jobs` (min(4, nproc)).",
+        f"qa2 runs with `--style {STYLE}` and its default `--jobs` (4).",
         "",
         report.table(["case", "content", "files", "MB"], case_rows, right_from=2),
         "",

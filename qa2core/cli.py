@@ -161,7 +161,7 @@ def package(
     plugin: Annotated[str | None, typer.Option(help="Skip ranking; this plugin must claim.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; print the plan.")] = False,
     as_json: JsonOpt = False,
-    jobs: Annotated[int | None, typer.Option(help="Parallel copy/compress jobs (at least 1).")]
+    jobs: Annotated[int | None, typer.Option(help="Parallel copy/compress jobs (at least 1; default 4).")]
     = None,
     ous_uids: Annotated[str | None, typer.Option(
         help="Real OUS names instead of the placeholders: SOUS,GOUS,MOUS (uid://A001/X87c/X67,"

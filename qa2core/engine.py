@@ -7,7 +7,6 @@ module by module, is in docs/architecture.md.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Callable
@@ -54,6 +53,11 @@ _check_paths = check_paths
 
 # ---------------------------------------------------------------------------- planning
 
+
+# Copy and compress threads when --jobs is not given: as verify's hashing threads, 4 whatever
+# the CPU count. The work waits on the disk as much as it hashes: on 2 CPUs the large bench
+# case copied in 3.1-3.2 s with 3 or 4 threads against 3.5 s with 2 (docs/casa-and-io.md 3.7).
+DEFAULT_JOBS = 4
 
 def _core_placements(style: Style, mode: Mode, piscript: Path | None,
                      warnings: list[str], member_token: str | None = None) -> list[Placement]:
@@ -320,7 +324,7 @@ def package(
         plan, req.pack, req.root, req.mode, req.purpose, req.append, uids, readme_for,
         {"style": req.style.name, "plugin": decision.plugin},
         (*accounting.skipped, *((rel, "not recognised") for rel in accounting.unclassified)),
-        jobs or min(4, os.cpu_count() or 1)), say, meter, plugins)
+        jobs or DEFAULT_JOBS), say, meter, plugins)
     return _report(*parts, member=built.member, readme_bytes=b"", built=built, space=space)
 
 
