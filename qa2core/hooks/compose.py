@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qa2core.errors import Qa2Error
 from qa2core.hooks.model import (
@@ -31,7 +31,9 @@ from qa2core.hooks.model import (
     Placement,
 )
 from qa2core.planning import naming
-from qa2core.planning.plan import Plan, make_plan
+
+if TYPE_CHECKING:
+    from qa2core.planning.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class Composition:
     def plan(self, root: Path, items: Sequence[Any], placements: Sequence[Placement],
              readme: str = naming.README) -> Plan:
         """``make_plan``, with every problem named by the plugin and hook that placed it."""
+        from qa2core.planning.plan import make_plan  # here: verify and tar never plan
+
         try:
             return make_plan(root, items, placements, readme)
         except Qa2Error as exc:

@@ -10,7 +10,6 @@ not at hand: then the content checks are skipped). Archives are streamed member 
 from __future__ import annotations
 
 import tarfile
-import xml.etree.ElementTree as ET
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -310,6 +309,8 @@ def _manifest_names(fh: BinaryIO) -> tuple[list[tuple[str, str]], bool]:
     """(element, file name) of each file the manifest names, streamed; and whether every
     ``aux_products_file`` has ``name`` as its first attribute (scriptForPI 1.23-1.34 read
     ``items()[0]`` and skip the file otherwise)."""
+    import xml.etree.ElementTree as ET  # here: a manual package never pays for it
+
     named, name_first = [], True
     for _event, element in ET.iterparse(fh, events=("start",)):
         tag = element.tag.rsplit("}", 1)[-1]
@@ -330,10 +331,12 @@ def _manifest(view: PackageView) -> list[Finding]:
         fh = view.open(path)
         if fh is None:
             continue
+        from xml.etree.ElementTree import ParseError
+
         try:
             with fh:
                 named, name_first = _manifest_names(fh)
-        except ET.ParseError as exc:
+        except ParseError as exc:
             findings.append(_f(level, "script.manifest", path, f"not well-formed XML ({exc})"))
             continue
         for tag, name in named:

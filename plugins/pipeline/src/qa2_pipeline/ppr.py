@@ -11,11 +11,11 @@ document that declares entities is refused before parsing (no entity expansion, 
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
     from pathlib import Path
 
 MAX_BYTES = 4 << 20  # a PPR is a few kB; anything this big is not one
@@ -68,6 +68,8 @@ def parse(data: bytes) -> Ppr:
         raise ValueError(f"larger than {MAX_BYTES >> 20} MiB: not a PPR")
     if b"<!ENTITY" in data:
         raise ValueError("declaring XML entities (refused: entity expansion)")
+    import xml.etree.ElementTree as ET  # here: only a pipeline input has a PPR to read
+
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
