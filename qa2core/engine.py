@@ -54,9 +54,10 @@ _check_paths = check_paths
 # ---------------------------------------------------------------------------- planning
 
 
-# Copy and compress threads when --jobs is not given: as verify's hashing threads, 4 whatever
-# the CPU count. The work waits on the disk as much as it hashes: on 2 CPUs the large bench
-# case copied in 3.1-3.2 s with 3 or 4 threads against 3.5 s with 2 (docs/casa-and-io.md 3.7).
+# Copy and compress threads for big files when --jobs is not given: 4, as verify's hashing
+# threads, whatever the CPU count; a big copy waits on the disk as much as it hashes (on 2 CPUs
+# the large bench case took 3.1-3.2 s with 3 or 4 threads, 3.5 s with 2). Small files use at
+# most one thread per CPU (qa2core.writing.execute; docs/casa-and-io.md 3.7).
 DEFAULT_JOBS = 4
 
 def _core_placements(style: Style, mode: Mode, piscript: Path | None,
