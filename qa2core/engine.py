@@ -60,6 +60,7 @@ _check_paths = check_paths
 # most one thread per CPU (qa2core.writing.execute; docs/casa-and-io.md 3.7).
 DEFAULT_JOBS = 4
 
+
 def _core_placements(style: Style, mode: Mode, piscript: Path | None,
                      warnings: list[str], member_token: str | None = None) -> list[Placement]:
     """The PI script is everybody's: the core places it (docs/domain.md §3.6), named after the

@@ -9,6 +9,7 @@ writes the image there). numpy is imported only when pixels are read.
 
 from __future__ import annotations
 
+import array
 import re
 import sys
 from dataclasses import dataclass
@@ -211,8 +212,6 @@ def _with_numpy(nbytes: int) -> bool:
 
 
 def _array(code: str, data: bytes) -> Any:
-    import array
-
     out = array.array(code)
     out.frombytes(data[: len(data) - len(data) % out.itemsize])
     if sys.byteorder == "little" and out.itemsize > 1:
@@ -221,8 +220,6 @@ def _array(code: str, data: bytes) -> Any:
 
 
 def _array_ok() -> bool:
-    import array
-
     return all(array.array(code).itemsize == abs(bitpix) // 8
                for bitpix, code in _ARRAY_CODES.items()) and array.array("I").itemsize == 4
 

@@ -49,13 +49,16 @@ class EntryResult:
 _REHEARSED = EntryResult("", "fake", ())
 
 
-def fingerprint(entry: PlannedFile) -> tuple[tuple[str, int, int], ...]:
+def fingerprint(entry: PlannedFile, sources: tuple[str, ...] | None = None,
+                ) -> tuple[tuple[str, int, int], ...]:
+    """``sources``: ``entry.sources`` when the caller has them (they are made on each ask)."""
+    sources = entry.sources if sources is None else sources
     # a rewritten file also depends on the names it rewrites
     made = tuple((f"rewrite {old} -> {new}", 0, 0) for old, new in entry.renames)
     if entry.items:
         return tuple((src, item.size, item.mtime_ns)
-                     for src, item in zip(entry.sources, entry.items, strict=True)) + made
-    return tuple((src, (st := os.stat(src)).st_size, st.st_mtime_ns) for src in entry.sources) + made
+                     for src, item in zip(sources, entry.items, strict=True)) + made
+    return tuple((src, (st := os.stat(src)).st_size, st.st_mtime_ns) for src in sources) + made
 
 
 def _small(e: PlannedFile) -> bool:
@@ -162,9 +165,10 @@ class Executor:
 
     def _to_read(self, entry: PlannedFile) -> str | None:
         """The file a batch entry will read: None when it is reused (no read) or not a file."""
-        if entry.whole_dir or not entry.sources or self._rel(entry.dest) in self.old:
+        if entry.whole_dir or self._rel(entry.dest) in self.old:
             return None
-        return entry.sources[0]
+        sources = entry.sources
+        return sources[0] if sources else None
 
     def _placeholders(self, batch: tuple[PlannedFile, ...]) -> list[EntryResult]:
         """A rehearsal's files: created, recorded by one shared result (nothing to hash). Each
@@ -214,28 +218,29 @@ class Executor:
             return export.written(self, entry, dst)
         tick = tick if entry.bytes >= BATCH_BYTES else None  # small files: one tick each
         link_fallback = False
+        sources = entry.sources  # made from the items on each ask: once here
         if entry.action is Action.GZIP:
-            done = fileops.gzip_file(entry.sources[0], dst, tick=tick)
+            done = fileops.gzip_file(sources[0], dst, tick=tick)
         elif entry.action is Action.REWRITE:
-            done = fileops.rewrite_file(entry.sources[0], dst, entry.renames)
+            done = fileops.rewrite_file(sources[0], dst, entry.renames)
         elif entry.action is Action.TGZ:
             trees = [(src, None if not item.is_dir else fileops.walk_tree(src, self.root))
-                     for src, item in zip(entry.sources, entry.items, strict=True)]
+                     for src, item in zip(sources, entry.items, strict=True)]
             done, _, _ = fileops.tgz(trees, dst)
-            for src, item in zip(entry.sources, entry.items, strict=True):
+            for src, item in zip(sources, entry.items, strict=True):
                 self._check_item(src, item, trees)
         else:
-            done, link_fallback = self._copy_or_link(entry.sources[0], dst,
+            done, link_fallback = self._copy_or_link(sources[0], dst,
                                                      self.mode is Mode.HARD and entry.linkable, tick)
         if entry.items and entry.action is not Action.TGZ:
             # as opened, and after the copy: a reducer still writing into ORIGPATH stops the run
-            item, after = entry.items[0], os.stat(entry.sources[0])
+            item, after = entry.items[0], os.stat(sources[0])
             if {(done.src_size, done.src_mtime_ns), (after.st_size, after.st_mtime_ns)} != {
                     (item.size, item.mtime_ns)}:
-                raise changed(entry.sources[0])
+                raise changed(sources[0])
         st = os.lstat(dst)
         rel = self._rel(entry.dest)
-        record = journal.Entry(fingerprint(entry), str(self.mode), done.how, done.sha256,
+        record = journal.Entry(fingerprint(entry, sources), str(self.mode), done.how, done.sha256,
                                st.st_size, st.st_mtime_ns)
         return EntryResult(entry.dest, done.how, (Written(rel, done.sha256, st.st_size),),
                            ((rel, record),), link_fallback)
